@@ -1,0 +1,182 @@
+//! `Application::build(config)`: the one place where the whole system is wired — platform,
+//! function host, HTTP listener — and `run` serves it until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::functions::{Host, HostError};
+use crate::http::{self, HealthState};
+use crate::platform::{Platform, PlatformError};
+use crate::telemetry::error_chain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+#[derive(Debug)]
+pub struct Application {
+    platform: Arc<Platform>,
+    host: Host,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    public_url: String,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let platform = Arc::new(Platform::open(&config, clock)?);
+        let host = Host::new(Arc::clone(&platform.stream), &config.functions);
+        let address = config.server.listen;
+        let listener =
+            TcpListener::bind(address).await.map_err(|source| AppError::Bind { address, source })?;
+        let local_addr = listener.local_addr().map_err(|source| AppError::Bind { address, source })?;
+        let public_url = config
+            .server
+            .public_url
+            .clone()
+            .map_or_else(|| format!("http://{local_addr}"), |url| url.trim_end_matches('/').to_owned());
+        Ok(Self { platform, host, listener, local_addr, public_url })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.platform
+    }
+
+    /// The function host, to register functions before [`Application::run`].
+    pub fn host_mut(&mut self) -> &mut Host {
+        &mut self.host
+    }
+
+    /// What `stratus serve` prints once it listens.
+    pub fn banner(&self) -> String {
+        let config = &self.platform.config;
+        format!(
+            "Stratus is running: stage `{stage}`, data in {data}\n  \
+             {url}/healthz  liveness\n  \
+             {url}/readyz   readiness\n\
+             Stop with Ctrl-C (or SIGTERM).",
+            stage = config.stage,
+            data = config.stage_dir().display(),
+            url = self.public_url,
+        )
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting requests, lets in-flight
+    /// invocations finish and writes their checkpoints.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        self.host.start()?;
+        let background = CancellationToken::new();
+        let sweeper = tokio::spawn(sweep_expired_items(Arc::clone(&self.platform), background.clone()));
+        let trimmer = tokio::spawn(trim_stream(
+            Arc::clone(&self.platform),
+            self.host.consumer_names(),
+            background.clone(),
+        ));
+        let state = HealthState {
+            db: Arc::clone(&self.platform.db),
+            stream: Arc::clone(&self.platform.stream),
+            host: self.host.health(),
+        };
+        let router = http::router(state)
+            .layer(TraceLayer::new_for_http())
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        tracing::info!(address = %self.local_addr, "listening");
+        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        tracing::info!("shutting down: finishing in-flight invocations");
+        background.cancel();
+        let _ = tokio::join!(sweeper, trimmer);
+        self.host.shutdown().await;
+        tracing::info!("stopped");
+        served.map_err(AppError::Serve)
+    }
+}
+
+async fn sweep_expired_items(platform: Arc<Platform>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(platform.config.table.ttl_sweep_interval);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                let swept = platform.sweep_expired().await;
+                if swept > 0 {
+                    tracing::info!(swept, "expired items deleted");
+                }
+            }
+        }
+    }
+}
+
+async fn trim_stream(platform: Arc<Platform>, consumers: Vec<String>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(platform.config.stream.trim_interval);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                if let Err(error) = platform.stream.trim(platform.config.stream.retention, &consumers).await {
+                    tracing::error!(error = %error_chain(&error), "stream trimming failed");
+                }
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("received Ctrl-C"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,427 @@
+//! Configuration: embedded defaults < optional TOML file < environment (`STRATUS_SECTION__KEY`)
+//! < command-line flags. Loaded and validated once in `main`, then passed down by value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {} does not exist", path.display())]
+    MissingFile { path: PathBuf },
+    #[error("invalid configuration")]
+    Parse(#[source] Box<figment::Error>),
+    #[error("invalid configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// Values given on the command line; they override every other source.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub stage: Option<String>,
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Namespaces all data (tables, buckets, outbox): `dev`, `test`, `prod`, …
+    pub stage: String,
+    /// Root of all state; each stage lives in its own subdirectory.
+    pub data_dir: PathBuf,
+    /// Region reported in events and identifiers, as AWS clients expect one.
+    pub region: String,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub table: TableConfig,
+    pub stream: StreamConfig,
+    pub functions: FunctionsConfig,
+    pub mail: MailConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The URL clients use to reach this server (links, token issuers). Defaults to
+    /// `http://<listen address>`.
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Survives a crash of the process; the last commits may be lost on power loss.
+    Normal,
+    /// Survives power loss: every commit is fsynced.
+    Full,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub synchronous: Synchronous,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableConfig {
+    /// How often expired items (TTL) are deleted in the background.
+    #[serde(with = "humantime_serde")]
+    pub ttl_sweep_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartingPosition {
+    /// A new consumer starts with the oldest record still retained.
+    TrimHorizon,
+    /// A new consumer starts after the newest record.
+    Latest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub batching_window: Duration,
+    /// Invocations of a single failing record before it is dead-lettered.
+    pub max_attempts: u32,
+    /// A failing record older than this is dead-lettered without further attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_record_age: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    pub bisect_on_error: bool,
+    pub starting_position: StartingPosition,
+    /// How often consumers look for records written by other processes (the CLI).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub trim_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionsConfig {
+    /// Invocations running at once, across all functions.
+    pub concurrency: usize,
+    /// An invocation running longer than this fails (and is retried like any failure).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message under `<stage dir>/outbox`.
+    Outbox,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    pub transport: MailTransport,
+    /// Sender of every message, e.g. `Stratus <no-reply@example.com>`.
+    pub from: String,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+    /// No encryption: only for a relay on the same host.
+    None,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info,stratus=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            stage: "dev".into(),
+            data_dir: PathBuf::from("data"),
+            region: "us-east-1".into(),
+            server: ServerConfig::default(),
+            database: DatabaseConfig { synchronous: Synchronous::Normal },
+            table: TableConfig { ttl_sweep_interval: Duration::from_secs(5) },
+            stream: StreamConfig::default(),
+            functions: FunctionsConfig { concurrency: 64, timeout: Duration::from_secs(30) },
+            mail: MailConfig::default(),
+            log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), public_url: None }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { synchronous: Synchronous::Normal }
+    }
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        Config::default().table
+    }
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        let day = Duration::from_secs(24 * 60 * 60);
+        Self {
+            retention: day,
+            batch_size: 100,
+            batching_window: Duration::ZERO,
+            max_attempts: 5,
+            max_record_age: day,
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            bisect_on_error: true,
+            starting_position: StartingPosition::TrimHorizon,
+            poll_interval: Duration::from_secs(1),
+            trim_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for FunctionsConfig {
+    fn default() -> Self {
+        Config::default().functions
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            transport: MailTransport::Outbox,
+            from: "Stratus <no-reply@localhost>".into(),
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Config::default().log
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (which must exist when given), then `STRATUS_*` variables of
+    /// `env`, then `overrides`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile { path: path.to_owned() });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(EnvVars::new(env));
+        if let Some(data_dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", data_dir));
+        }
+        if let Some(stage) = &overrides.stage {
+            figment = figment.merge(Serialized::default("stage", stage));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The directory holding this stage's database, buckets and outbox.
+    pub fn stage_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.stage)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.into() });
+        let stage_ok = self.stage.len() <= 32
+            && self.stage.starts_with(|c: char| c.is_ascii_lowercase())
+            && self.stage.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !stage_ok {
+            return invalid("stage", "must be 1-32 characters of a-z, 0-9 and '-', starting with a letter");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if self.region.is_empty()
+            || !self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return invalid("region", "must be a region name such as us-east-1");
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("server.public_url", "must start with http:// or https://");
+        }
+        let stream = &self.stream;
+        if !(1..=10_000).contains(&stream.batch_size) {
+            return invalid("stream.batch_size", "must be between 1 and 10000");
+        }
+        if stream.max_attempts == 0 {
+            return invalid("stream.max_attempts", "must be at least 1");
+        }
+        if stream.retention < Duration::from_secs(60) {
+            return invalid("stream.retention", "must be at least 1m");
+        }
+        if stream.backoff_initial > stream.backoff_max {
+            return invalid("stream.backoff_initial", "must not exceed stream.backoff_max");
+        }
+        if stream.poll_interval.is_zero() || stream.trim_interval.is_zero() {
+            return invalid("stream.poll_interval", "and stream.trim_interval must be positive");
+        }
+        if self.table.ttl_sweep_interval.is_zero() {
+            return invalid("table.ttl_sweep_interval", "must be positive");
+        }
+        if self.functions.concurrency == 0 {
+            return invalid("functions.concurrency", "must be at least 1");
+        }
+        if self.functions.timeout.is_zero() {
+            return invalid("functions.timeout", "must be positive");
+        }
+        if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
+            return invalid("mail.from", &format!("is not a valid mailbox: {e}"));
+        }
+        if self.mail.transport == MailTransport::Smtp && self.mail.smtp.host.is_empty() {
+            return invalid("mail.smtp.host", "is required when mail.transport = \"smtp\"");
+        }
+        if self.mail.smtp.username.is_some() != self.mail.smtp.password.is_some() {
+            return invalid("mail.smtp.username", "and mail.smtp.password must be set together");
+        }
+        Ok(())
+    }
+}
+
+/// `STRATUS_SECTION__KEY=value` → `section.key = value`, read from the given variables rather
+/// than the process environment so tests can pass their own. `STRATUS_CONFIG` names the file
+/// and is not a key.
+#[derive(Debug)]
+struct EnvVars(Vec<(String, String)>);
+
+impl EnvVars {
+    fn new(env: impl IntoIterator<Item = (String, String)>) -> Self {
+        let vars = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("STRATUS_") && name != "STRATUS_CONFIG")
+            .collect();
+        Self(vars)
+    }
+}
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable")
+            .interpolater(|_, path| format!("STRATUS_{}", path.join("__").to_ascii_uppercase()))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (name, value) in &self.0 {
+            let key = name["STRATUS_".len()..].to_ascii_lowercase().replace("__", ".");
+            if key.is_empty() {
+                continue;
+            }
+            let value: Value = value.parse().unwrap_or_else(|never| match never {});
+            insert_dotted(&mut dict, &key, value);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn insert_dotted(dict: &mut Dict, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            dict.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = dict.entry(head.to_owned()).or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert_dotted(inner, rest, value);
+            }
+        }
+    }
+}

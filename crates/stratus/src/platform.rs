@@ -1,0 +1,119 @@
+//! The local platform: the embedded adapters behind every port, opened from the configuration
+//! for one stage. The server and the command-line tools open the same platform, so the CLI
+//! works on the data of a running server.
+//!
+//! Layout of a stage directory: `stratus.db` (tables, change stream, sent-log), `buckets/<name>/`
+//! (objects), `outbox/` (emails, with the outbox transport).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::blobs::{BlobError, Buckets};
+use crate::clock::Clock;
+use crate::config::{Config, MailTransport, Synchronous};
+use crate::mail::{Deduplicated, MailError, Mailer, OutboxMailer, SmtpMailer, parse_sender};
+use crate::sqlite::{Database, DbError};
+use crate::stream::{StreamError, StreamLog};
+use crate::table::sqlite::SqliteTable;
+use crate::table::{TableError, TableSpec};
+use crate::telemetry::error_chain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("cannot create the data directory {}", path.display())]
+    DataDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+#[derive(Debug)]
+pub struct Platform {
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub db: Arc<Database>,
+    pub stream: Arc<StreamLog>,
+    pub buckets: Arc<Buckets>,
+    pub mailer: Arc<dyn Mailer>,
+    tables: Mutex<Vec<SqliteTable>>,
+}
+
+impl Platform {
+    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, PlatformError> {
+        let stage_dir = config.stage_dir();
+        std::fs::create_dir_all(&stage_dir)
+            .map_err(|source| PlatformError::DataDirectory { path: stage_dir.clone(), source })?;
+        let db = Arc::new(Database::open(&stage_dir.join("stratus.db"), config.database.synchronous)?);
+        let stream = Arc::new(StreamLog::open(Arc::clone(&db), Arc::clone(&clock))?);
+        let durable = config.database.synchronous == Synchronous::Full;
+        let buckets = Arc::new(Buckets::new(
+            &stage_dir.join("buckets"),
+            Arc::clone(&db),
+            Arc::clone(&clock),
+            &config.region,
+            durable,
+        )?);
+        let from = parse_sender(&config.mail.from)?;
+        let mailer: Arc<dyn Mailer> = match config.mail.transport {
+            MailTransport::Outbox => {
+                let outbox = OutboxMailer::new(&stage_dir.join("outbox"), from)?;
+                Arc::new(Deduplicated::new(outbox, Arc::clone(&db), Arc::clone(&clock))?)
+            }
+            MailTransport::Smtp => {
+                let smtp = SmtpMailer::new(&config.mail.smtp, from)?;
+                Arc::new(Deduplicated::new(smtp, Arc::clone(&db), Arc::clone(&clock))?)
+            }
+        };
+        Ok(Self {
+            config: config.clone(),
+            clock,
+            db,
+            stream,
+            buckets,
+            mailer,
+            tables: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens (creating on first use) a table of this stage; its expired items are swept by
+    /// [`Platform::sweep_expired`].
+    pub fn table(&self, spec: TableSpec) -> Result<SqliteTable, TableError> {
+        let table =
+            SqliteTable::open(Arc::clone(&self.db), spec, Arc::clone(&self.clock), &self.config.region)?;
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner).push(table.clone());
+        Ok(table)
+    }
+
+    /// The outbox of this stage, for reading what was sent.
+    pub fn outbox(&self) -> Result<OutboxMailer, MailError> {
+        OutboxMailer::new(&self.config.stage_dir().join("outbox"), parse_sender(&self.config.mail.from)?)
+    }
+
+    /// Deletes expired items of every open table; returns how many.
+    pub async fn sweep_expired(&self) -> usize {
+        let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut swept = 0;
+        for table in tables {
+            loop {
+                match table.sweep_expired(500).await {
+                    Ok(0) => break,
+                    Ok(count) => swept += count,
+                    Err(error) => {
+                        tracing::error!(error = %error_chain(&error), "TTL sweep failed");
+                        break;
+                    }
+                }
+            }
+        }
+        swept
+    }
+}
