@@ -1,0 +1,87 @@
+use std::time::Duration;
+
+use stratus::config::{Config, ConfigError, Overrides};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn sources_override_each_other_in_order() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let file = dir.path().join("stratus.toml");
+    std::fs::write(
+        &file,
+        "stage = \"prod\"\n[stream]\nbatch_size = 10\nretention = \"12h\"\n[server]\nlisten = \"127.0.0.1:9000\"\n",
+    )
+    .expect("write");
+    let defaults = Config::load(None, Vec::new(), &Overrides::default()).expect("defaults");
+    assert_eq!((defaults.stage.as_str(), defaults.stream.batch_size), ("dev", 100));
+
+    let from_file = Config::load(Some(&file), Vec::new(), &Overrides::default()).expect("file");
+    assert_eq!(from_file.stage, "prod");
+    assert_eq!(from_file.stream.retention, Duration::from_secs(12 * 3600));
+
+    let with_env = Config::load(
+        Some(&file),
+        env(&[("STRATUS_STREAM__BATCH_SIZE", "25"), ("STRATUS_STAGE", "test"), ("OTHER_VAR", "x")]),
+        &Overrides::default(),
+    )
+    .expect("env");
+    assert_eq!((with_env.stage.as_str(), with_env.stream.batch_size), ("test", 25));
+
+    let overrides = Overrides {
+        stage: Some("qa".into()),
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..Overrides::default()
+    };
+    let with_flags = Config::load(Some(&file), env(&[("STRATUS_STAGE", "test")]), &overrides).expect("flags");
+    assert_eq!(with_flags.stage, "qa");
+    assert_eq!(with_flags.server.listen.port(), 0);
+    assert_eq!(with_flags.stage_dir(), std::path::Path::new("data").join("qa"));
+}
+
+fn load_error(pairs: &[(&str, &str)]) -> String {
+    let error = Config::load(None, env(pairs), &Overrides::default()).expect_err("must be refused");
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[test]
+fn a_bad_configuration_names_the_key_and_the_problem() {
+    let cases = [
+        (vec![("STRATUS_STREAM__BATCH_SIZE", "many")], "STRATUS_STREAM__BATCH_SIZE"),
+        (vec![("STRATUS_STREAM__BATCH_SIZE", "0")], "stream.batch_size"),
+        (vec![("STRATUS_STAGE", "Prod!")], "stage"),
+        (vec![("STRATUS_STREAM__RETENTION", "forever")], "STRATUS_STREAM__RETENTION"),
+        (vec![("STRATUS_MAIL__TRANSPORT", "smtp")], "mail.smtp.host"),
+        (vec![("STRATUS_MAIL__FROM", "nobody")], "mail.from"),
+        (vec![("STRATUS_SERVER__NO_SUCH_KEY", "1")], "no_such_key"),
+        (vec![("STRATUS_DATABASE__SYNCHRONOUS", "sometimes")], "STRATUS_DATABASE__SYNCHRONOUS"),
+    ];
+    for (pairs, key) in cases {
+        let message = load_error(&pairs);
+        assert!(message.contains(key), "{pairs:?}: `{message}` should name `{key}`");
+    }
+    let missing =
+        Config::load(Some(std::path::Path::new("/no/such/stratus.toml")), Vec::new(), &Overrides::default());
+    assert!(matches!(missing, Err(ConfigError::MissingFile { .. })), "got {missing:?}");
+}
+
+#[test]
+fn the_smtp_password_is_never_printed() {
+    let config = Config::load(
+        None,
+        env(&[("STRATUS_MAIL__SMTP__USERNAME", "blog"), ("STRATUS_MAIL__SMTP__PASSWORD", "hunter2")]),
+        &Overrides::default(),
+    )
+    .expect("config");
+    assert_eq!(config.mail.smtp.password.as_deref(), Some("hunter2"));
+    assert!(!format!("{config:?}").contains("hunter2"));
+}

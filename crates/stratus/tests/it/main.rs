@@ -1,0 +1,10 @@
+//! Black-box tests of the `stratus` crate through its public surface: the ports, the function
+//! host, the HTTP listener and the `stratus` binary.
+
+mod blobs;
+mod config;
+mod mail;
+mod serve;
+mod stream;
+mod support;
+mod table;

@@ -1,0 +1,79 @@
+//! The `stratus` binary, started as a user would start it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn stratus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stratus"))
+}
+
+#[tokio::test]
+async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let mut child = stratus()
+        .args(["serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir"])
+        .arg(dir.path())
+        .env("STRATUS_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stratus serve");
+    let stdout = child.stdout.take().expect("stdout");
+    // `serve` prints its URLs once it listens.
+    let base = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).find_map(|line| {
+            line.split_whitespace().find(|word| word.ends_with("/healthz")).map(str::to_owned)
+        })
+    })
+    .await
+    .expect("reader")
+    .expect("a /healthz URL on stdout")
+    .trim_end_matches("/healthz")
+    .to_owned();
+
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), "ok");
+    let ready = client.get(format!("{base}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    assert!(dir.path().join("test").join("stratus.db").exists(), "data lands in <data dir>/<stage>");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let waited =
+        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || child.wait()))
+            .await;
+    let exit = waited.expect("stratus stops within 10 s of SIGTERM").expect("waiter").expect("exit status");
+    assert!(exit.success(), "clean exit after SIGTERM, got {exit:?}");
+}
+
+#[test]
+fn a_bad_configuration_stops_start_up_with_a_message_naming_the_key() {
+    let output = stratus()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("STRATUS_STREAM__BATCH_SIZE", "0")
+        .output()
+        .expect("run stratus");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stream.batch_size"), "{stderr}");
+}
+
+#[test]
+fn the_cli_reports_unknown_consumers_and_empty_outboxes() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let output = stratus()
+        .args(["stream", "dlq", "redrive", "--consumer", "nobody", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no stream consumer named `nobody`"));
+    let output = stratus().args(["mail", "ls", "--data-dir"]).arg(dir.path()).output().expect("run");
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "the outbox is empty");
+}
