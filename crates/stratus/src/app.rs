@@ -5,8 +5,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -37,6 +39,8 @@ pub enum AppError {
 pub struct Application {
     platform: Arc<Platform>,
     host: Host,
+    /// HTTP functions: routers mounted on the listener.
+    functions: Router,
     listener: TcpListener,
     local_addr: SocketAddr,
     public_url: String,
@@ -59,7 +63,7 @@ impl Application {
             .public_url
             .clone()
             .map_or_else(|| format!("http://{local_addr}"), |url| url.trim_end_matches('/').to_owned());
-        Ok(Self { platform, host, listener, local_addr, public_url })
+        Ok(Self { platform, host, functions: Router::new(), listener, local_addr, public_url })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -77,6 +81,12 @@ impl Application {
     /// The function host, to register functions before [`Application::run`].
     pub fn host_mut(&mut self) -> &mut Host {
         &mut self.host
+    }
+
+    /// Mounts an HTTP function: an axum `Router`, the same value `lambda_http::run` serves on
+    /// AWS. Its requests share the function host's concurrency limit.
+    pub fn mount(&mut self, function: Router) {
+        self.functions = std::mem::take(&mut self.functions).merge(function);
     }
 
     /// What `stratus serve` prints once it listens.
@@ -109,8 +119,11 @@ impl Application {
             stream: Arc::clone(&self.platform.stream),
             host: self.host.health(),
         };
+        let functions = std::mem::take(&mut self.functions)
+            .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.host.concurrency()));
         let router = http::router(state)
-            .layer(TraceLayer::new_for_http())
+            .merge(functions)
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
         tracing::info!(address = %self.local_addr, "listening");
@@ -122,6 +135,13 @@ impl Application {
         tracing::info!("stopped");
         served.map_err(AppError::Serve)
     }
+}
+
+/// One span per request, carrying the request id set by `SetRequestIdLayer`.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id =
+        request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
 }
 
 async fn sweep_expired_items(platform: Arc<Platform>, stop: CancellationToken) {

@@ -118,7 +118,7 @@ pub struct Host {
 
 #[derive(Debug)]
 struct Limits {
-    concurrency: Semaphore,
+    concurrency: Arc<Semaphore>,
     timeout: Duration,
 }
 
@@ -131,7 +131,8 @@ struct RunningConsumer {
 
 impl Host {
     pub fn new(log: Arc<StreamLog>, config: &FunctionsConfig) -> Self {
-        let limits = Limits { concurrency: Semaphore::new(config.concurrency), timeout: config.timeout };
+        let limits =
+            Limits { concurrency: Arc::new(Semaphore::new(config.concurrency)), timeout: config.timeout };
         Self {
             log,
             limits: Arc::new(limits),
@@ -226,6 +227,11 @@ impl Host {
             self.tasks.spawn(consumer.run());
         }
         Ok(())
+    }
+
+    /// The permits every invocation takes, HTTP requests to functions included.
+    pub fn concurrency(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.limits.concurrency)
     }
 
     /// Names of the running consumers.

@@ -3,6 +3,7 @@
 
 mod blobs;
 mod config;
+mod functions;
 mod mail;
 mod serve;
 mod stream;
