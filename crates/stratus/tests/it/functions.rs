@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use stratus::app::Application;
-use stratus::events::BatchResponse;
+use stratus::events::{BatchResponse, TableChange};
 use stratus::functions::{FunctionError, Host, StreamTrigger};
 use stratus::item;
 use stratus::table::sqlite::SqliteTable;
@@ -15,6 +15,10 @@ use crate::support::{Recorder, TestPlatform, test_config};
 
 fn jobs_table(test: &TestPlatform) -> SqliteTable {
     test.platform.table(TableSpec::new("jobs", KeyAttribute::string("id"))).expect("table")
+}
+
+fn job_id(change: &TableChange) -> String {
+    change.dynamodb.keys["id"].as_s().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
