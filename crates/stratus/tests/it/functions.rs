@@ -63,7 +63,7 @@ async fn shutdown_lets_an_in_flight_invocation_finish_and_checkpoints_it() {
                 on_start.notify_one();
                 on_release.notified().await;
                 batch.iter().for_each(|change| {
-                    done.push(change.dynamodb.keys["id"].as_s().unwrap_or_default().to_owned())
+                    done.push(job_id(change));
                 });
                 Ok(BatchResponse::success())
             }
@@ -93,7 +93,7 @@ async fn shutdown_lets_an_in_flight_invocation_finish_and_checkpoints_it() {
             let seen = seen.clone();
             async move {
                 batch.iter().for_each(|change| {
-                    seen.push(change.dynamodb.keys["id"].as_s().unwrap_or_default().to_owned())
+                    seen.push(job_id(change));
                 });
                 Ok(BatchResponse::success())
             }
