@@ -21,7 +21,7 @@ const PER_PARTITION: usize = 100;
 fn main() {
     println!(
         "stratus foundation benchmark ({} cores)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     let dir = tempfile::TempDir::new().expect("temporary directory");
     let mut config =
