@@ -188,11 +188,16 @@ fn serve_start_up() {
         .spawn()
         .expect("start stratus serve");
     let stdout = child.stdout.take().expect("stdout");
-    let healthz = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.split_whitespace().find(|word| word.ends_with("/healthz")).map(str::to_owned))
-        .expect("a /healthz URL");
+    let (found, url) = std::sync::mpsc::channel();
+    // Keep draining stdout so the server never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(word) = line.split_whitespace().find(|word| word.ends_with("/healthz")) {
+                let _ = found.send(word.to_owned());
+            }
+        }
+    });
+    let healthz = url.recv().expect("a /healthz URL");
     let address = healthz.trim_start_matches("http://").trim_end_matches("/healthz").to_owned();
     http_get_ok(&address);
     let ready = started.elapsed();

@@ -1,6 +1,7 @@
 //! The `stratus` command line: `serve`, and operator tools that work on the same data as a
 //! running server.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -103,7 +104,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
-    println!("{}", app.banner());
+    // A closed stdout (a supervisor that stopped reading) must not stop the server.
+    let _ = writeln!(std::io::stdout(), "{}", app.banner());
     app.run(shutdown_signal()).await?;
     Ok(())
 }

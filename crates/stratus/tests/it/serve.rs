@@ -8,6 +8,23 @@ fn stratus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stratus"))
 }
 
+/// The `/healthz` URL `serve` prints once it listens; the rest of its output is drained so the
+/// server never writes to a closed pipe.
+async fn healthz_url(stdout: std::process::ChildStdout) -> String {
+    let (found, url) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(word) = line.split_whitespace().find(|word| word.ends_with("/healthz"))
+                && let Some(found) = found.take()
+            {
+                let _ = found.send(word.to_owned());
+            }
+        }
+    });
+    url.await.expect("a /healthz URL on stdout")
+}
+
 #[tokio::test]
 async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::TempDir::new().expect("dir");
@@ -19,18 +36,8 @@ async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start stratus serve");
-    let stdout = child.stdout.take().expect("stdout");
-    // `serve` prints its URLs once it listens.
-    let base = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).find_map(|line| {
-            line.split_whitespace().find(|word| word.ends_with("/healthz")).map(str::to_owned)
-        })
-    })
-    .await
-    .expect("reader")
-    .expect("a /healthz URL on stdout")
-    .trim_end_matches("/healthz")
-    .to_owned();
+    let base =
+        healthz_url(child.stdout.take().expect("stdout")).await.trim_end_matches("/healthz").to_owned();
 
     let client = reqwest::Client::new();
     let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");

@@ -326,3 +326,58 @@ async fn sequence_numbers_are_delivered_as_dynamodb_spells_them() {
     assert_eq!(changes[1].dynamodb.old_image, Some(item! { "id" => "a" }));
     assert_eq!(changes[1].event_name, ChangeKind::Modify);
 }
+
+#[tokio::test]
+async fn a_batching_window_gathers_records_until_the_batch_is_full_or_the_window_ends() {
+    let test = TestPlatform::new();
+    let table = events_table(&test);
+    let mut trigger = StreamTrigger::new(&test.config.stream).batch_size(4);
+    trigger.options.batching_window = Duration::from_secs(60);
+    let batches = Recorder::<Vec<String>>::default();
+    let mut host = host(&test);
+    let seen = batches.clone();
+    host.on_table_change("windowed", table.stream_source(), trigger, move |_, batch| {
+        let seen = seen.clone();
+        async move {
+            seen.push(batch.iter().map(id_of).collect());
+            Ok(BatchResponse::success())
+        }
+    })
+    .expect("register");
+    host.start().expect("start");
+    for i in 0..6 {
+        table.put(item! { "id" => format!("e{i}") }, None).await.expect("put");
+    }
+    // Two records wait for the window; once it has passed, the next commit wakes the consumer.
+    test.clock.advance(Duration::from_secs(61));
+    let other = test.platform.table(TableSpec::new("other", KeyAttribute::string("id"))).expect("table");
+    other.put(item! { "id" => "wake" }, None).await.expect("put");
+    host.drain().await.expect("drain");
+    host.shutdown().await;
+    assert_eq!(batches.all(), [vec!["e0", "e1", "e2", "e3"], vec!["e4", "e5"]]);
+}
+
+#[tokio::test]
+async fn a_failing_record_older_than_the_maximum_age_is_dead_lettered_at_once() {
+    let mut test = TestPlatform::new();
+    test.config.stream.max_attempts = 100;
+    test.config.stream.max_record_age = Duration::from_secs(60);
+    test.reopen();
+    let table = events_table(&test);
+    table.put(item! { "id" => "stale" }, None).await.expect("put");
+    test.clock.advance(Duration::from_secs(120));
+    let mut host = host(&test);
+    host.on_table_change(
+        "ageing",
+        table.stream_source(),
+        StreamTrigger::new(&test.config.stream),
+        |_, _| async { Err::<BatchResponse, FunctionError>("still failing".into()) },
+    )
+    .expect("register");
+    host.start().expect("start");
+    host.drain().await.expect("drain");
+    host.shutdown().await;
+    let letters = test.platform.stream.dead_letters(Some("ageing")).expect("dlq");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 1, "no retries for a record past its maximum age");
+}
