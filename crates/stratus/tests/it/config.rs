@@ -85,3 +85,12 @@ fn the_smtp_password_is_never_printed() {
     assert_eq!(config.mail.smtp.password.as_deref(), Some("hunter2"));
     assert!(!format!("{config:?}").contains("hunter2"));
 }
+
+#[test]
+fn the_example_file_documents_the_defaults() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stratus.example.toml");
+    let from_example =
+        Config::load(Some(&example), Vec::new(), &Overrides::default()).expect("example loads");
+    let defaults = Config::load(None, Vec::new(), &Overrides::default()).expect("defaults");
+    assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+}
