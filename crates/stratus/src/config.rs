@@ -160,6 +160,8 @@ pub struct SmtpConfig {
     pub tls: SmtpTls,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// A PEM certificate to trust in addition to the public roots, for relays with a private CA.
+    pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
 }
@@ -172,6 +174,8 @@ impl fmt::Debug for SmtpConfig {
             .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -271,6 +275,7 @@ impl Default for SmtpConfig {
             tls: SmtpTls::Starttls,
             username: None,
             password: None,
+            ca_file: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -368,6 +373,14 @@ impl Config {
         }
         if self.mail.transport == MailTransport::Smtp && self.mail.smtp.host.is_empty() {
             return invalid("mail.smtp.host", "is required when mail.transport = \"smtp\"");
+        }
+        if let Some(ca_file) = &self.mail.smtp.ca_file
+            && !ca_file.is_file()
+        {
+            return invalid(
+                "mail.smtp.ca_file",
+                &format!("names {}, which is not a file", ca_file.display()),
+            );
         }
         if self.mail.smtp.username.is_some() != self.mail.smtp.password.is_some() {
             return invalid("mail.smtp.username", "and mail.smtp.password must be set together");

@@ -75,6 +75,12 @@ pub enum MailError {
     Outbox(#[source] std::io::Error),
     #[error("no message `{id}` in the outbox")]
     UnknownMessage { id: String },
+    #[error("cannot read the SMTP CA certificate {}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the SMTP relay refused or failed")]
     Smtp(#[source] lettre::transport::smtp::Error),
     #[error("storage failure")]

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{Email, MailError, Mailer, Sent, compose};
@@ -17,21 +18,31 @@ pub struct SmtpMailer {
 
 impl SmtpMailer {
     pub fn new(config: &SmtpConfig, from: Mailbox) -> Result<Self, MailError> {
-        let builder = match config.tls {
-            SmtpTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(MailError::Smtp)?
-            }
-            SmtpTls::Implicit => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(MailError::Smtp)?
-            }
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        let tls = match config.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::Starttls => Tls::Required(tls_parameters(config)?),
+            SmtpTls::Implicit => Tls::Wrapper(tls_parameters(config)?),
         };
-        let mut builder = builder.port(config.port).timeout(Some(config.timeout));
+        // lettre's plain builder; the TLS policy is set explicitly just below.
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(config.timeout));
         if let (Some(username), Some(password)) = (&config.username, &config.password) {
             builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
         }
         Ok(Self { transport: builder.build(), from })
     }
+}
+
+/// Certificate checks against the public roots, plus the configured private CA if any.
+fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, MailError> {
+    let mut builder = TlsParameters::builder(config.host.clone());
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path).map_err(|source| MailError::CaFile { path: path.clone(), source })?;
+        builder = builder.add_root_certificate(Certificate::from_pem(&pem).map_err(MailError::Smtp)?);
+    }
+    builder.build_rustls().map_err(MailError::Smtp)
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@ use stratus::config::{SmtpConfig, SmtpTls};
 use stratus::mail::{Deduplicated, Email, MailError, Mailer, OutboxMailer, SmtpMailer, parse_sender};
 use stratus::sqlite::Database;
 
-use crate::support::{SmtpSink, TestPlatform};
+use crate::support::{SinkTls, SmtpSink, TestPlatform};
 
 fn welcome(key: &str, to: &str) -> Email {
     Email {
@@ -110,4 +110,31 @@ async fn the_outbox_writes_whole_files_only() {
         .collect();
     assert_eq!(names.len(), 1);
     assert!(names[0].ends_with(".eml") && !names[0].starts_with('.'), "{names:?}");
+}
+
+#[tokio::test]
+async fn the_smtp_adapter_encrypts_with_starttls_and_with_implicit_tls() {
+    for (mode, tls) in [(SinkTls::Starttls, SmtpTls::Starttls), (SinkTls::Implicit, SmtpTls::Implicit)] {
+        let sink = SmtpSink::start_with(0, mode).await;
+        let config = SmtpConfig { tls, ca_file: Some(sink.ca_file.clone()), ..smtp_config(sink.port) };
+        let mailer =
+            SmtpMailer::new(&config, parse_sender("blog@example.com").expect("sender")).expect("mailer");
+        mailer.send(&welcome("welcome/ada", "ada@example.com")).await.expect("send over TLS");
+        assert_eq!(sink.received.all().len(), 1, "{mode:?}");
+        assert_eq!(
+            *sink.encrypted.lock().expect("encrypted"),
+            1,
+            "{mode:?}: the message travelled encrypted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_untrusted_relay_certificate_is_refused() {
+    let sink = SmtpSink::start_with(0, SinkTls::Starttls).await;
+    let config = SmtpConfig { tls: SmtpTls::Starttls, ..smtp_config(sink.port) };
+    let mailer = SmtpMailer::new(&config, parse_sender("blog@example.com").expect("sender")).expect("mailer");
+    let result = mailer.send(&welcome("welcome/ada", "ada@example.com")).await;
+    assert!(matches!(result, Err(MailError::Smtp(_))), "got {result:?}");
+    assert!(sink.received.all().is_empty());
 }

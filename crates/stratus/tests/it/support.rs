@@ -8,8 +8,11 @@ use stratus::clock::{Clock, ManualClock};
 use stratus::config::Config;
 use stratus::platform::Platform;
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A configuration whose data lives in `dir`, with retries fast enough for tests.
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -68,58 +71,142 @@ impl<T: Clone> Recorder<T> {
     }
 }
 
+/// How the test SMTP server secures its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    None,
+    /// Offers STARTTLS and upgrades when asked.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
 /// A minimal SMTP server on 127.0.0.1 that refuses the first `failures` messages with a
-/// transient error (451) and keeps the rest.
+/// transient error (451) and keeps the rest. With TLS it presents a self-signed certificate for
+/// 127.0.0.1, whose PEM is written to `ca_file`.
 pub struct SmtpSink {
     pub port: u16,
     pub received: Recorder<String>,
     pub refused: Arc<Mutex<usize>>,
+    pub ca_file: std::path::PathBuf,
+    /// How many sessions were encrypted when the message arrived.
+    pub encrypted: Arc<Mutex<usize>>,
+    _dir: TempDir,
+}
+
+struct SinkState {
+    received: Recorder<String>,
+    refused: Arc<Mutex<usize>>,
+    encrypted: Arc<Mutex<usize>>,
+    failures: usize,
 }
 
 impl SmtpSink {
     pub async fn start(failures: usize) -> Self {
+        Self::start_with(failures, SinkTls::None).await
+    }
+
+    pub async fn start_with(failures: usize, tls: SinkTls) -> Self {
+        let dir = TempDir::new().expect("directory");
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, certified.cert.pem()).expect("write certificate");
+        let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+        let server =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("protocols")
+                .with_no_client_auth()
+                .with_single_cert(vec![certified.cert.der().clone()], key)
+                .expect("server config");
+        let acceptor = TlsAcceptor::from(Arc::new(server));
+
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SMTP");
         let port = listener.local_addr().expect("address").port();
-        let received = Recorder::default();
-        let refused = Arc::new(Mutex::new(0));
-        let (keep, refusals) = (received.clone(), Arc::clone(&refused));
+        let state = Arc::new(SinkState {
+            received: Recorder::default(),
+            refused: Arc::new(Mutex::new(0)),
+            encrypted: Arc::new(Mutex::new(0)),
+            failures,
+        });
+        let shared = Arc::clone(&state);
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (keep, refusals) = (keep.clone(), Arc::clone(&refusals));
-                tokio::spawn(serve_smtp(socket, keep, refusals, failures));
+                let (state, acceptor) = (Arc::clone(&shared), acceptor.clone());
+                tokio::spawn(async move {
+                    match tls {
+                        SinkTls::None => session(socket, &state, false, false, true).await.map(|_| ()),
+                        SinkTls::Implicit => {
+                            session(acceptor.accept(socket).await?, &state, false, true, true)
+                                .await
+                                .map(|_| ())
+                        }
+                        SinkTls::Starttls => match session(socket, &state, true, false, true).await? {
+                            Ended::Closed => Ok(()),
+                            Ended::StartTls(socket) => {
+                                session(acceptor.accept(socket).await?, &state, false, true, false)
+                                    .await
+                                    .map(|_| ())
+                            }
+                        },
+                    }
+                });
             }
         });
-        Self { port, received, refused }
+        Self {
+            port,
+            received: state.received.clone(),
+            refused: Arc::clone(&state.refused),
+            encrypted: Arc::clone(&state.encrypted),
+            ca_file,
+            _dir: dir,
+        }
     }
 }
 
-async fn serve_smtp(
-    socket: tokio::net::TcpStream,
-    received: Recorder<String>,
-    refused: Arc<Mutex<usize>>,
-    failures: usize,
-) -> std::io::Result<()> {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 sink.test ESMTP\r\n").await?;
+enum Ended<S> {
+    Closed,
+    StartTls(S),
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    state: &SinkState,
+    offer_starttls: bool,
+    encrypted: bool,
+    // After STARTTLS the client speaks first (EHLO again); otherwise the server greets.
+    greet: bool,
+) -> std::io::Result<Ended<S>> {
+    let mut lines = BufReader::new(stream);
+    if greet {
+        lines.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
+    }
     let mut line = String::new();
     loop {
         line.clear();
         if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
+            return Ok(Ended::Closed);
         }
         let command = line.trim_end().to_ascii_uppercase();
         let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
-            b"250-sink.test\r\n250 8BITMIME\r\n"
+            if offer_starttls {
+                b"250-sink.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-sink.test\r\n250 8BITMIME\r\n"
+            }
+        } else if command == "STARTTLS" && offer_starttls {
+            lines.get_mut().write_all(b"220 Ready to start TLS\r\n").await?;
+            return Ok(Ended::StartTls(lines.into_inner()));
         } else if command.starts_with("MAIL") || command.starts_with("RCPT") || command.starts_with("RSET") {
             b"250 OK\r\n"
         } else if command == "DATA" {
-            write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+            lines.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
             let mut message = String::new();
             loop {
                 line.clear();
                 if lines.read_line(&mut line).await? == 0 {
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
                 if line == ".\r\n" {
                     break;
@@ -127,8 +214,8 @@ async fn serve_smtp(
                 message.push_str(&line);
             }
             let refuse = {
-                let mut count = refused.lock().expect("refusals");
-                let refuse = *count < failures;
+                let mut count = state.refused.lock().expect("refusals");
+                let refuse = *count < state.failures;
                 if refuse {
                     *count += 1;
                 }
@@ -137,15 +224,18 @@ async fn serve_smtp(
             if refuse {
                 b"451 4.3.0 Try again later\r\n"
             } else {
-                received.push(message);
+                state.received.push(message);
+                if encrypted {
+                    *state.encrypted.lock().expect("encrypted") += 1;
+                }
                 b"250 OK queued\r\n"
             }
         } else if command == "QUIT" {
-            write.write_all(b"221 Bye\r\n").await?;
-            return Ok(());
+            lines.get_mut().write_all(b"221 Bye\r\n").await?;
+            return Ok(Ended::Closed);
         } else {
             b"502 Command not implemented\r\n"
         };
-        write.write_all(reply).await?;
+        lines.get_mut().write_all(reply).await?;
     }
 }
