@@ -84,3 +84,60 @@ fn the_cli_reports_unknown_consumers_and_empty_outboxes() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "the outbox is empty");
 }
+
+#[tokio::test]
+async fn operators_list_and_redrive_dead_letters_from_the_command_line() {
+    use std::sync::Arc;
+
+    use stratus::functions::{FunctionError, Host, StreamTrigger};
+    use stratus::table::{KeyAttribute, Table, TableSpec};
+
+    let test = crate::support::TestPlatform::new();
+    let table = test.platform.table(TableSpec::new("orders", KeyAttribute::string("id"))).expect("table");
+    table.put(stratus::item! { "id" => "order-7" }, None).await.expect("put");
+    let mut host = Host::new(Arc::clone(&test.platform.stream), &test.config.functions);
+    host.on_table_change(
+        "invoicing",
+        table.stream_source(),
+        StreamTrigger::new(&test.config.stream),
+        |_, _| async {
+            Err::<stratus::events::BatchResponse, FunctionError>("the invoice service is down".into())
+        },
+    )
+    .expect("register");
+    host.start().expect("start");
+    host.drain().await.expect("drain");
+    host.shutdown().await;
+
+    let cli = |args: &[&str]| {
+        let output = stratus()
+            .args(args)
+            .arg("--stage")
+            .arg("test")
+            .arg("--data-dir")
+            .arg(test.dir.path())
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let listed = cli(&["stream", "dlq", "list", "--consumer", "invoicing"]);
+    assert!(listed.contains("consumer=invoicing"), "{listed}");
+    assert!(listed.contains("the invoice service is down"), "{listed}");
+    assert!(listed.contains("order-7"), "{listed}");
+    let status = cli(&["stream", "status"]);
+    assert!(
+        status.lines().any(|line| line.starts_with("invoicing") && line.contains("table/orders")),
+        "{status}"
+    );
+    assert_eq!(
+        cli(&["stream", "dlq", "redrive", "--consumer", "invoicing"]).trim(),
+        "redrove 1 dead letter(s) to `invoicing`"
+    );
+    assert_eq!(cli(&["stream", "dlq", "list"]).trim(), "no dead letters");
+    assert_eq!(
+        test.platform.stream.consumers().expect("status")[0].pending,
+        1,
+        "the record waits for its consumer again"
+    );
+}
