@@ -48,8 +48,8 @@ impl fmt::Debug for Database {
 }
 
 impl Database {
-    /// Opens (creating if needed) the database file and applies `schema`, a batch of idempotent
-    /// `CREATE … IF NOT EXISTS` statements.
+    /// Opens (creating if needed) the database file in WAL mode. Components then apply their
+    /// own schema with [`Database::migrate`].
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self, DbError> {
         let writer = open_connection(path, synchronous)?;
         writer

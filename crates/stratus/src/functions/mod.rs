@@ -93,6 +93,11 @@ impl ObjectTrigger {
         Self { keys: KeyFilter::default(), event_prefix: "ObjectCreated:".into(), options }
     }
 
+    /// Object-removed events for every key.
+    pub fn removed(config: &StreamConfig) -> Self {
+        Self { event_prefix: "ObjectRemoved:".into(), ..Self::created(config) }
+    }
+
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.keys.prefix = prefix.into();

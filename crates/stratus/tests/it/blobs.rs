@@ -68,9 +68,12 @@ async fn triggers_select_events_by_kind_prefix_and_suffix() {
         media.stream_source(),
         ObjectTrigger::created(&test.config.stream).prefix("photos/").suffix(".jpg"),
     );
-    let mut removals = ObjectTrigger::created(&test.config.stream);
-    removals.event_prefix = "ObjectRemoved:".into();
-    let removed = record_events(&mut host, "removals", media.stream_source(), removals);
+    let removed = record_events(
+        &mut host,
+        "removals",
+        media.stream_source(),
+        ObjectTrigger::removed(&test.config.stream),
+    );
     host.start().expect("start");
 
     for key in ["photos/a.jpg", "photos/b.png", "other/c.jpg"] {
