@@ -16,6 +16,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::functions::{Host, HostError};
 use crate::http::{self, HealthState};
+use crate::identity::authorizer::Authorizer;
+use crate::identity::{Identity, IdentityError, operator_credentials};
 use crate::platform::{Platform, PlatformError};
 use crate::telemetry::error_chain;
 
@@ -31,6 +33,10 @@ pub enum AppError {
     },
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error("cannot open the user pools")]
+    Identity(#[from] IdentityError),
+    #[error("cannot read or create the operator credentials")]
+    OperatorCredentials(#[source] std::io::Error),
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
 }
@@ -38,6 +44,8 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct Application {
     platform: Arc<Platform>,
+    identity: Arc<Identity>,
+    authorizer: Arc<Authorizer>,
     host: Host,
     /// HTTP functions: routers mounted on the listener.
     functions: Router,
@@ -63,7 +71,27 @@ impl Application {
             .public_url
             .clone()
             .map_or_else(|| format!("http://{local_addr}"), |url| url.trim_end_matches('/').to_owned());
-        Ok(Self { platform, host, functions: Router::new(), listener, local_addr, public_url })
+        let operator = operator_credentials(&config).map_err(AppError::OperatorCredentials)?;
+        let identity = Arc::new(Identity::open(
+            &config.identity,
+            operator,
+            &config.region,
+            &public_url,
+            &platform.db,
+            &platform.mailer,
+            &platform.clock,
+        )?);
+        let authorizer = Arc::new(Authorizer::new(identity.pools(), &config.identity.issuers));
+        Ok(Self {
+            platform,
+            identity,
+            authorizer,
+            host,
+            functions: Router::new(),
+            listener,
+            local_addr,
+            public_url,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,6 +104,15 @@ impl Application {
 
     pub fn platform(&self) -> &Arc<Platform> {
         &self.platform
+    }
+
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    /// Checks access tokens for HTTP functions (`Principal` extractor).
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
     }
 
     /// The function host, to register functions before [`Application::run`].
@@ -91,16 +128,29 @@ impl Application {
 
     /// What `stratus serve` prints once it listens.
     pub fn banner(&self) -> String {
+        use std::fmt::Write as _;
         let config = &self.platform.config;
-        format!(
+        let url = &self.public_url;
+        let mut banner = format!(
             "Stratus is running: stage `{stage}`, data in {data}\n  \
              {url}/healthz  liveness\n  \
-             {url}/readyz   readiness\n\
-             Stop with Ctrl-C (or SIGTERM).",
+             {url}/readyz   readiness\n",
             stage = config.stage,
             data = config.stage_dir().display(),
-            url = self.public_url,
-        )
+        );
+        let _ = writeln!(banner, "Cognito-compatible endpoint: {url}  (region {})", config.region);
+        for pool in self.identity.pools() {
+            let _ = writeln!(banner, "  pool `{}`: id {}  issuer {}", pool.name(), pool.id(), pool.issuer());
+            for (name, id) in pool.clients() {
+                let _ = writeln!(banner, "    app client `{name}`: {id}");
+            }
+        }
+        if config.identity.operator_secret_access_key.is_none() {
+            let path = crate::identity::operator_credentials_path(config);
+            let _ = writeln!(banner, "  operator credentials (Admin* calls): {}", path.display());
+        }
+        banner.push_str("Stop with Ctrl-C (or SIGTERM).");
+        banner
     }
 
     /// Serves until `shutdown` completes, then stops accepting requests, lets in-flight
@@ -122,12 +172,15 @@ impl Application {
         let functions = std::mem::take(&mut self.functions)
             .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.host.concurrency()));
         let router = http::router(state)
+            .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
             .merge(functions)
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
         tracing::info!(address = %self.local_addr, "listening");
-        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         tracing::info!("shutting down: finishing in-flight invocations");
         background.cancel();
         let _ = tokio::join!(sweeper, trimmer);

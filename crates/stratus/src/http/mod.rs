@@ -2,6 +2,8 @@
 //! balancers and Route 53-style probes. Product routes (site, API, identity) join this router in
 //! later components.
 
+mod problem;
+
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -9,6 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+
+pub use problem::Problem;
 
 use crate::functions::HostHealth;
 use crate::sqlite::Database;

@@ -1,0 +1,203 @@
+//! The API's authorizer (API Gateway's JWT authorizer): accepts `Authorization: Bearer` access
+//! tokens from configured issuers — the built-in pools, checked in-process, and remote OpenID
+//! Connect issuers such as a real Cognito pool, whose JWKS is fetched and cached.
+//!
+//! Every token must be RS256 with a known `kid` and no key material in its header; `iss`,
+//! `client_id`, `token_use = access` and `exp`/`nbf` (60 s skew) are checked. Handlers receive
+//! the [`Principal`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::JwkSet;
+
+use super::tokens::{self, AccessClaims, TokenError};
+use super::{UserPool, unverified_issuer};
+use crate::config::RemoteIssuer;
+use crate::http::Problem;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub username: String,
+    pub groups: Vec<String>,
+    pub scopes: Vec<String>,
+    pub issuer: String,
+    pub client_id: String,
+}
+
+impl Principal {
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|member_of| member_of == group)
+    }
+
+    /// 403 unless the caller belongs to `group` (e.g. the blog's `authors`).
+    pub fn require_group(&self, group: &str) -> Result<(), Problem> {
+        if self.in_group(group) {
+            Ok(())
+        } else {
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                format!("This action requires membership of the `{group}` group."),
+            ))
+        }
+    }
+}
+
+/// A minimum pause between JWKS fetches of one remote issuer, so unknown `kid`s cannot be used
+/// to make Stratus hammer the issuer.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct Authorizer {
+    local: Vec<Arc<UserPool>>,
+    remote: Vec<Remote>,
+    http: reqwest::Client,
+}
+
+#[derive(Debug)]
+struct Remote {
+    issuer: String,
+    client_ids: Vec<String>,
+    keys: tokio::sync::Mutex<RemoteKeys>,
+}
+
+#[derive(Default)]
+struct RemoteKeys {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys").field("kids", &self.by_kid.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("cannot reach the issuer")]
+    Http(#[from] reqwest::Error),
+    #[error("the discovery document has no jwks_uri")]
+    NoJwksUri,
+}
+
+impl Authorizer {
+    pub fn new(local: &[Arc<UserPool>], remote: &[RemoteIssuer]) -> Self {
+        let remote = remote
+            .iter()
+            .map(|issuer| Remote {
+                issuer: issuer.issuer.trim_end_matches('/').to_owned(),
+                client_ids: issuer.client_ids.clone(),
+                keys: tokio::sync::Mutex::new(RemoteKeys::default()),
+            })
+            .collect();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        Self { local: local.to_vec(), remote, http }
+    }
+
+    /// Verifies a bearer access token and returns its principal.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
+        let kid = tokens::check_header(token)?;
+        let issuer = unverified_issuer(token).ok_or(TokenError::Malformed)?;
+        if let Some(pool) = self.local.iter().find(|pool| pool.issuer() == issuer) {
+            return pool.verify_access_token(token).map(principal);
+        }
+        let remote =
+            self.remote.iter().find(|remote| remote.issuer == issuer).ok_or(TokenError::WrongIssuer)?;
+        let key = self.remote_key(remote, &kid).await?;
+        let claims: AccessClaims = tokens::verify(token, &key, &remote.issuer)?;
+        if claims.token_use != "access" {
+            return Err(TokenError::WrongUse);
+        }
+        if !remote.client_ids.contains(&claims.client_id) {
+            return Err(TokenError::WrongClient);
+        }
+        Ok(principal(claims))
+    }
+
+    async fn remote_key(&self, remote: &Remote, kid: &str) -> Result<DecodingKey, TokenError> {
+        let mut keys = remote.keys.lock().await;
+        if let Some(key) = keys.by_kid.get(kid) {
+            return Ok(key.clone());
+        }
+        if keys.fetched_at.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
+            return Err(TokenError::UnknownKey);
+        }
+        keys.fetched_at = Some(Instant::now());
+        match self.fetch_keys(&remote.issuer).await {
+            Ok(fetched) => keys.by_kid = fetched,
+            Err(error) => {
+                tracing::warn!(issuer = %remote.issuer, error = %crate::telemetry::error_chain(&error), "cannot fetch the issuer's JWKS");
+            }
+        }
+        keys.by_kid.get(kid).cloned().ok_or(TokenError::UnknownKey)
+    }
+
+    async fn fetch_keys(&self, issuer: &str) -> Result<HashMap<String, DecodingKey>, FetchError> {
+        let discovery: serde_json::Value = self
+            .http
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let jwks_uri = discovery.get("jwks_uri").and_then(|uri| uri.as_str()).ok_or(FetchError::NoJwksUri)?;
+        let set: JwkSet = self.http.get(jwks_uri).send().await?.error_for_status()?.json().await?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let rsa = matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_));
+            if let (true, Some(kid), Ok(key)) = (rsa, jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
+                keys.insert(kid, key);
+            }
+        }
+        tracing::info!(issuer, keys = keys.len(), "fetched the issuer's JWKS");
+        Ok(keys)
+    }
+}
+
+fn principal(claims: AccessClaims) -> Principal {
+    Principal {
+        sub: claims.sub,
+        username: claims.username,
+        groups: claims.groups,
+        scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+        issuer: claims.iss,
+        client_id: claims.client_id,
+    }
+}
+
+fn unauthorized(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, detail).with_header(
+        header::WWW_AUTHENTICATE,
+        format!("Bearer error=\"invalid_token\", error_description=\"{detail}\""),
+    )
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<Authorizer>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authorizer = Arc::<Authorizer>::from_ref(state);
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+        let Some(token) = value.and_then(|value| value.strip_prefix("Bearer ")) else {
+            return Err(Problem::new(StatusCode::UNAUTHORIZED, "An access token is required.")
+                .with_header(header::WWW_AUTHENTICATE, "Bearer"));
+        };
+        authorizer.authenticate(token.trim()).await.map_err(|error| {
+            tracing::info!(reason = %error, "access token refused");
+            unauthorized(&error.to_string())
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! Signing keys and tokens. Each pool has RSA-2048 keys kept in the stage database; the newest
+//! signs, and retired keys stay in the JWKS until every token they signed has expired. Tokens
+//! carry Cognito's claims so client libraries and API gateways read them unchanged.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Accepted clock skew for `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot generate an RSA key")]
+    Generate(#[source] rsa::Error),
+    #[error("cannot encode the key")]
+    Encode(#[source] rsa::pkcs8::Error),
+    #[error("stored key is corrupt")]
+    Decode(#[source] rsa::pkcs8::Error),
+    #[error("cannot load the key into the JWT library")]
+    Jwt(#[source] jsonwebtoken::errors::Error),
+}
+
+/// A key that verifies tokens, as published in the JWKS.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub kid: String,
+    pub(crate) decoding: DecodingKey,
+    n: String,
+    e: String,
+    /// When it stopped signing (epoch seconds), if it has.
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("retired_at", &self.retired_at).finish()
+    }
+}
+
+/// The key that signs new tokens.
+pub struct SigningKey {
+    pub kid: String,
+    encoding: EncodingKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+/// A new private key, PKCS#8 PEM.
+pub fn generate_private_key() -> Result<String, KeyError> {
+    let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(KeyError::Generate)?;
+    Ok(key.to_pkcs8_pem(LineEnding::LF).map_err(KeyError::Encode)?.to_string())
+}
+
+/// Loads a stored private key: its signing half and its published half.
+pub fn load_key(pem: &str, retired_at: Option<i64>) -> Result<(SigningKey, VerifyingKey), KeyError> {
+    let private = RsaPrivateKey::from_pkcs8_pem(pem).map_err(KeyError::Decode)?;
+    let public = RsaPublicKey::from(&private);
+    let der = public.to_public_key_der().map_err(|e| KeyError::Encode(rsa::pkcs8::Error::PublicKey(e)))?;
+    let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(der.as_bytes())[..20]);
+    let n = URL_SAFE_NO_PAD.encode(public.n().to_bytes_be());
+    let e = URL_SAFE_NO_PAD.encode(public.e().to_bytes_be());
+    let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(KeyError::Jwt)?;
+    let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(KeyError::Jwt)?;
+    Ok((SigningKey { kid: kid.clone(), encoding }, VerifyingKey { kid, decoding, n, e, retired_at }))
+}
+
+/// The JSON Web Key Set document for these keys.
+pub fn jwks(keys: &[VerifyingKey]) -> serde_json::Value {
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|key| serde_json::json!({ "kid": key.kid, "alg": "RS256", "kty": "RSA", "use": "sig", "n": key.n, "e": key.e }))
+        .collect();
+    serde_json::json!({ "keys": keys })
+}
+
+/// Claims of an access token, as Cognito issues them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: String,
+    #[serde(rename = "cognito:groups", default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    pub iss: String,
+    pub client_id: String,
+    pub origin_jti: String,
+    pub event_id: String,
+    pub token_use: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub username: String,
+}
+
+/// Claims of an ID token: identity claims plus the user's attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub sub: String,
+    #[serde(rename = "cognito:groups", default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    pub iss: String,
+    #[serde(rename = "cognito:username")]
+    pub username: String,
+    pub origin_jti: String,
+    pub aud: String,
+    pub event_id: String,
+    pub token_use: String,
+    pub auth_time: i64,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// Other attributes (`name`, `custom:*`, …).
+    #[serde(flatten)]
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> Result<String, KeyError> {
+    let header = Header { kid: Some(key.kid.clone()), ..Header::new(Algorithm::RS256) };
+    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(KeyError::Jwt)
+}
+
+/// Why a token was refused. Deliberately coarse: clients learn only that it is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's algorithm is not RS256")]
+    Algorithm,
+    #[error("the token carries key material or a key URL in its header")]
+    EmbeddedKey,
+    #[error("the token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the token's signature or claims are invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not an access token")]
+    WrongUse,
+    #[error("the token was issued for another client")]
+    WrongClient,
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+/// The header checks every verifier makes before looking at the signature: RS256 only, a key
+/// id, and no key material or key location smuggled into the header.
+pub fn check_header(token: &str) -> Result<String, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenError::Algorithm);
+    }
+    if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() {
+        return Err(TokenError::EmbeddedKey);
+    }
+    header.kid.ok_or(TokenError::UnknownKey)
+}
+
+/// Verifies signature, issuer and lifetime (with [`LEEWAY_SECONDS`]) and decodes the claims.
+pub fn verify<T: serde::de::DeserializeOwned>(
+    token: &str,
+    key: &DecodingKey,
+    issuer: &str,
+) -> Result<T, TokenError> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.leeway = LEEWAY_SECONDS;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    // `aud` is checked by the caller: access tokens carry `client_id` instead.
+    validation.validate_aud = false;
+    match jsonwebtoken::decode::<T>(token, key, &validation) {
+        Ok(data) => Ok(data.claims),
+        Err(error) => Err(match error.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature
+            | jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::Expired,
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
+            _ => TokenError::Invalid,
+        }),
+    }
+}
