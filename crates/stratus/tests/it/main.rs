@@ -4,6 +4,7 @@
 mod blobs;
 mod config;
 mod functions;
+mod identity;
 mod mail;
 mod serve;
 mod stream;

@@ -239,3 +239,184 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         lines.get_mut().write_all(reply).await?;
     }
 }
+
+/// A running `Application` on port 0 with a manual clock, and clients for its protocols.
+pub struct TestApp {
+    _dir: TempDir,
+    pub base: String,
+    pub clock: ManualClock,
+    pub pool_id: String,
+    pub client_id: String,
+    pub identity: Arc<stratus::identity::Identity>,
+    pub platform: Arc<Platform>,
+    pub http: reqwest::Client,
+    seen_mail: Mutex<std::collections::HashSet<String>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), stratus::app::AppError>>>,
+}
+
+pub const OPERATOR_KEY: &str = "TESTOPERATOR";
+pub const OPERATOR_SECRET: &str = "test-operator-secret-0123456789";
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}, |_| {}).await
+    }
+
+    /// `configure` edits the configuration; `prepare` mounts functions before the app runs.
+    pub async fn spawn_with(
+        configure: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut stratus::app::Application),
+    ) -> Self {
+        let dir = TempDir::new().expect("temporary directory");
+        let mut config = test_config(dir.path());
+        config.identity.operator_access_key_id = OPERATOR_KEY.into();
+        config.identity.operator_secret_access_key = Some(OPERATOR_SECRET.into());
+        config.identity.sign_in_per_user_per_minute = 1000;
+        config.identity.requests_per_address_per_minute = 100_000;
+        configure(&mut config);
+        let clock = ManualClock::new(SystemTime::now());
+        let mut app =
+            stratus::app::Application::build_with_clock(config, Arc::new(clock.clone())).await.expect("app");
+        prepare(&mut app);
+        let base = app.public_url().to_owned();
+        let identity = Arc::clone(app.identity());
+        let platform = Arc::clone(app.platform());
+        let pool = identity.pool_named("default").expect("default pool");
+        let (pool_id, client_id) = (pool.id().to_owned(), pool.clients()[0].1.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            _dir: dir,
+            base,
+            clock,
+            pool_id,
+            client_id,
+            identity,
+            platform,
+            http: reqwest::Client::new(),
+            seen_mail: Mutex::new(Default::default()),
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// One Cognito call, unsigned (as apps make them).
+    pub async fn cognito(&self, operation: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/", self.base))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("AWSCognitoIdentityProviderService.{operation}"))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// One Cognito call signed with the operator credentials (SigV4), as the AWS CLI makes them.
+    pub async fn admin(&self, operation: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.signed(operation, body, OPERATOR_SECRET).await
+    }
+
+    pub async fn signed(
+        &self,
+        operation: &str,
+        body: serde_json::Value,
+        secret: &str,
+    ) -> (u16, serde_json::Value) {
+        let body = body.to_string();
+        let host = self.base.trim_start_matches("http://").to_owned();
+        let headers = vec![
+            ("host".to_owned(), host),
+            ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
+            ("x-amz-date".to_owned(), stratus::sigv4::amz_date(SystemTime::now())),
+            ("x-amz-target".to_owned(), format!("AWSCognitoIdentityProviderService.{operation}")),
+        ];
+        let request = stratus::sigv4::SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: headers.clone(),
+            body: body.as_bytes(),
+        };
+        let authorization =
+            stratus::sigv4::authorization_header(&request, OPERATOR_KEY, secret, "us-east-1", "cognito-idp")
+                .expect("sign");
+        let mut builder = self.http.post(format!("{}/", self.base)).header("authorization", authorization);
+        for (name, value) in headers.iter().filter(|(name, _)| name != "host") {
+            builder = builder.header(name, value);
+        }
+        let response = builder.body(body).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The code in the newest email to `address` that this helper has not returned before.
+    pub fn next_code_for(&self, address: &str) -> String {
+        let outbox = self.platform.outbox().expect("outbox");
+        let mut seen = self.seen_mail.lock().expect("seen");
+        for entry in outbox.list().expect("list") {
+            if entry.to != address || seen.contains(&entry.id) {
+                continue;
+            }
+            seen.insert(entry.id.clone());
+            let raw = outbox.read(&entry.id).expect("read");
+            return raw
+                .lines()
+                .map(str::trim)
+                .find(|line| line.len() == 6 && line.bytes().all(|b| b.is_ascii_digit()))
+                .expect("a 6-digit code in the email")
+                .to_owned();
+        }
+        panic!("no new email to {address}");
+    }
+
+    /// Signs up and confirms `username` (email `<username>@example.com`); returns the tokens.
+    pub async fn signed_in_user(&self, username: &str, password: &str) -> serde_json::Value {
+        let email = format!("{username}@example.com");
+        let (status, body) = self
+            .cognito(
+                "SignUp",
+                serde_json::json!({
+                    "ClientId": self.client_id, "Username": username, "Password": password,
+                    "UserAttributes": [{"Name": "email", "Value": email}],
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let code = self.next_code_for(&email);
+        let (status, body) = self
+            .cognito("ConfirmSignUp", serde_json::json!({"ClientId": self.client_id, "Username": username, "ConfirmationCode": code}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.sign_in(username, password).await
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> serde_json::Value {
+        let (status, body) = self
+            .cognito(
+                "InitiateAuth",
+                serde_json::json!({
+                    "ClientId": self.client_id, "AuthFlow": "USER_PASSWORD_AUTH",
+                    "AuthParameters": {"USERNAME": username, "PASSWORD": password},
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("clean shutdown");
+        }
+    }
+}
