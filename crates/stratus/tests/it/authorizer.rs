@@ -72,8 +72,8 @@ fn claims(app: &TestApp, sub: &str) -> Value {
     })
 }
 
-fn sign_with(pem: &str, header: Header, claims: &Value) -> String {
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).expect("key"))
+fn sign_with(pem: &str, header: &Header, claims: &Value) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).expect("key"))
         .expect("sign")
 }
 
@@ -127,33 +127,37 @@ async fn forged_and_misused_tokens_are_refused() {
             jsonwebtoken::encode(&header, &valid, &EncodingKey::from_secret(public_pem.as_bytes()))
                 .expect("hs256")
         }),
-        ("unknown kid", sign_with(&attacker_pem, rs256("attacker-kid"), &valid)),
+        ("unknown kid", sign_with(&attacker_pem, &rs256("attacker-kid"), &valid)),
         (
             "injected jwk",
-            sign_with(&attacker_pem, Header { jwk: Some(attacker_jwk), ..rs256(&real_kid) }, &valid),
+            sign_with(&attacker_pem, &Header { jwk: Some(attacker_jwk), ..rs256(&real_kid) }, &valid),
         ),
         (
             "injected jku",
             sign_with(
                 &attacker_pem,
-                Header { jku: Some("http://127.0.0.1:9/jwks.json".into()), ..rs256(&real_kid) },
+                &Header { jku: Some("http://127.0.0.1:9/jwks.json".into()), ..rs256(&real_kid) },
                 &valid,
             ),
         ),
         (
             "wrong issuer",
-            sign_with(&real_key, rs256(&real_kid), &with(&|c| c["iss"] = json!("https://evil.example/pool"))),
+            sign_with(
+                &real_key,
+                &rs256(&real_kid),
+                &with(&|c| c["iss"] = json!("https://evil.example/pool")),
+            ),
         ),
         (
             "wrong audience",
             sign_with(
                 &real_key,
-                rs256(&real_kid),
+                &rs256(&real_kid),
                 &with(&|c| c["client_id"] = json!("someotherclient0000000000a")),
             ),
         ),
-        ("expired", sign_with(&real_key, rs256(&real_kid), &with(&|c| c["exp"] = json!(now() - 120)))),
-        ("not yet valid", sign_with(&real_key, rs256(&real_kid), &with(&|c| c["nbf"] = json!(now() + 300)))),
+        ("expired", sign_with(&real_key, &rs256(&real_kid), &with(&|c| c["exp"] = json!(now() - 120)))),
+        ("not yet valid", sign_with(&real_key, &rs256(&real_kid), &with(&|c| c["nbf"] = json!(now() + 300)))),
         ("id token as access token", id_token.clone()),
         ("garbage", "not.a.token".into()),
         ("tampered payload", {
@@ -166,7 +170,7 @@ async fn forged_and_misused_tokens_are_refused() {
         assert_eq!(status, 401, "{name} must be refused: {body}");
     }
     // Within the 60-second skew a token is still accepted.
-    let skewed = sign_with(&real_key, rs256(&real_kid), &with(&|c| c["exp"] = json!(now() - 30)));
+    let skewed = sign_with(&real_key, &rs256(&real_kid), &with(&|c| c["exp"] = json!(now() - 30)));
     assert_eq!(call(&app, "/v1/me", Some(&skewed)).await.0, 200);
     assert_eq!(call(&app, "/v1/me", None).await.0, 401);
 
