@@ -141,3 +141,90 @@ async fn operators_list_and_redrive_dead_letters_from_the_command_line() {
         "the record waits for its consumer again"
     );
 }
+
+#[tokio::test]
+async fn operators_manage_users_from_the_command_line_while_the_server_runs() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let mut server = stratus()
+        .args(["serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir"])
+        .arg(dir.path())
+        .env("STRATUS_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stratus serve");
+    let base =
+        healthz_url(server.stdout.take().expect("stdout")).await.trim_end_matches("/healthz").to_owned();
+    let cli = |args: &[&str]| {
+        let output = stratus()
+            .args(args)
+            .args(["--stage", "test", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let created = cli(&[
+        "users",
+        "create",
+        "author",
+        "--email",
+        "author@example.com",
+        "--password",
+        "Author-Pass-1",
+        "--group",
+        "authors",
+    ]);
+    assert!(created.contains("status:   CONFIRMED") && created.contains("groups:   authors"), "{created}");
+    let temporary = cli(&["users", "create", "newbie", "--email", "newbie@example.com"]);
+    assert!(
+        temporary.contains("FORCE_CHANGE_PASSWORD") && temporary.contains("temporary password: "),
+        "{temporary}"
+    );
+    let listed = cli(&["users", "list", "--filter", "email = \"author@example.com\""]);
+    assert!(listed.lines().any(|line| line.starts_with("author ")), "{listed}");
+    assert!(!listed.contains("newbie"), "{listed}");
+
+    // The running server sees the user the CLI created.
+    let shown = cli(&["users", "show", "author"]);
+    assert!(shown.contains("email = author@example.com"), "{shown}");
+    let readiness: serde_json::Value =
+        reqwest::get(format!("{base}/readyz")).await.expect("readyz").json().await.expect("json");
+    assert_eq!(readiness["status"], "ready");
+    let pool_client = {
+        let connection = rusqlite::Connection::open(dir.path().join("test").join("stratus.db")).expect("db");
+        connection
+            .query_row("SELECT client_id FROM identity_clients", [], |row| row.get::<_, String>(0))
+            .expect("client")
+    };
+    let sign_in = || {
+        reqwest::Client::new()
+            .post(format!("{base}/"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .body(
+                serde_json::json!({"ClientId": pool_client, "AuthFlow": "USER_PASSWORD_AUTH",
+                                   "AuthParameters": {"USERNAME": "author", "PASSWORD": "Author-Pass-1"}})
+                .to_string(),
+            )
+            .send()
+    };
+    assert_eq!(sign_in().await.expect("sign in").status(), 200);
+    cli(&["users", "disable", "author"]);
+    assert_eq!(sign_in().await.expect("sign in").status(), 400, "a disabled user cannot sign in");
+    cli(&["users", "delete", "author"]);
+    let missing = stratus()
+        .args(["users", "show", "author", "--stage", "test", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("User does not exist."));
+
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let exit =
+        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || server.wait()))
+            .await;
+    assert!(exit.expect("stops").expect("waiter").expect("status").success());
+}
