@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS identity_codes (
 CREATE TABLE IF NOT EXISTS identity_refresh_tokens (
     token_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, sub TEXT NOT NULL, client_id TEXT NOT NULL,
     family TEXT NOT NULL, auth_time INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-    used_at INTEGER, revoked_at INTEGER
+    -- set when rotated; `revoked_at` stops the refresh token, `access_revoked_at` also the
+    -- access tokens issued from its family
+    used_at INTEGER, revoked_at INTEGER, access_revoked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS identity_refresh_by_family ON identity_refresh_tokens (family);
 CREATE INDEX IF NOT EXISTS identity_refresh_by_user ON identity_refresh_tokens (pool_id, sub);
@@ -210,6 +212,12 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revoke {
+    RefreshTokens,
+    Everything,
 }
 
 struct RefreshRow {
@@ -935,7 +943,7 @@ impl UserPool {
         let loaded: Result<HashSet<String>, IdentityError> = self.db.read(|connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT DISTINCT family FROM identity_refresh_tokens
-                 WHERE pool_id = ?1 AND revoked_at IS NOT NULL AND revoked_at > ?2",
+                 WHERE pool_id = ?1 AND access_revoked_at IS NOT NULL AND access_revoked_at > ?2",
             )?;
             let rows = statement.query_map(params![self.id, since], |row| row.get::<_, String>(0))?;
             Ok(rows.collect::<Result<HashSet<_>, _>>()?)
@@ -1014,8 +1022,10 @@ impl UserPool {
             .map_err(IdentityError::InvalidPassword)?;
         let hash = hash_password(proposed).await?;
         self.set_password_row(&user.sub, hash, UserStatus::Confirmed).await?;
-        self.revoke_families("pool_id = ?1 AND sub = ?2", vec![self.id.clone(), user.sub.clone()]).await?;
-        tracing::info!(pool = %self.name, sub = %user.sub, "password changed; sessions revoked");
+        // As in Cognito, access tokens stay valid until they expire; GlobalSignOut ends them.
+        self.revoke_refresh_tokens("pool_id = ?1 AND sub = ?2", vec![self.id.clone(), user.sub.clone()])
+            .await?;
+        tracing::info!(pool = %self.name, sub = %user.sub, "password changed; refresh tokens revoked");
         Ok(())
     }
 
@@ -1459,11 +1469,30 @@ impl UserPool {
         Ok(())
     }
 
-    /// Revokes every refresh-token family matching `condition` (over `identity_refresh_tokens`).
+    /// Revokes every refresh-token family matching `condition` (over `identity_refresh_tokens`):
+    /// its refresh tokens and the access tokens issued from it.
     async fn revoke_families(
         &self,
         condition: &'static str,
         values: Vec<String>,
+    ) -> Result<(), IdentityError> {
+        self.revoke(condition, values, Revoke::Everything).await
+    }
+
+    /// Revokes the refresh tokens of matching families; their access tokens live out their hour.
+    async fn revoke_refresh_tokens(
+        &self,
+        condition: &'static str,
+        values: Vec<String>,
+    ) -> Result<(), IdentityError> {
+        self.revoke(condition, values, Revoke::RefreshTokens).await
+    }
+
+    async fn revoke(
+        &self,
+        condition: &'static str,
+        values: Vec<String>,
+        scope: Revoke,
     ) -> Result<(), IdentityError> {
         let now = self.now();
         self.db
@@ -1474,9 +1503,16 @@ impl UserPool {
                     .collect::<Result<_, _>>()?;
                 for family in families {
                     transaction.execute(
-                        "UPDATE identity_refresh_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL",
+                        "UPDATE identity_refresh_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE family = ?1",
                         params![family, now],
                     )?;
+                    if scope == Revoke::Everything {
+                        transaction.execute(
+                            "UPDATE identity_refresh_tokens SET access_revoked_at = COALESCE(access_revoked_at, ?2)
+                             WHERE family = ?1",
+                            params![family, now],
+                        )?;
+                    }
                 }
                 Ok::<_, IdentityError>(())
             })

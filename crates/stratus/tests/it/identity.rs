@@ -361,6 +361,8 @@ async fn password_change_and_reset_revoke_refresh_tokens() {
     let refresh = json!({"ClientId": app.client_id, "AuthFlow": "REFRESH_TOKEN_AUTH", "AuthParameters": {"REFRESH_TOKEN": result["RefreshToken"]}});
     let (status, _) = app.cognito("InitiateAuth", refresh).await;
     assert_eq!(status, 400, "a password change revokes refresh tokens");
+    let (status, _) = app.cognito("GetUser", json!({"AccessToken": result["AccessToken"]})).await;
+    assert_eq!(status, 200, "as in Cognito, the access token lives until it expires or the user signs out");
 
     let session = app.sign_in("linus", "New-Pass-123").await;
     let (status, _) =

@@ -1,0 +1,43 @@
+"""Starts `stratus serve` on a free port with its own data directory, for real-client suites."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+
+class StratusServer:
+    def __init__(self, binary, env=None):
+        self.data_dir = tempfile.mkdtemp(prefix="stratus-clients-")
+        environment = dict(os.environ, STRATUS_LOG__FORMAT="json", **(env or {}))
+        self.process = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir", self.data_dir],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            text=True,
+        )
+        self.banner = []
+        for line in self.process.stdout:
+            self.banner.append(line.rstrip("\n"))
+            if line.startswith("Stop with"):
+                break
+        # Keep draining stdout so the server never writes to a closed pipe.
+        threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
+        text = "\n".join(self.banner)
+        self.endpoint = re.search(r"Cognito-compatible endpoint: (\S+)", text).group(1)
+        self.pool_id = re.search(r"pool `default`: id (\S+)", text).group(1)
+        self.issuer = re.search(r"issuer (\S+)", text).group(1)
+        self.client_id = re.search(r"app client `app`: (\S+)", text).group(1)
+
+    def outbox(self):
+        return Path(self.data_dir) / "test" / "outbox"
+
+    def stop(self):
+        self.process.terminate()
+        code = self.process.wait(timeout=10)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        return code
