@@ -59,6 +59,8 @@ pub struct Authorizer {
     local: Vec<Arc<UserPool>>,
     remote: Vec<Remote>,
     http: reqwest::Client,
+    /// Tokens verified before, from any issuer; revocation is still checked on every hit.
+    verified: tokens::VerifiedTokens,
 }
 
 #[derive(Debug)]
@@ -99,16 +101,30 @@ impl Authorizer {
             })
             .collect();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { local: local.to_vec(), remote, http }
+        Self { local: local.to_vec(), remote, http, verified: tokens::VerifiedTokens::default() }
     }
 
     /// Verifies a bearer access token and returns its principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
-        let kid = tokens::check_header(token)?;
-        let issuer = unverified_issuer(token).ok_or(TokenError::Malformed)?;
-        if let Some(pool) = self.local.iter().find(|pool| pool.issuer() == issuer) {
-            return pool.verify_access_token(token).map(principal);
+        let now = crate::clock::millis_since_epoch(std::time::SystemTime::now()) / 1000;
+        if let Some(claims) = self.verified.get(token, now) {
+            let local = self.local.iter().find(|pool| pool.issuer() == claims.iss);
+            if local.is_some_and(|pool| pool.is_revoked(&claims.origin_jti)) {
+                return Err(TokenError::Revoked);
+            }
+            return Ok(principal(&claims));
         }
+        let issuer = unverified_issuer(token).ok_or(TokenError::Malformed)?;
+        let claims = match self.local.iter().find(|pool| pool.issuer() == issuer) {
+            Some(pool) => pool.verify_access_token(token)?,
+            None => self.verify_remote(token, &issuer).await?,
+        };
+        self.verified.insert(token, &claims);
+        Ok(principal(&claims))
+    }
+
+    async fn verify_remote(&self, token: &str, issuer: &str) -> Result<AccessClaims, TokenError> {
+        let kid = tokens::check_header(token)?;
         let remote =
             self.remote.iter().find(|remote| remote.issuer == issuer).ok_or(TokenError::WrongIssuer)?;
         let key = self.remote_key(remote, &kid).await?;
@@ -119,7 +135,7 @@ impl Authorizer {
         if !remote.client_ids.contains(&claims.client_id) {
             return Err(TokenError::WrongClient);
         }
-        Ok(principal(claims))
+        Ok(claims)
     }
 
     async fn remote_key(&self, remote: &Remote, kid: &str) -> Result<DecodingKey, TokenError> {
@@ -163,14 +179,14 @@ impl Authorizer {
     }
 }
 
-fn principal(claims: AccessClaims) -> Principal {
+fn principal(claims: &AccessClaims) -> Principal {
     Principal {
-        sub: claims.sub,
-        username: claims.username,
-        groups: claims.groups,
+        sub: claims.sub.clone(),
+        username: claims.username.clone(),
+        groups: claims.groups.clone(),
         scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
-        issuer: claims.iss,
-        client_id: claims.client_id,
+        issuer: claims.iss.clone(),
+        client_id: claims.client_id.clone(),
     }
 }
 

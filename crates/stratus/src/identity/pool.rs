@@ -255,6 +255,7 @@ pub struct UserPool {
     revocations: RwLock<Revocations>,
     /// Verified against when the user does not exist, so both cases take as long.
     dummy_hash: String,
+    verified: tokens::VerifiedTokens,
 }
 
 impl std::fmt::Debug for UserPool {
@@ -328,6 +329,7 @@ impl UserPool {
             keys: RwLock::new(keys),
             revocations: RwLock::new(Revocations { families: HashSet::new(), loaded_at: None }),
             dummy_hash: password::hash(&random_token(16)),
+            verified: tokens::VerifiedTokens::default(),
         })
     }
 
@@ -909,6 +911,22 @@ impl UserPool {
     /// Verifies one of this pool's access tokens: signature, issuer, lifetime, use, client and
     /// revocation.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let now = crate::clock::millis_since_epoch(std::time::SystemTime::now()) / 1000;
+        let claims = match self.verified.get(token, now) {
+            Some(claims) => AccessClaims::clone(&claims),
+            None => {
+                let claims = self.verify_signature_and_claims(token)?;
+                self.verified.insert(token, &claims);
+                claims
+            }
+        };
+        if self.is_revoked(&claims.origin_jti) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let kid = tokens::check_header(token)?;
         let key = {
             let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -922,13 +940,11 @@ impl UserPool {
         if !self.has_client(&claims.client_id) {
             return Err(TokenError::WrongClient);
         }
-        if self.is_revoked(&claims.origin_jti) {
-            return Err(TokenError::Revoked);
-        }
         Ok(claims)
     }
 
-    fn is_revoked(&self, family: &str) -> bool {
+    /// Whether the access tokens of a refresh-token family were revoked (sign-out, reuse, …).
+    pub(crate) fn is_revoked(&self, family: &str) -> bool {
         {
             let revocations = self.revocations.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             if revocations.loaded_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {

@@ -195,3 +195,41 @@ pub fn verify<T: serde::de::DeserializeOwned>(
         }),
     }
 }
+
+/// Access tokens already verified, so a client that sends the same token on every request pays
+/// for the RSA signature check once (API Gateway caches authorizer results the same way). A
+/// token is found only by its exact text, so any change to it misses the cache; expiry is
+/// checked again on every hit, and callers check revocation on every hit.
+#[derive(Clone)]
+pub struct VerifiedTokens {
+    cache: moka::sync::Cache<String, std::sync::Arc<AccessClaims>>,
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokens").field("entries", &self.cache.entry_count()).finish()
+    }
+}
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(std::time::Duration::from_secs(300))
+            .build();
+        Self { cache }
+    }
+}
+
+impl VerifiedTokens {
+    /// The claims of a token verified before, unless it has expired since.
+    pub fn get(&self, token: &str, now_seconds: i64) -> Option<std::sync::Arc<AccessClaims>> {
+        let claims = self.cache.get(token)?;
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or_default();
+        (claims.exp + leeway > now_seconds).then_some(claims)
+    }
+
+    pub fn insert(&self, token: &str, claims: &AccessClaims) {
+        self.cache.insert(token.to_owned(), std::sync::Arc::new(claims.clone()));
+    }
+}
