@@ -92,7 +92,26 @@ async fn run() {
     let per_second = sign_ins as f64 / started.elapsed().as_secs_f64();
     println!("  sign-in  {per_second:>10.1} per second (argon2id m=19 MiB, t=2, p=1: bound by design)");
 
-    let base = app.public_url().to_owned();
+    // No user enumeration by timing: an unknown user costs the same argon2 verification.
+    let mut timings = [Vec::new(), Vec::new()];
+    for round in 0..40 {
+        let username = if round % 2 == 0 { "bench" } else { "nobody" };
+        let started = Instant::now();
+        let refused = pool.password_auth(&client_id, username, "Wrong-Pass-1").await;
+        assert!(refused.is_err());
+        timings[round % 2].push(started.elapsed());
+    }
+    let median = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        samples[samples.len() / 2].as_secs_f64() * 1000.0
+    };
+    let (wrong, unknown) = (median(&mut timings[0]), median(&mut timings[1]));
+    println!(
+        "  refused sign-in, median: wrong password {wrong:.1} ms, unknown user {unknown:.1} ms (ratio {:.2})",
+        unknown / wrong
+    );
+
+    let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
         let _ = stopped.await;

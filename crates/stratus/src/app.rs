@@ -159,6 +159,7 @@ impl Application {
         self.host.start()?;
         let background = CancellationToken::new();
         let sweeper = tokio::spawn(sweep_expired_items(Arc::clone(&self.platform), background.clone()));
+        let pruner = tokio::spawn(prune_throttles(Arc::clone(&self.identity), background.clone()));
         let trimmer = tokio::spawn(trim_stream(
             Arc::clone(&self.platform),
             self.host.consumer_names(),
@@ -183,7 +184,7 @@ impl Application {
             .await;
         tracing::info!("shutting down: finishing in-flight invocations");
         background.cancel();
-        let _ = tokio::join!(sweeper, trimmer);
+        let _ = tokio::join!(sweeper, trimmer, pruner);
         self.host.shutdown().await;
         tracing::info!("stopped");
         served.map_err(AppError::Serve)
@@ -208,6 +209,17 @@ async fn sweep_expired_items(platform: Arc<Platform>, stop: CancellationToken) {
                     tracing::info!(swept, "expired items deleted");
                 }
             }
+        }
+    }
+}
+
+/// Keeps the attempt limiters' memory bounded by forgetting idle keys.
+async fn prune_throttles(identity: Arc<Identity>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => identity.throttle.prune(),
         }
     }
 }

@@ -527,10 +527,16 @@ impl UserPool {
         username: &str,
     ) -> Result<CodeDelivery, IdentityError> {
         self.check_client(client_id)?;
-        let user = self.user_by_name(username)?.ok_or(IdentityError::UserNotFound)?;
-        if user.status != UserStatus::Unconfirmed {
-            return Err(IdentityError::InvalidParameter("User is already confirmed.".into()));
-        }
+        let user = self.user_by_name(username)?.filter(|user| user.status == UserStatus::Unconfirmed);
+        let Some(user) = user else {
+            // Unknown and already-confirmed users get the same answer as a real resend, so the
+            // call reveals nothing about who exists (Cognito's PreventUserExistenceErrors).
+            return Ok(CodeDelivery {
+                destination: mask_email(&format!("{username}@x")),
+                medium: "EMAIL",
+                attribute: "email",
+            });
+        };
         let email = user.attributes.get("email").cloned().unwrap_or_default();
         let code = new_code();
         let (pool_id, sub, code_hash, now) = (self.id.clone(), user.sub.clone(), digest(&code), self.now());

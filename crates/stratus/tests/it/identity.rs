@@ -471,6 +471,19 @@ async fn operators_manage_users_and_groups_with_signed_requests() {
     assert_eq!(error_type(&body), "UserNotFoundException");
     let (_, body) = app.admin("ListGroups", json!({"UserPoolId": pool})).await;
     assert_eq!(body["Groups"][0]["Description"], "Blog authors");
+    let (status, _) = app
+        .admin(
+            "AdminRemoveUserFromGroup",
+            json!({"UserPoolId": pool, "Username": "author1", "GroupName": "authors"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, user) = app.admin("AdminGetUser", json!({"UserPoolId": pool, "Username": "author1"})).await;
+    assert_eq!(user["UserStatus"], "CONFIRMED");
+    let again = app.sign_in("author1", PASSWORD).await;
+    let claims =
+        discovered_claims(&app, again["AuthenticationResult"]["AccessToken"].as_str().expect("token")).await;
+    assert!(claims["cognito:groups"].is_null(), "removed from the group: {claims}");
     let (_, body) =
         app.admin("AdminGetUser", json!({"UserPoolId": "us-east-1_NoSuchOne", "Username": "x"})).await;
     assert_eq!(error_type(&body), "ResourceNotFoundException");
@@ -611,5 +624,52 @@ async fn deleting_oneself_ends_every_session() {
         .cognito("SignUp", json!({"ClientId": app.client_id, "Username": "temp", "Password": PASSWORD, "UserAttributes": [{"Name": "email", "Value": "temp@example.com"}]}))
         .await;
     assert_eq!(status, 200, "the username is free again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_issuer_follows_the_configured_public_url() {
+    let app = TestApp::spawn_with(
+        |config| config.server.public_url = Some("https://auth.example.test/".into()),
+        |_| {},
+    )
+    .await;
+    let pool = app.identity.pool_named("default").expect("pool");
+    assert_eq!(pool.issuer(), format!("https://auth.example.test/{}", app.pool_id));
+    let discovery: Value = app
+        .http
+        .get(format!("{}/{}/.well-known/openid-configuration", app.base, app.pool_id))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("https://auth.example.test/{}/.well-known/jwks.json", app.pool_id)
+    );
+    let missing = app
+        .http
+        .get(format!("{}/us-east-1_NotAPool1/.well-known/jwks.json", app.base))
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_are_throttled_per_client_address() {
+    let app = TestApp::spawn_with(|config| config.identity.requests_per_address_per_minute = 5, |_| {}).await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let (_, body) = app
+            .cognito("ForgotPassword", json!({"ClientId": app.client_id, "Username": format!("user")}))
+            .await;
+        statuses.push(error_type(&body).to_owned());
+    }
+    assert!(statuses[..5].iter().all(String::is_empty), "{statuses:?}");
+    assert_eq!(statuses[5..], ["TooManyRequestsException"; 2]);
     app.stop().await;
 }

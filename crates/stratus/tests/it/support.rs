@@ -279,7 +279,8 @@ impl TestApp {
         let mut app =
             stratus::app::Application::build_with_clock(config, Arc::new(clock.clone())).await.expect("app");
         prepare(&mut app);
-        let base = app.public_url().to_owned();
+        // Requests go to the socket; the public URL may name a host that does not resolve here.
+        let base = format!("http://{}", app.local_addr());
         let identity = Arc::clone(app.identity());
         let platform = Arc::clone(app.platform());
         let pool = identity.pool_named("default").expect("default pool");
