@@ -919,7 +919,7 @@ impl UserPool {
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let now = crate::clock::millis_since_epoch(std::time::SystemTime::now()) / 1000;
         let claims = match self.verified.get(token, now) {
-            Some(claims) => AccessClaims::clone(&claims),
+            Some(claims) => claims,
             None => {
                 let claims = self.verify_signature_and_claims(token)?;
                 self.verified.insert(token, &claims);

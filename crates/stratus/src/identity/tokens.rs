@@ -197,39 +197,86 @@ pub fn verify<T: serde::de::DeserializeOwned>(
 }
 
 /// Access tokens already verified, so a client that sends the same token on every request pays
-/// for the RSA signature check once (API Gateway caches authorizer results the same way). A
-/// token is found only by its exact text, so any change to it misses the cache; expiry is
-/// checked again on every hit, and callers check revocation on every hit.
-#[derive(Clone)]
+/// for the RSA signature check once (API Gateway caches authorizer results the same way).
+/// Entries are found by the token's signature (hashing 342 bytes, not the whole token) and a hit
+/// counts only if the whole token is byte-for-byte the one verified, so any alteration misses.
+/// Expiry is checked again on every hit, and callers check revocation on every hit.
+///
+/// A read-mostly map behind an `RwLock` rather than a general cache: hits take a shared lock
+/// and nothing else (a general-purpose cache records every read for its eviction policy, which
+/// costs more than the lookup under load). Memory is bounded by emptying the map when it is
+/// full, which only costs some RSA checks again.
+#[derive(Default)]
 pub struct VerifiedTokens {
-    cache: moka::sync::Cache<String, std::sync::Arc<AccessClaims>>,
+    entries: std::sync::RwLock<std::collections::HashMap<String, (String, AccessClaims)>>,
 }
+
+/// Tokens remembered at most; about 2 KB each.
+const MAX_VERIFIED_TOKENS: usize = 50_000;
 
 impl std::fmt::Debug for VerifiedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifiedTokens").field("entries", &self.cache.entry_count()).finish()
-    }
-}
-
-impl Default for VerifiedTokens {
-    fn default() -> Self {
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(std::time::Duration::from_secs(300))
-            .build();
-        Self { cache }
+        f.debug_struct("VerifiedTokens").finish_non_exhaustive()
     }
 }
 
 impl VerifiedTokens {
     /// The claims of a token verified before, unless it has expired since.
-    pub fn get(&self, token: &str, now_seconds: i64) -> Option<std::sync::Arc<AccessClaims>> {
-        let claims = self.cache.get(token)?;
+    pub fn get(&self, token: &str, now_seconds: i64) -> Option<AccessClaims> {
+        let signature = signature_of(token)?;
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (verified_token, claims) = entries.get(signature)?;
         let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or_default();
-        (claims.exp + leeway > now_seconds).then_some(claims)
+        (verified_token == token && claims.exp + leeway > now_seconds).then(|| claims.clone())
     }
 
     pub fn insert(&self, token: &str, claims: &AccessClaims) {
-        self.cache.insert(token.to_owned(), std::sync::Arc::new(claims.clone()));
+        let Some(signature) = signature_of(token) else { return };
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= MAX_VERIFIED_TOKENS {
+            entries.clear();
+        }
+        entries.insert(signature.to_owned(), (token.to_owned(), claims.clone()));
+    }
+}
+
+/// The third segment of a JWS compact token, when it has exactly three and a signature.
+fn signature_of(token: &str) -> Option<&str> {
+    let mut segments = token.splitn(4, '.');
+    let (_, _, signature) = (segments.next()?, segments.next()?, segments.next()?);
+    (segments.next().is_none() && !signature.is_empty()).then_some(signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> AccessClaims {
+        AccessClaims {
+            sub: "s".into(),
+            groups: Vec::new(),
+            iss: "i".into(),
+            client_id: "c".into(),
+            origin_jti: "o".into(),
+            event_id: "e".into(),
+            token_use: "access".into(),
+            scope: "x".into(),
+            auth_time: 0,
+            exp,
+            iat: 0,
+            jti: "j".into(),
+            username: "u".into(),
+        }
+    }
+
+    #[test]
+    fn the_cache_answers_only_for_the_exact_unexpired_token() {
+        // (See also: the map is emptied, not grown, past its bound.)
+        let cache = VerifiedTokens::default();
+        cache.insert("header.payload.signature", &claims(1_000));
+        assert!(cache.get("header.payload.signature", 900).is_some());
+        assert!(cache.get("header.tampered.signature", 900).is_none(), "same signature, other payload");
+        assert!(cache.get("header.payload.signature", 1_000 + 61).is_none(), "expired beyond the skew");
+        assert!(cache.get("not-a-token", 0).is_none());
     }
 }
