@@ -133,7 +133,7 @@ async fn handle(
         check_operator(identity, method, uri, headers, body)?;
     }
     tracing::debug!(operation, "identity request");
-    route(identity, operation, input, peer).instrument(tracing::info_span!("cognito", operation)).await
+    route(identity, operation, input).instrument(tracing::info_span!("cognito", operation)).await
 }
 
 fn check_operator(
@@ -245,12 +245,7 @@ fn required(map: &BTreeMap<String, String>, name: &str) -> Result<String, Identi
         .ok_or_else(|| IdentityError::InvalidParameter(format!("Missing required parameter {name}")))
 }
 
-async fn route(
-    identity: &Identity,
-    operation: &str,
-    input: Value,
-    _peer: SocketAddr,
-) -> Result<Value, IdentityError> {
+async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Value, IdentityError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct ClientUser {

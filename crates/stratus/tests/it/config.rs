@@ -64,6 +64,13 @@ fn a_bad_configuration_names_the_key_and_the_problem() {
         (vec![("STRATUS_MAIL__FROM", "nobody")], "mail.from"),
         (vec![("STRATUS_SERVER__NO_SUCH_KEY", "1")], "no_such_key"),
         (vec![("STRATUS_DATABASE__SYNCHRONOUS", "sometimes")], "STRATUS_DATABASE__SYNCHRONOUS"),
+        (vec![("STRATUS_IDENTITY__POOLS__DEFAULT__ACCESS_TOKEN_VALIDITY", "2days")], "access_token_validity"),
+        (vec![("STRATUS_IDENTITY__POOLS__DEFAULT__REFRESH_TOKEN_VALIDITY", "10m")], "refresh_token_validity"),
+        (vec![("STRATUS_IDENTITY__POOLS__DEFAULT__ID", "pool1")], "identity.pools.<name>.id"),
+        (
+            vec![("STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY", "short")],
+            "identity.operator_secret_access_key",
+        ),
     ];
     for (pairs, key) in cases {
         let message = load_error(&pairs);
