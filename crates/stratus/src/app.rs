@@ -35,6 +35,8 @@ pub enum AppError {
     Host(#[from] HostError),
     #[error("cannot open the user pools")]
     Identity(#[from] IdentityError),
+    #[error("cannot open a table")]
+    Table(#[source] crate::table::TableError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
     #[error("the HTTP server failed")]
@@ -82,16 +84,8 @@ impl Application {
             &platform.clock,
         )?);
         let authorizer = Arc::new(Authorizer::new(identity.pools(), &config.identity.issuers));
-        Ok(Self {
-            platform,
-            identity,
-            authorizer,
-            host,
-            functions: Router::new(),
-            listener,
-            local_addr,
-            public_url,
-        })
+        let blog = blog_api(&platform, &authorizer, &config)?;
+        Ok(Self { platform, identity, authorizer, host, functions: blog, listener, local_addr, public_url })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -189,6 +183,18 @@ impl Application {
         tracing::info!("stopped");
         served.map_err(AppError::Serve)
     }
+}
+
+/// The blog's posts API over the stage's `blog` table.
+fn blog_api(platform: &Platform, authorizer: &Arc<Authorizer>, config: &Config) -> Result<Router, AppError> {
+    let table = platform.table(crate::blog::store::table_spec()).map_err(AppError::Table)?;
+    let posts = crate::blog::store::PostStore::new(Arc::new(table), Arc::clone(&platform.clock));
+    let state = crate::blog::api::BlogState {
+        posts,
+        authorizer: Arc::clone(authorizer),
+        config: config.blog.clone(),
+    };
+    Ok(crate::blog::api::router(state))
 }
 
 /// One span per request, carrying the request id set by `SetRequestIdLayer`.

@@ -46,6 +46,7 @@ pub struct Config {
     pub functions: FunctionsConfig,
     pub mail: MailConfig,
     pub identity: IdentityConfig,
+    pub blog: BlogConfig,
     pub log: LogConfig,
 }
 
@@ -179,6 +180,23 @@ impl fmt::Debug for SmtpConfig {
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlogConfig {
+    /// The user-pool group whose members write posts.
+    pub authors_group: String,
+    /// Largest request body the posts API accepts (413 beyond).
+    pub max_body_bytes: usize,
+    /// Posts per page when a listing does not say.
+    pub page_size: usize,
+}
+
+impl Default for BlogConfig {
+    fn default() -> Self {
+        Self { authors_group: "authors".into(), max_body_bytes: 1024 * 1024, page_size: 10 }
     }
 }
 
@@ -336,6 +354,7 @@ impl Default for Config {
             functions: FunctionsConfig { concurrency: 64, timeout: Duration::from_secs(30) },
             mail: MailConfig::default(),
             identity: IdentityConfig::default(),
+            blog: BlogConfig::default(),
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
         }
     }
@@ -512,7 +531,22 @@ impl Config {
         if self.mail.smtp.username.is_some() != self.mail.smtp.password.is_some() {
             return invalid("mail.smtp.username", "and mail.smtp.password must be set together");
         }
-        self.validate_identity()
+        self.validate_identity()?;
+        self.validate_blog()
+    }
+
+    fn validate_blog(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.into() });
+        if self.blog.authors_group.is_empty() {
+            return invalid("blog.authors_group", "must not be empty");
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.blog.max_body_bytes) {
+            return invalid("blog.max_body_bytes", "must be between 1 KiB and 64 MiB");
+        }
+        if !(1..=100).contains(&self.blog.page_size) {
+            return invalid("blog.page_size", "must be between 1 and 100");
+        }
+        Ok(())
     }
 
     fn validate_identity(&self) -> Result<(), ConfigError> {

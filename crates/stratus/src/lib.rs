@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod blobs;
+pub mod blog;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -5,19 +5,26 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    #[serde(skip)]
     pub status: StatusCode,
     /// A URI naming the kind of problem; `about:blank` means "see the status code".
-    #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Extra header, e.g. `WWW-Authenticate` on 401 or `Retry-After` on 429.
-    #[serde(skip)]
     pub header: Option<Box<(header::HeaderName, String)>>,
+}
+
+/// The JSON members RFC 9457 defines.
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 impl Problem {
@@ -46,7 +53,13 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::to_string(&self).unwrap_or_default();
+        let body = serde_json::to_string(&Body {
+            kind: self.kind,
+            title: &self.title,
+            status: self.status.as_u16(),
+            detail: self.detail.as_deref(),
+        })
+        .unwrap_or_default();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use jsonwebtoken::DecodingKey;
@@ -215,5 +215,21 @@ where
             tracing::info!(reason = %error, "access token refused");
             unauthorized(&error.to_string())
         })
+    }
+}
+
+/// `Option<Principal>`: `None` without an `Authorization` header, a 401 for a bad token.
+impl<S> OptionalFromRequestParts<S> for Principal
+where
+    Arc<Authorizer>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
     }
 }

@@ -3,6 +3,7 @@
 
 mod authorizer;
 mod blobs;
+mod blog;
 mod config;
 mod functions;
 mod identity;

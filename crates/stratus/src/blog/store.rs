@@ -1,0 +1,371 @@
+//! Posts in the table, in a single-table design (see ARCHITECTURE.md):
+//!
+//! | item | `pk` | `sk` | index `published` (`gsi1pk`, `gsi1sk`) |
+//! |---|---|---|---|
+//! | post | `POST#<slug>` | `POST` | `PUBLISHED`, `<publish date>#<slug>` — only while published |
+//! | tag entry | `TAG#<tag>` | `<publish date>#<slug>` | — |
+//!
+//! Tag entries exist only for published posts and are written in the same transaction as the
+//! post, so a tag page never lists a draft.
+
+use std::sync::Arc;
+
+use super::{InvalidPost, PostContent, PostStatus, Slug, Tag};
+use crate::clock::Clock;
+use crate::item;
+use crate::table::{
+    AttributeValue, Condition, Cursor, IndexSpec, Item, KeyAttribute, Query, Table, TableError, TableSpec,
+    TransactOp,
+};
+
+pub const TABLE: &str = "blog";
+pub const PUBLISHED_INDEX: &str = "published";
+
+/// The blog table's schema.
+pub fn table_spec() -> TableSpec {
+    TableSpec::new(TABLE, KeyAttribute::string("pk")).sort_key(KeyAttribute::string("sk")).index(
+        IndexSpec::new(PUBLISHED_INDEX, KeyAttribute::string("gsi1pk"))
+            .sort_key(KeyAttribute::string("gsi1sk")),
+    )
+}
+
+/// A stored post.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Post {
+    pub slug: Slug,
+    pub title: String,
+    pub body: String,
+    pub summary: String,
+    pub tags: Vec<Tag>,
+    pub cover: Option<String>,
+    pub publish_date: Option<String>,
+    pub status: PostStatus,
+    pub version: u64,
+    pub author: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A post as listed (no body).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PostSummary {
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    pub tags: Vec<String>,
+    pub cover: Option<String>,
+    pub publish_date: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidPost),
+    #[error("a post with slug `{0}` already exists")]
+    SlugTaken(Slug),
+    #[error("no post `{0}`")]
+    NotFound(Slug),
+    #[error("post `{slug}` is at version {current}, not {expected}")]
+    VersionMismatch { slug: Slug, expected: u64, current: u64 },
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("stored post is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage failure")]
+    Table(#[source] TableError),
+}
+
+impl From<TableError> for PostError {
+    fn from(error: TableError) -> Self {
+        match error {
+            TableError::InvalidCursor { .. } => Self::InvalidCursor,
+            other => Self::Table(other),
+        }
+    }
+}
+
+/// A page of listed posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostPage {
+    pub posts: Vec<PostSummary>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PostStore {
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+}
+
+fn post_key(slug: &Slug) -> Item {
+    item! { "pk" => format!("POST#{slug}"), "sk" => "POST" }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(AttributeValue::as_s).map(str::to_owned)
+}
+
+impl PostStore {
+    pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Self {
+        Self { table, clock }
+    }
+
+    fn now(&self) -> String {
+        humantime::format_rfc3339_seconds(self.clock.now()).to_string()
+    }
+
+    pub async fn get(&self, slug: &Slug) -> Result<Option<Post>, PostError> {
+        let item = self.table.get(&post_key(slug)).await?;
+        item.map(|item| post_from_item(&item)).transpose()
+    }
+
+    /// Creates a post; the slug must be free (checked atomically).
+    pub async fn create(
+        &self,
+        slug: Slug,
+        content: PostContent,
+        status: PostStatus,
+        author: &str,
+    ) -> Result<Post, PostError> {
+        let now = self.now();
+        let post = Post {
+            publish_date: match status {
+                PostStatus::Published => Some(content.publish_date.clone().unwrap_or_else(|| now.clone())),
+                PostStatus::Draft => content.publish_date.clone(),
+            },
+            slug,
+            title: content.title,
+            body: content.body,
+            summary: content.summary,
+            tags: content.tags,
+            cover: content.cover,
+            status,
+            version: 1,
+            author: author.to_owned(),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let mut operations =
+            vec![TransactOp::Put { item: post_item(&post), condition: Some(Condition::not_exists("pk")) }];
+        operations
+            .extend(tag_entries(&post).into_iter().map(|item| TransactOp::Put { item, condition: None }));
+        match self.table.transact_write(operations).await {
+            Ok(()) => Ok(post),
+            Err(TableError::TransactionCanceled { .. }) => Err(PostError::SlugTaken(post.slug)),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Replaces a post's content (and status) if it is still at `expected_version`.
+    pub async fn replace(
+        &self,
+        slug: &Slug,
+        expected_version: Option<u64>,
+        change: impl FnOnce(&mut Post),
+    ) -> Result<Post, PostError> {
+        let current = self.get(slug).await?.ok_or_else(|| PostError::NotFound(slug.clone()))?;
+        if let Some(expected) = expected_version
+            && expected != current.version
+        {
+            return Err(PostError::VersionMismatch {
+                slug: slug.clone(),
+                expected,
+                current: current.version,
+            });
+        }
+        let mut next = current.clone();
+        change(&mut next);
+        next.slug = current.slug.clone();
+        next.version = current.version + 1;
+        next.updated_at = self.now();
+        if next.status == PostStatus::Published && next.publish_date.is_none() {
+            next.publish_date = Some(next.updated_at.clone());
+        }
+        let mut operations = vec![TransactOp::Put {
+            item: post_item(&next),
+            condition: Some(Condition::eq("version", current.version)),
+        }];
+        let (old_entries, new_entries) = (tag_entries(&current), tag_entries(&next));
+        for entry in &old_entries {
+            if !new_entries.contains(entry) {
+                let key = item! { "pk" => entry["pk"].clone(), "sk" => entry["sk"].clone() };
+                let still_written =
+                    new_entries.iter().any(|new| new["pk"] == entry["pk"] && new["sk"] == entry["sk"]);
+                if !still_written {
+                    operations.push(TransactOp::Delete { key, condition: None });
+                }
+            }
+        }
+        for entry in new_entries {
+            if !old_entries.contains(&entry) {
+                operations.push(TransactOp::Put { item: entry, condition: None });
+            }
+        }
+        match self.table.transact_write(operations).await {
+            Ok(()) => Ok(next),
+            // Someone else wrote in between.
+            Err(TableError::TransactionCanceled { .. }) => {
+                let latest = self.get(slug).await?.map_or(0, |post| post.version);
+                Err(PostError::VersionMismatch {
+                    slug: slug.clone(),
+                    expected: current.version,
+                    current: latest,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn delete(&self, slug: &Slug, expected_version: Option<u64>) -> Result<(), PostError> {
+        let current = self.get(slug).await?.ok_or_else(|| PostError::NotFound(slug.clone()))?;
+        if let Some(expected) = expected_version
+            && expected != current.version
+        {
+            return Err(PostError::VersionMismatch {
+                slug: slug.clone(),
+                expected,
+                current: current.version,
+            });
+        }
+        let mut operations = vec![TransactOp::Delete {
+            key: post_key(slug),
+            condition: Some(Condition::eq("version", current.version)),
+        }];
+        for entry in tag_entries(&current) {
+            operations.push(TransactOp::Delete {
+                key: item! { "pk" => entry["pk"].clone(), "sk" => entry["sk"].clone() },
+                condition: None,
+            });
+        }
+        match self.table.transact_write(operations).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCanceled { .. }) => Err(PostError::VersionMismatch {
+                slug: slug.clone(),
+                expected: current.version,
+                current: current.version + 1,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Published posts, newest first, optionally of one tag; `cursor` continues a listing.
+    pub async fn list_published(
+        &self,
+        tag: Option<&Tag>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<PostPage, PostError> {
+        let cursor = cursor.map(Cursor::from_token).transpose()?;
+        let query = match tag {
+            None => Query::partition("PUBLISHED").index(PUBLISHED_INDEX),
+            Some(tag) => Query::partition(format!("TAG#{tag}")),
+        };
+        let page = self.table.query(query.backward().limit(limit).start_after(cursor)).await?;
+        let posts = page.items.iter().map(summary_from_item).collect::<Result<Vec<_>, _>>()?;
+        Ok(PostPage { posts, next: page.next.map(|cursor| cursor.to_token()) })
+    }
+}
+
+fn post_item(post: &Post) -> Item {
+    let mut item = post_key(&post.slug);
+    item.insert("type".into(), "post".into());
+    item.insert("slug".into(), post.slug.as_str().into());
+    item.insert("title".into(), post.title.clone().into());
+    item.insert("body".into(), post.body.clone().into());
+    item.insert("summary".into(), post.summary.clone().into());
+    if !post.tags.is_empty() {
+        item.insert(
+            "tags".into(),
+            AttributeValue::Ss(post.tags.iter().map(|tag| tag.as_str().to_owned()).collect()),
+        );
+    }
+    if let Some(cover) = &post.cover {
+        item.insert("cover".into(), cover.clone().into());
+    }
+    if let Some(date) = &post.publish_date {
+        item.insert("publish_date".into(), date.clone().into());
+    }
+    item.insert("status".into(), post.status.as_str().into());
+    item.insert("version".into(), post.version.into());
+    item.insert("author".into(), post.author.clone().into());
+    item.insert("created_at".into(), post.created_at.clone().into());
+    item.insert("updated_at".into(), post.updated_at.clone().into());
+    if post.status == PostStatus::Published
+        && let Some(date) = &post.publish_date
+    {
+        item.insert("gsi1pk".into(), "PUBLISHED".into());
+        item.insert("gsi1sk".into(), format!("{date}#{}", post.slug).into());
+    }
+    item
+}
+
+/// The tag entries a post should have: one per tag while published.
+fn tag_entries(post: &Post) -> Vec<Item> {
+    let (PostStatus::Published, Some(date)) = (post.status, &post.publish_date) else { return Vec::new() };
+    post.tags
+        .iter()
+        .map(|tag| {
+            let mut entry = item! { "pk" => format!("TAG#{tag}"), "sk" => format!("{date}#{}", post.slug) };
+            entry.insert("type".into(), "tag_entry".into());
+            entry.insert("slug".into(), post.slug.as_str().into());
+            entry.insert("title".into(), post.title.clone().into());
+            entry.insert("summary".into(), post.summary.clone().into());
+            entry.insert("publish_date".into(), date.clone().into());
+            if !post.tags.is_empty() {
+                entry.insert(
+                    "tags".into(),
+                    AttributeValue::Ss(post.tags.iter().map(|t| t.as_str().to_owned()).collect()),
+                );
+            }
+            if let Some(cover) = &post.cover {
+                entry.insert("cover".into(), cover.clone().into());
+            }
+            entry
+        })
+        .collect()
+}
+
+fn tags_of(item: &Item) -> Vec<String> {
+    match item.get("tags") {
+        Some(AttributeValue::Ss(tags)) => tags.iter().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn post_from_item(item: &Item) -> Result<Post, PostError> {
+    let corrupt = |field: &str| PostError::Corrupt(format!("missing `{field}`"));
+    let slug = text(item, "slug").ok_or_else(|| corrupt("slug"))?;
+    let status = match text(item, "status").as_deref() {
+        Some("published") => PostStatus::Published,
+        _ => PostStatus::Draft,
+    };
+    Ok(Post {
+        slug: Slug::parse(&slug).map_err(|e| PostError::Corrupt(e.to_string()))?,
+        title: text(item, "title").ok_or_else(|| corrupt("title"))?,
+        body: text(item, "body").unwrap_or_default(),
+        summary: text(item, "summary").unwrap_or_default(),
+        tags: tags_of(item).iter().filter_map(|tag| Tag::parse(tag).ok()).collect(),
+        cover: text(item, "cover"),
+        publish_date: text(item, "publish_date"),
+        status,
+        version: item
+            .get("version")
+            .and_then(AttributeValue::as_n)
+            .and_then(|n| n.as_str().parse().ok())
+            .unwrap_or(0),
+        author: text(item, "author").unwrap_or_default(),
+        created_at: text(item, "created_at").unwrap_or_default(),
+        updated_at: text(item, "updated_at").unwrap_or_default(),
+    })
+}
+
+fn summary_from_item(item: &Item) -> Result<PostSummary, PostError> {
+    Ok(PostSummary {
+        slug: text(item, "slug").ok_or_else(|| PostError::Corrupt("missing `slug`".into()))?,
+        title: text(item, "title").unwrap_or_default(),
+        summary: text(item, "summary").unwrap_or_default(),
+        tags: tags_of(item),
+        cover: text(item, "cover"),
+        publish_date: text(item, "publish_date").unwrap_or_default(),
+    })
+}
