@@ -14,11 +14,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::functions::{Host, HostError};
+use crate::events::BatchResponse;
+use crate::functions::{FunctionError, Host, HostError, StreamTrigger};
 use crate::http::{self, HealthState};
 use crate::identity::authorizer::Authorizer;
 use crate::identity::{Identity, IdentityError, operator_credentials};
 use crate::platform::{Platform, PlatformError};
+use crate::stream::EventFilter;
 use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub enum AppError {
     Host(#[from] HostError),
     #[error("cannot open the user pools")]
     Identity(#[from] IdentityError),
+    #[error("cannot prepare the site generator")]
+    Site(#[source] crate::blog::site::SiteError),
     #[error("cannot open a table")]
     Table(#[source] crate::table::TableError),
     #[error("cannot read or create the operator credentials")]
@@ -63,7 +67,7 @@ impl Application {
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let platform = Arc::new(Platform::open(&config, clock)?);
-        let host = Host::new(Arc::clone(&platform.stream), &config.functions);
+        let mut host = Host::new(Arc::clone(&platform.stream), &config.functions);
         let address = config.server.listen;
         let listener =
             TcpListener::bind(address).await.map_err(|source| AppError::Bind { address, source })?;
@@ -84,7 +88,7 @@ impl Application {
             &platform.clock,
         )?);
         let authorizer = Arc::new(Authorizer::new(identity.pools(), &config.identity.issuers));
-        let blog = blog_api(&platform, &authorizer, &config)?;
+        let blog = blog_functions(&platform, &authorizer, &config, &public_url, &mut host)?;
         Ok(Self { platform, identity, authorizer, host, functions: blog, listener, local_addr, public_url })
     }
 
@@ -185,10 +189,40 @@ impl Application {
     }
 }
 
-/// The blog's posts API over the stage's `blog` table.
-fn blog_api(platform: &Platform, authorizer: &Arc<Authorizer>, config: &Config) -> Result<Router, AppError> {
+/// The blog: the posts API over the stage's `blog` table, and the site generator subscribed to
+/// its post changes.
+fn blog_functions(
+    platform: &Platform,
+    authorizer: &Arc<Authorizer>,
+    config: &Config,
+    public_url: &str,
+    host: &mut Host,
+) -> Result<Router, AppError> {
+    use crate::blog::site::SiteGenerator;
     let table = platform.table(crate::blog::store::table_spec()).map_err(AppError::Table)?;
+    let source = table.stream_source().to_owned();
     let posts = crate::blog::store::PostStore::new(Arc::new(table), Arc::clone(&platform.clock));
+    let bucket =
+        platform.buckets.bucket(&config.blog.site_bucket).map_err(|e| AppError::Platform(e.into()))?;
+    let overrides = config.stage_dir().join("templates");
+    let generator = Arc::new(
+        SiteGenerator::new(posts.clone(), bucket, &config.blog, public_url, &overrides)
+            .map_err(AppError::Site)?,
+    );
+    let only_posts =
+        EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
+    host.on_table_change(
+        "site-generator",
+        &source,
+        StreamTrigger::new(&config.stream).filter(only_posts),
+        move |_, changes| {
+            let generator = Arc::clone(&generator);
+            async move {
+                generator.apply(&changes).await.map_err(|error| Box::new(error) as FunctionError)?;
+                Ok(BatchResponse::success())
+            }
+        },
+    )?;
     let state = crate::blog::api::BlogState {
         posts,
         authorizer: Arc::clone(authorizer),

@@ -190,13 +190,28 @@ pub struct BlogConfig {
     pub authors_group: String,
     /// Largest request body the posts API accepts (413 beyond).
     pub max_body_bytes: usize,
-    /// Posts per page when a listing does not say.
+    /// Posts per page when a listing does not say, and on the site's index pages.
     pub page_size: usize,
+    /// The site's name, in every page and the feed.
+    pub title: String,
+    pub description: String,
+    /// The private bucket the generated pages are written to (served only by the edge).
+    pub site_bucket: String,
+    /// Entries in the Atom feed.
+    pub feed_entries: usize,
 }
 
 impl Default for BlogConfig {
     fn default() -> Self {
-        Self { authors_group: "authors".into(), max_body_bytes: 1024 * 1024, page_size: 10 }
+        Self {
+            authors_group: "authors".into(),
+            max_body_bytes: 1024 * 1024,
+            page_size: 10,
+            title: "Stratus Blog".into(),
+            description: "Notes, written rarely and read often.".into(),
+            site_bucket: "site".into(),
+            feed_entries: 20,
+        }
     }
 }
 
@@ -545,6 +560,15 @@ impl Config {
         }
         if !(1..=100).contains(&self.blog.page_size) {
             return invalid("blog.page_size", "must be between 1 and 100");
+        }
+        if self.blog.title.trim().is_empty() {
+            return invalid("blog.title", "must not be empty");
+        }
+        if crate::blobs::validate_bucket_name(&self.blog.site_bucket).is_err() {
+            return invalid("blog.site_bucket", "must be a valid bucket name");
+        }
+        if !(1..=500).contains(&self.blog.feed_entries) {
+            return invalid("blog.feed_entries", "must be between 1 and 500");
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! single-table design ([`store`]), served by a REST API ([`api`]).
 
 pub mod api;
+mod markdown;
+pub mod site;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

@@ -127,7 +127,7 @@ struct Limits {
     timeout: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RunningConsumer {
     name: String,
     source: String,
@@ -252,15 +252,13 @@ impl Host {
     /// Waits until every consumer has processed (or dead-lettered, or filtered out) every record
     /// written before this call. Tests use it instead of sleeping.
     pub async fn drain(&self) -> Result<(), HostError> {
-        for consumer in &self.running {
-            let target = self.log.latest_for(&consumer.name, &consumer.source)?;
-            let mut progress = consumer.progress.clone();
-            progress
-                .wait_for(|checkpoint| *checkpoint >= target)
-                .await
-                .map_err(|_| HostError::ConsumerStopped { name: consumer.name.clone() })?;
-        }
-        Ok(())
+        self.drainer().drain().await
+    }
+
+    /// A handle that drains the consumers started so far, usable after the host has moved
+    /// into a running application.
+    pub fn drainer(&self) -> Drainer {
+        Drainer { log: Arc::clone(&self.log), consumers: self.running.clone() }
     }
 
     /// Stops every consumer after its in-flight invocation finishes and is checkpointed.
@@ -274,6 +272,27 @@ impl Host {
     pub async fn abort(mut self) {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Waits for consumers to catch up; see [`Host::drain`].
+#[derive(Debug, Clone)]
+pub struct Drainer {
+    log: Arc<StreamLog>,
+    consumers: Vec<RunningConsumer>,
+}
+
+impl Drainer {
+    pub async fn drain(&self) -> Result<(), HostError> {
+        for consumer in &self.consumers {
+            let target = self.log.latest_for(&consumer.name, &consumer.source)?;
+            let mut progress = consumer.progress.clone();
+            progress
+                .wait_for(|checkpoint| *checkpoint >= target)
+                .await
+                .map_err(|_| HostError::ConsumerStopped { name: consumer.name.clone() })?;
+        }
+        Ok(())
     }
 }
 

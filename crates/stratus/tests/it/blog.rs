@@ -268,3 +268,107 @@ async fn bad_input_gets_a_problem_document_and_changes_nothing() {
     assert_eq!(listing["status"], 404, "nothing was created");
     blog.app.stop().await;
 }
+
+/// Keys and ETags of everything in the site bucket.
+async fn site_objects(blog: &Blog) -> std::collections::BTreeMap<String, String> {
+    use futures::TryStreamExt as _;
+    use object_store::ObjectStore as _;
+    let site = blog.app.platform.buckets.bucket("site").expect("site bucket");
+    let objects: Vec<object_store::ObjectMeta> = site.list(None).try_collect().await.expect("list");
+    objects.into_iter().map(|meta| (meta.location.to_string(), meta.e_tag.unwrap_or_default())).collect()
+}
+
+async fn site_text(blog: &Blog, key: &str) -> String {
+    use object_store::ObjectStoreExt as _;
+    let site = blog.app.platform.buckets.bucket("site").expect("site bucket");
+    let bytes =
+        site.get(&object_store::path::Path::from(key)).await.expect(key).bytes().await.expect("bytes");
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+#[tokio::test]
+async fn publishing_generates_exactly_the_pages_of_the_site() {
+    let blog = Blog::start().await;
+    let body = "# Hello\n\nFirst *post*.<script>alert('x')</script>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+    let (status, _, _) = blog
+        .create(&blog.author, json!({"slug": "hello", "title": "Hello & welcome", "body": body, "tags": ["intro", "rust"], "status": "published"}))
+        .await;
+    assert_eq!(status, 201);
+    blog.create(&blog.author, json!({"slug": "draft", "title": "Unfinished", "body": "Not yet."})).await;
+    blog.app.drain().await;
+
+    let keys: Vec<String> =
+        site_objects(&blog).await.into_keys().filter(|key| !key.starts_with("assets/")).collect();
+    assert_eq!(
+        keys,
+        [
+            "feed.xml",
+            "index.html",
+            "posts/hello/index.html",
+            "robots.txt",
+            "sitemap.xml",
+            "tags/intro/index.html",
+            "tags/rust/index.html"
+        ]
+    );
+    let page = site_text(&blog, "posts/hello/index.html").await;
+    assert!(page.contains("<title>Hello &amp; welcome"), "titles are escaped");
+    assert!(page.contains("<table>") && page.contains(r#"id="hello""#), "markdown rendered with anchors");
+    assert!(!page.contains("<script>alert"), "no script from markdown reaches the page");
+    assert!(page.contains(r#"action="/v1/subscribers""#), "every page has the subscribe form");
+    assert!(!site_text(&blog, "index.html").await.contains("Unfinished"), "drafts are not listed");
+
+    let feed = site_text(&blog, "feed.xml").await;
+    let document = roxmltree::Document::parse(&feed).expect("the feed is well-formed XML");
+    let entries: Vec<_> = document.descendants().filter(|node| node.has_tag_name("entry")).collect();
+    assert_eq!(entries.len(), 1);
+    let title = entries[0].children().find(|node| node.has_tag_name("title")).and_then(|node| node.text());
+    assert_eq!(title, Some("Hello & welcome"));
+    assert_eq!(document.root_element().tag_name().namespace(), Some("http://www.w3.org/2005/Atom"));
+    roxmltree::Document::parse(&site_text(&blog, "sitemap.xml").await)
+        .expect("the sitemap is well-formed XML");
+    assert!(site_text(&blog, "robots.txt").await.contains("Sitemap: "));
+    blog.app.stop().await;
+}
+
+#[tokio::test]
+async fn editing_a_post_rewrites_only_the_pages_that_show_it() {
+    let blog = Blog::start().await;
+    blog.publish_new("alpha", "2026-11-01T09:00:00Z", &["x"]).await;
+    blog.publish_new("beta", "2026-11-02T09:00:00Z", &["y"]).await;
+    blog.app.drain().await;
+    let before = site_objects(&blog).await;
+
+    blog.app.clock.advance(std::time::Duration::from_secs(3600));
+    let (status, _, body) = blog
+        .send(
+            blog.app
+                .http
+                .put(blog.url("/v1/posts/alpha"))
+                .bearer_auth(&blog.author)
+                .header("if-match", "\"v1\"")
+                .json(&json!({"title": "Alpha, revised", "body": "Body of alpha.", "tags": ["x"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    blog.app.drain().await;
+    let after = site_objects(&blog).await;
+    let changed: Vec<&String> =
+        after.iter().filter(|(key, etag)| before.get(*key) != Some(etag)).map(|(key, _)| key).collect();
+    assert_eq!(
+        changed,
+        ["feed.xml", "index.html", "posts/alpha/index.html", "sitemap.xml", "tags/x/index.html"]
+    );
+    assert!(site_text(&blog, "posts/alpha/index.html").await.contains("Alpha, revised"));
+
+    let (status, _, _) =
+        blog.send(blog.app.http.post(blog.url("/v1/posts/alpha/unpublish")).bearer_auth(&blog.author)).await;
+    assert_eq!(status, 200);
+    blog.app.drain().await;
+    let remaining = site_objects(&blog).await;
+    assert!(!remaining.contains_key("posts/alpha/index.html"), "unpublishing removes the page");
+    assert!(!remaining.contains_key("tags/x/index.html"), "and the tag page it alone was on");
+    assert!(!site_text(&blog, "index.html").await.contains("Alpha"));
+    assert!(site_text(&blog, "index.html").await.contains("Post beta"));
+    blog.app.stop().await;
+}

@@ -251,6 +251,7 @@ pub struct TestApp {
     pub platform: Arc<Platform>,
     pub http: reqwest::Client,
     seen_mail: Mutex<std::collections::HashSet<String>>,
+    drainer: stratus::functions::Drainer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), stratus::app::AppError>>>,
 }
@@ -279,6 +280,9 @@ impl TestApp {
         let mut app =
             stratus::app::Application::build_with_clock(config, Arc::new(clock.clone())).await.expect("app");
         prepare(&mut app);
+        // Functions start now so the test can drain them; `run` finds nothing left to start.
+        app.host_mut().start().expect("start functions");
+        let drainer = app.host_mut().drainer();
         // Requests go to the socket; the public URL may name a host that does not resolve here.
         let base = format!("http://{}", app.local_addr());
         let identity = Arc::clone(app.identity());
@@ -299,9 +303,15 @@ impl TestApp {
             platform,
             http: reqwest::Client::new(),
             seen_mail: Mutex::new(Default::default()),
+            drainer,
             stop: Some(stop),
             server: Some(server),
         }
+    }
+
+    /// Waits until the app's functions have processed everything written so far.
+    pub async fn drain(&self) {
+        self.drainer.drain().await.expect("drain");
     }
 
     /// One Cognito call, unsigned (as apps make them).
