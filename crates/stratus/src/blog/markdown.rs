@@ -66,6 +66,8 @@ fn sanitize(html: &str) -> String {
     ammonia::Builder::default()
         .add_generic_attributes(["id"])
         .add_tag_attributes("code", ["class"])
+        .add_tag_attributes("div", ["class"])
+        .add_tag_attributes("sup", ["class"])
         .add_tag_attributes("input", ["type", "checked", "disabled"])
         .add_tags(["input"])
         .link_rel(Some("noopener noreferrer"))
