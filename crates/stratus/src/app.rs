@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::events::BatchResponse;
-use crate::functions::{FunctionError, Host, HostError, StreamTrigger};
+use crate::functions::{FunctionError, Host, HostError, ObjectTrigger, StreamTrigger};
 use crate::http::{self, HealthState};
 use crate::identity::authorizer::Authorizer;
 use crate::identity::{Identity, IdentityError, operator_credentials};
@@ -55,6 +55,8 @@ pub struct Application {
     host: Host,
     /// HTTP functions: routers mounted on the listener.
     functions: Router,
+    /// Serves the site for every path no function claims.
+    edge: Arc<crate::edge::Edge>,
     listener: TcpListener,
     local_addr: SocketAddr,
     public_url: String,
@@ -89,7 +91,18 @@ impl Application {
         )?);
         let authorizer = Arc::new(Authorizer::new(identity.pools(), &config.identity.issuers));
         let blog = blog_functions(&platform, &authorizer, &config, &public_url, &mut host)?;
-        Ok(Self { platform, identity, authorizer, host, functions: blog, listener, local_addr, public_url })
+        let edge = edge(&platform, &config, &public_url, &mut host)?;
+        Ok(Self {
+            platform,
+            identity,
+            authorizer,
+            host,
+            functions: blog,
+            edge,
+            listener,
+            local_addr,
+            public_url,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -170,9 +183,11 @@ impl Application {
         };
         let functions = std::mem::take(&mut self.functions)
             .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.host.concurrency()));
-        let router = http::router(state)
+        let routes = http::router(state)
             .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
-            .merge(functions)
+            .merge(functions);
+        let router = Arc::clone(&self.edge)
+            .serve_unrouted(routes)
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
@@ -229,6 +244,25 @@ fn blog_functions(
         config: config.blog.clone(),
     };
     Ok(crate::blog::api::router(state))
+}
+
+/// The edge in front of the site bucket, kept fresh by the bucket's object events.
+fn edge(
+    platform: &Platform,
+    config: &Config,
+    public_url: &str,
+    host: &mut Host,
+) -> Result<Arc<crate::edge::Edge>, AppError> {
+    let bucket =
+        platform.buckets.bucket(&config.blog.site_bucket).map_err(|e| AppError::Platform(e.into()))?;
+    let source = bucket.stream_source().to_owned();
+    let edge = Arc::new(crate::edge::Edge::new(bucket, &config.edge, public_url.starts_with("https://")));
+    let invalidated = Arc::clone(&edge);
+    host.on_object_event("edge-invalidate", &source, ObjectTrigger::any(&config.stream), move |_, event| {
+        invalidated.invalidate(&event.key());
+        async { Ok(()) }
+    })?;
+    Ok(edge)
 }
 
 /// One span per request, carrying the request id set by `SetRequestIdLayer`.

@@ -47,6 +47,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub identity: IdentityConfig,
     pub blog: BlogConfig,
+    pub edge: EdgeConfig,
     pub log: LogConfig,
 }
 
@@ -180,6 +181,30 @@ impl fmt::Debug for SmtpConfig {
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Memory for hot objects (and their compressed variants), in bytes.
+    pub cache_bytes: u64,
+    /// Sent with every page the edge serves.
+    pub content_security_policy: String,
+    /// Permanent redirects, path → location (`"/old" = "/posts/new/"`).
+    pub redirects: BTreeMap<String, String>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 * 1024 * 1024,
+            content_security_policy:
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                                      frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+                    .into(),
+            redirects: BTreeMap::new(),
+        }
     }
 }
 
@@ -370,6 +395,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             identity: IdentityConfig::default(),
             blog: BlogConfig::default(),
+            edge: EdgeConfig::default(),
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
         }
     }
@@ -569,6 +595,17 @@ impl Config {
         }
         if !(1..=500).contains(&self.blog.feed_entries) {
             return invalid("blog.feed_entries", "must be between 1 and 500");
+        }
+        if self.edge.cache_bytes < 1024 * 1024 {
+            return invalid("edge.cache_bytes", "must be at least 1 MiB");
+        }
+        if let Some((from, to)) =
+            self.edge.redirects.iter().find(|(from, to)| !from.starts_with('/') || to.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                key: "edge.redirects",
+                problem: format!("`{from}` → `{to}`: paths start with '/' and locations are not empty"),
+            });
         }
         Ok(())
     }

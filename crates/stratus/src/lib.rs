@@ -9,6 +9,7 @@ pub mod blog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod edge;
 pub mod events;
 pub mod functions;
 pub mod http;

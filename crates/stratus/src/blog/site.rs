@@ -24,7 +24,8 @@ use crate::config::BlogConfig;
 use crate::events::TableChange;
 use crate::table::Item;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
+    ("404.html", include_str!("../../templates/site/404.html")),
     ("base.html", include_str!("../../templates/site/base.html")),
     ("post.html", include_str!("../../templates/site/post.html")),
     ("list.html", include_str!("../../templates/site/list.html")),
@@ -189,6 +190,11 @@ impl SiteGenerator {
         )
         .await?;
         self.write_if_changed(&self.site.stylesheet[1..], STYLESHEET.to_owned()).await?;
+        self.write_if_changed(
+            "404.html",
+            self.templates.get_template("404.html")?.render(context! { site => &self.site })?,
+        )
+        .await?;
         for slug in &affected.remove {
             self.delete(&format!("posts/{slug}/index.html")).await?;
         }

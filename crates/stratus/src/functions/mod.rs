@@ -93,6 +93,11 @@ impl ObjectTrigger {
         Self { keys: KeyFilter::default(), event_prefix: "ObjectCreated:".into(), options }
     }
 
+    /// Every object event (created and removed) for every key.
+    pub fn any(config: &StreamConfig) -> Self {
+        Self { event_prefix: String::new(), ..Self::created(config) }
+    }
+
     /// Object-removed events for every key.
     pub fn removed(config: &StreamConfig) -> Self {
         Self { event_prefix: "ObjectRemoved:".into(), ..Self::created(config) }

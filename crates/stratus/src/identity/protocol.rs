@@ -35,7 +35,9 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .allow_headers(Any)
         .expose_headers(Any);
     Router::new()
-        .route("/", post(dispatch))
+        // An explicit OPTIONS route keeps preflights inside this router (and its CORS layer)
+        // rather than in the listener's fallback.
+        .route("/", post(dispatch).options(|| async { StatusCode::NO_CONTENT }))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/{pool_id}/.well-known/openid-configuration", get(discovery))
         .layer(cors)

@@ -14,7 +14,11 @@ struct Blog {
 
 impl Blog {
     async fn start() -> Self {
-        let app = TestApp::spawn().await;
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut stratus::config::Config)) -> Self {
+        let app = TestApp::spawn_with(configure, |_| {}).await;
         app.admin("CreateGroup", json!({"UserPoolId": app.pool_id, "GroupName": "authors"})).await;
         app.signed_in_user("writer", PASSWORD).await;
         app.admin(
@@ -302,6 +306,7 @@ async fn publishing_generates_exactly_the_pages_of_the_site() {
     assert_eq!(
         keys,
         [
+            "404.html",
             "feed.xml",
             "index.html",
             "posts/hello/index.html",
@@ -370,5 +375,166 @@ async fn editing_a_post_rewrites_only_the_pages_that_show_it() {
     assert!(!remaining.contains_key("tags/x/index.html"), "and the tag page it alone was on");
     assert!(!site_text(&blog, "index.html").await.contains("Alpha"));
     assert!(site_text(&blog, "index.html").await.contains("Post beta"));
+    blog.app.stop().await;
+}
+
+async fn get(blog: &Blog, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = blog.app.http.get(blog.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn the_edge_serves_pages_with_http_caching_semantics() {
+    let blog = Blog::start().await;
+    blog.publish_new("hello", "2026-11-01T09:00:00Z", &["intro"]).await;
+    blog.app.drain().await;
+
+    let first = get(&blog, "/", &[]).await;
+    assert_eq!(first.status(), 200);
+    let headers = first.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "public, max-age=60, stale-while-revalidate=600");
+    assert_eq!(headers["x-cache"], "Miss from stratus-edge");
+    assert_eq!(headers["vary"], "Accept-Encoding");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"].to_str().expect("csp").contains("frame-ancestors 'none'"));
+    assert!(!headers.contains_key("strict-transport-security"), "HSTS only over TLS");
+    let etag = headers["etag"].to_str().expect("etag").to_owned();
+    let last_modified = headers["last-modified"].to_str().expect("date").to_owned();
+    let page = first.text().await.expect("body");
+    assert!(page.contains("Post hello"));
+
+    let second = get(&blog, "/", &[]).await;
+    assert_eq!(second.headers()["x-cache"], "Hit from stratus-edge");
+    assert_eq!(get(&blog, "/", &[("if-none-match", &etag)]).await.status(), 304);
+    assert_eq!(get(&blog, "/", &[("if-none-match", &format!("W/{etag}"))]).await.status(), 304);
+    assert_eq!(get(&blog, "/", &[("if-modified-since", &last_modified)]).await.status(), 304);
+    assert_eq!(get(&blog, "/", &[("if-none-match", "\"other\"")]).await.status(), 200);
+
+    let head = blog.app.http.head(blog.url("/posts/hello/")).send().await.expect("head");
+    assert_eq!(head.status(), 200);
+    let length: usize = head.headers()["content-length"].to_str().expect("length").parse().expect("number");
+    assert!(head.text().await.expect("body").is_empty());
+    let full = get(&blog, "/posts/hello/", &[]).await.bytes().await.expect("body");
+    assert_eq!(length, full.len());
+
+    let range = get(&blog, "/posts/hello/", &[("range", "bytes=0-9")]).await;
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.headers()["content-range"], format!("bytes 0-9/{}", full.len()));
+    assert_eq!(range.bytes().await.expect("part"), full.slice(0..10));
+    let suffix = get(&blog, "/posts/hello/", &[("range", "bytes=-5")]).await.bytes().await.expect("part");
+    assert_eq!(suffix, full.slice(full.len() - 5..));
+    let beyond = get(&blog, "/posts/hello/", &[("range", "bytes=999999-")]).await;
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", full.len()));
+
+    for (accept, encoding) in [("br", "br"), ("gzip, deflate", "gzip"), ("identity", "")] {
+        let response = get(&blog, "/posts/hello/", &[("accept-encoding", accept)]).await;
+        let got = response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().expect("encoding").to_owned())
+            .unwrap_or_default();
+        assert_eq!(got, encoding, "Accept-Encoding: {accept}");
+        let bytes = response.bytes().await.expect("body");
+        let decoded = match encoding {
+            "gzip" => {
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+                    .expect("gunzip");
+                text
+            }
+            "br" => {
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut brotli::Decompressor::new(&bytes[..], 4096), &mut text)
+                    .expect("brotli");
+                text
+            }
+            _ => bytes.to_vec(),
+        };
+        assert_eq!(decoded, full.to_vec(), "{accept}: the same page in every encoding");
+    }
+
+    let page = site_text(&blog, "index.html").await;
+    let stylesheet = page
+        .split("href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("stylesheet link")
+        // The template escapes '/' in attributes, as OWASP advises; browsers decode it.
+        .replace("&#x2f;", "/");
+    let css = get(&blog, &stylesheet, &[]).await;
+    assert_eq!(css.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    blog.app.stop().await;
+}
+
+#[tokio::test]
+async fn republishing_invalidates_the_edge_cache_precisely() {
+    let blog = Blog::start().await;
+    blog.publish_new("hello", "2026-11-01T09:00:00Z", &[]).await;
+    blog.publish_new("other", "2026-11-02T09:00:00Z", &[]).await;
+    blog.app.drain().await;
+    for path in ["/posts/hello/", "/posts/other/"] {
+        get(&blog, path, &[]).await;
+        assert_eq!(get(&blog, path, &[]).await.headers()["x-cache"], "Hit from stratus-edge");
+    }
+    blog.app.clock.advance(std::time::Duration::from_secs(60));
+    let (status, _, _) = blog
+        .send(
+            blog.app
+                .http
+                .put(blog.url("/v1/posts/hello"))
+                .bearer_auth(&blog.author)
+                .header("if-match", "\"v1\"")
+                .json(&json!({"title": "Hello again", "body": "New words."})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    blog.app.drain().await;
+    let fresh = get(&blog, "/posts/hello/", &[]).await;
+    assert_eq!(fresh.headers()["x-cache"], "Miss from stratus-edge", "the rewritten page is fetched again");
+    assert!(fresh.text().await.expect("body").contains("Hello again"));
+    assert_eq!(
+        get(&blog, "/posts/other/", &[]).await.headers()["x-cache"],
+        "Hit from stratus-edge",
+        "other pages stay cached"
+    );
+    blog.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_edge_answers_unknown_and_hostile_paths_safely() {
+    let blog = Blog::start_with(|config| {
+        config.edge.redirects.insert("/old-feed".into(), "/feed.xml".into());
+    })
+    .await;
+    blog.publish_new("hello", "2026-11-01T09:00:00Z", &[]).await;
+    blog.app.drain().await;
+    let client =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let missing = client.get(blog.url("/no/such/page/")).send().await.expect("request");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.expect("body").contains("Page not found"), "the site's own 404 page");
+    for hostile in ["/..%2f..%2fetc/passwd", "/posts/%2e%2e/%2e%2e/stratus.db", "/%00"] {
+        assert_eq!(client.get(blog.url(hostile)).send().await.expect("request").status(), 404, "{hostile}");
+    }
+    let slashless = client.get(blog.url("/posts/hello")).send().await.expect("request");
+    assert_eq!(
+        (slashless.status().as_u16(), slashless.headers()["location"].to_str().expect("location")),
+        (301, "/posts/hello/")
+    );
+    let moved = client.get(blog.url("/old-feed")).send().await.expect("request");
+    assert_eq!(
+        (moved.status().as_u16(), moved.headers()["location"].to_str().expect("location")),
+        (301, "/feed.xml")
+    );
+    let post = client.post(blog.url("/index.html")).send().await.expect("request");
+    assert_eq!(post.status(), 405);
+    let (status, _) = blog.app.cognito("ListGroups", json!({})).await;
+    assert_eq!(status, 400, "POST / still reaches the identity endpoint");
     blog.app.stop().await;
 }

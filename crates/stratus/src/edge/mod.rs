@@ -1,0 +1,286 @@
+//! The edge (CloudFront's role): serves the private site bucket over HTTP with real caching
+//! semantics — strong ETags and 304s, `Last-Modified`, `HEAD`, byte ranges, precompressed
+//! `br`/`gzip` with `Vary`, `Cache-Control` by kind of object — from a byte-bounded in-memory
+//! cache that object events invalidate precisely. Edge hooks (Lambda@Edge's role) add security
+//! headers, redirects and the custom 404 page. Nothing else can read the bucket.
+
+mod http_cache;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use object_store::ObjectStoreExt as _;
+use object_store::path::Path;
+use percent_encoding::percent_decode_str;
+use sha2::{Digest, Sha256};
+
+use crate::blobs::{EventedStore, parse_key};
+use crate::config::EdgeConfig;
+
+/// Objects larger than this are served but not kept in memory.
+const MAX_CACHED_OBJECT: usize = 8 * 1024 * 1024;
+
+/// One object as the edge serves it, with its precompressed variants.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    bytes: Bytes,
+    gzip: Option<Bytes>,
+    brotli: Option<Bytes>,
+    /// Strong validator of the identity bytes, quoted.
+    etag: String,
+    last_modified: SystemTime,
+    content_type: &'static str,
+    cache_control: &'static str,
+}
+
+impl Cached {
+    fn weight(&self) -> u32 {
+        let total = self.bytes.len()
+            + self.gzip.as_ref().map_or(0, Bytes::len)
+            + self.brotli.as_ref().map_or(0, Bytes::len);
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}
+
+#[derive(Debug)]
+pub struct Edge {
+    bucket: Arc<EventedStore>,
+    cache: moka::sync::Cache<String, Arc<Cached>>,
+    config: EdgeConfig,
+    /// Add `Strict-Transport-Security`: only when clients reach the site over TLS.
+    https: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("cannot read the site bucket")]
+    Store(#[from] object_store::Error),
+    #[error("cannot compress a response")]
+    Compress(#[source] std::io::Error),
+}
+
+impl Edge {
+    pub fn new(bucket: Arc<EventedStore>, config: &EdgeConfig, https: bool) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(config.cache_bytes)
+            .weigher(|_key: &String, value: &Arc<Cached>| value.weight())
+            .build();
+        Self { bucket, cache, config: config.clone(), https }
+    }
+
+    /// Forgets an object, as a CloudFront invalidation does; the next request reads the bucket.
+    pub fn invalidate(&self, key: &str) {
+        self.cache.invalidate(key);
+        tracing::debug!(key, "edge cache invalidated");
+    }
+
+    /// Makes the edge answer every request `router` has no route for (also GET on a path that
+    /// only has, say, a POST route, such as `/`).
+    pub fn serve_unrouted(self: Arc<Self>, router: Router) -> Router {
+        let (edge, also_edge) = (Arc::clone(&self), self);
+        router
+            .fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+                serve(Arc::clone(&edge), method, uri, headers)
+            })
+            .method_not_allowed_fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+                serve(Arc::clone(&also_edge), method, uri, headers)
+            })
+    }
+
+    /// The object for `key`, from memory when cached; `None` when it does not exist.
+    async fn load(&self, key: &str) -> Result<Option<(Arc<Cached>, bool)>, EdgeError> {
+        if let Some(cached) = self.cache.get(key) {
+            return Ok(Some((cached, true)));
+        }
+        let result = match self.bucket.get(&Path::from(key)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let last_modified = SystemTime::from(result.meta.last_modified);
+        let bytes = result.bytes().await?;
+        let content_type = content_type(key);
+        let compressible = is_compressible(content_type) && bytes.len() > 256;
+        let (gzip, brotli) = if compressible {
+            let source = bytes.clone();
+            tokio::task::spawn_blocking(move || compress(&source))
+                .await
+                .map_err(|e| EdgeError::Compress(std::io::Error::other(e)))?
+                .map_err(EdgeError::Compress)?
+        } else {
+            (None, None)
+        };
+        let cached = Arc::new(Cached {
+            etag: format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16])),
+            last_modified,
+            content_type,
+            cache_control: self.cache_control(key),
+            gzip,
+            brotli,
+            bytes,
+        });
+        if cached.bytes.len() <= MAX_CACHED_OBJECT {
+            self.cache.insert(key.to_owned(), Arc::clone(&cached));
+        }
+        Ok(Some((cached, false)))
+    }
+
+    fn cache_control(&self, key: &str) -> &'static str {
+        if key.starts_with("assets/") {
+            // Fingerprinted names: the bytes behind a name never change.
+            "public, max-age=31536000, immutable"
+        } else if key.ends_with(".html") || key.ends_with(".xml") {
+            "public, max-age=60, stale-while-revalidate=600"
+        } else {
+            "public, max-age=300"
+        }
+    }
+
+    /// Security headers on every response (the viewer-response hook).
+    fn decorate(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        };
+        set("content-security-policy", &self.config.content_security_policy);
+        set("x-content-type-options", "nosniff");
+        set("referrer-policy", "strict-origin-when-cross-origin");
+        set("x-frame-options", "DENY");
+        if self.https {
+            set("strict-transport-security", "max-age=63072000; includeSubDomains");
+        }
+    }
+}
+
+async fn serve(edge: Arc<Edge>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let mut response = respond(&edge, &method, &uri, &headers).await;
+    edge.decorate(&mut response);
+    response
+}
+
+/// Where a request path leads in the bucket.
+enum Target {
+    Object(String),
+    Redirect(String),
+    NotFound,
+}
+
+fn target(edge: &Edge, path: &str) -> Target {
+    if let Some(location) = edge.config.redirects.get(path) {
+        return Target::Redirect(location.clone());
+    }
+    let Ok(decoded) = percent_decode_str(path).decode_utf8() else { return Target::NotFound };
+    let relative = decoded.trim_start_matches('/');
+    let key = if relative.is_empty() {
+        "index.html".to_owned()
+    } else if relative.ends_with('/') {
+        format!("{relative}index.html")
+    } else {
+        relative.to_owned()
+    };
+    match parse_key(&key) {
+        Ok(_) => Target::Object(key),
+        Err(_) => Target::NotFound,
+    }
+}
+
+async fn respond(edge: &Edge, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
+    }
+    let key = match target(edge, uri.path()) {
+        Target::Redirect(location) => return redirect(&location),
+        Target::NotFound => return not_found(edge, method).await,
+        Target::Object(key) => key,
+    };
+    let loaded = match edge.load(&key).await {
+        Ok(loaded) => loaded,
+        Err(error) => return crate::http::Problem::internal(&error).into_response(),
+    };
+    let Some((object, hit)) = loaded else {
+        // `/posts/hello` → `/posts/hello/` when that page exists.
+        let last = key.rsplit('/').next().unwrap_or_default();
+        if !last.contains('.') && matches!(edge.load(&format!("{key}/index.html")).await, Ok(Some(_))) {
+            return redirect(&format!("{}/", uri.path()));
+        }
+        return not_found(edge, method).await;
+    };
+    let mut response = http_cache::respond(&object, method, headers, StatusCode::OK);
+    let layer = if hit { "Hit from stratus-edge" } else { "Miss from stratus-edge" };
+    response.headers_mut().insert("x-cache", HeaderValue::from_static(layer));
+    response
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The site's `404.html` when it has one, with status 404.
+async fn not_found(edge: &Edge, method: &Method) -> Response {
+    match edge.load("404.html").await {
+        Ok(Some((page, _))) => http_cache::respond(&page, method, &HeaderMap::new(), StatusCode::NOT_FOUND),
+        _ => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Body::from("Not found\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn content_type(key: &str) -> &'static str {
+    let extension =
+        key.rsplit_once('.').map(|(_, extension)| extension.to_ascii_lowercase()).unwrap_or_default();
+    match extension.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" if key.ends_with("feed.xml") => "application/atom+xml; charset=utf-8",
+        "xml" => "application/xml; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+fn is_compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.contains("xml")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg")
+}
+
+type Variants = (Option<Bytes>, Option<Bytes>);
+
+/// gzip and brotli variants, kept only when smaller than the original.
+fn compress(bytes: &[u8]) -> std::io::Result<Variants> {
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(bytes)?;
+    let gzip = gzip.finish()?;
+    let mut brotli = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut brotli, 4096, 9, 22);
+        writer.write_all(bytes)?;
+    }
+    let smaller = |variant: Vec<u8>| (variant.len() < bytes.len()).then(|| Bytes::from(variant));
+    Ok((smaller(gzip), smaller(brotli)))
+}
