@@ -37,10 +37,8 @@ pub enum AppError {
     Host(#[from] HostError),
     #[error("cannot open the user pools")]
     Identity(#[from] IdentityError),
-    #[error("cannot prepare the site generator")]
-    Site(#[source] crate::blog::site::SiteError),
-    #[error("cannot open a table")]
-    Table(#[source] crate::table::TableError),
+    #[error("cannot open the blog")]
+    Blog(#[from] crate::blog::OpenError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
     #[error("the HTTP server failed")]
@@ -213,22 +211,13 @@ fn blog_functions(
     public_url: &str,
     host: &mut Host,
 ) -> Result<Router, AppError> {
-    use crate::blog::site::SiteGenerator;
-    let table = platform.table(crate::blog::store::table_spec()).map_err(AppError::Table)?;
-    let source = table.stream_source().to_owned();
-    let posts = crate::blog::store::PostStore::new(Arc::new(table), Arc::clone(&platform.clock));
-    let bucket =
-        platform.buckets.bucket(&config.blog.site_bucket).map_err(|e| AppError::Platform(e.into()))?;
-    let overrides = config.stage_dir().join("templates");
-    let generator = Arc::new(
-        SiteGenerator::new(posts.clone(), bucket, &config.blog, public_url, &overrides)
-            .map_err(AppError::Site)?,
-    );
+    let blog = crate::blog::Blog::open(platform, config, public_url)?;
     let only_posts =
         EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
+    let generator = Arc::clone(&blog.generator);
     host.on_table_change(
         "site-generator",
-        &source,
+        &blog.source,
         StreamTrigger::new(&config.stream).filter(only_posts),
         move |_, changes| {
             let generator = Arc::clone(&generator);
@@ -239,7 +228,7 @@ fn blog_functions(
         },
     )?;
     let state = crate::blog::api::BlogState {
-        posts,
+        posts: blog.posts,
         authorizer: Arc::clone(authorizer),
         config: config.blog.clone(),
     };

@@ -2,11 +2,51 @@
 //! single-table design ([`store`]), served by a REST API ([`api`]).
 
 pub mod api;
+pub mod front_matter;
 mod markdown;
 pub mod site;
 pub mod store;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::platform::Platform;
+
+/// The blog's parts over a stage's platform, shared by the server and the CLI.
+#[derive(Debug, Clone)]
+pub struct Blog {
+    pub posts: store::PostStore,
+    pub generator: Arc<site::SiteGenerator>,
+    /// The stream source of the blog table.
+    pub source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the blog table")]
+    Table(#[from] crate::table::TableError),
+    #[error("cannot open the site bucket")]
+    Bucket(#[from] crate::blobs::BlobError),
+    #[error("cannot prepare the site generator")]
+    Site(#[from] site::SiteError),
+}
+
+impl Blog {
+    /// `public_url` is the site's address in links, the feed and the sitemap. Templates in
+    /// `<stage dir>/templates/` replace the default theme's files of the same name.
+    pub fn open(platform: &Platform, config: &Config, public_url: &str) -> Result<Self, OpenError> {
+        let table = platform.table(store::table_spec())?;
+        let source = table.stream_source().to_owned();
+        let posts = store::PostStore::new(Arc::new(table), Arc::clone(&platform.clock));
+        let bucket = platform.buckets.bucket(&config.blog.site_bucket)?;
+        let overrides = config.stage_dir().join("templates");
+        let generator =
+            Arc::new(site::SiteGenerator::new(posts.clone(), bucket, &config.blog, public_url, &overrides)?);
+        Ok(Self { posts, generator, source })
+    }
+}
 
 /// A post's URL name: 1–100 characters of `a-z`, `0-9` and single `-` between them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

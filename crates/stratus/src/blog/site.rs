@@ -166,21 +166,21 @@ impl SiteGenerator {
         self.regenerate(&affected).await
     }
 
-    /// Regenerates every page, for a theme change (`stratus site rebuild`); returns the number
-    /// of objects written.
-    pub async fn rebuild(&self) -> Result<usize, SiteError> {
+    /// Regenerates every page, for a theme change (`stratus site rebuild`); `progress` hears
+    /// (done, total) after each post. Returns the number of posts rendered.
+    pub async fn rebuild(&self, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<usize, SiteError> {
         let published = self.all_published(None).await?;
-        let affected = Affected {
-            render: published.iter().map(|post| post.slug.as_str().to_owned()).collect(),
-            remove: BTreeSet::new(),
-            tags: published
-                .iter()
-                .flat_map(|post| post.tags.iter().map(|tag| tag.as_str().to_owned()))
-                .collect(),
-            listings: true,
-        };
-        self.regenerate(&affected).await?;
-        Ok(affected.render.len())
+        let total = published.len();
+        for (done, post) in published.iter().enumerate() {
+            let single =
+                Affected { render: BTreeSet::from([post.slug.as_str().to_owned()]), ..Affected::default() };
+            self.regenerate(&single).await?;
+            progress(done + 1, total);
+        }
+        let tags =
+            published.iter().flat_map(|post| post.tags.iter().map(|tag| tag.as_str().to_owned())).collect();
+        self.regenerate(&Affected { tags, listings: true, ..Affected::default() }).await?;
+        Ok(total)
     }
 
     async fn regenerate(&self, affected: &Affected) -> Result<(), SiteError> {

@@ -3,6 +3,9 @@
 //! | item | `pk` | `sk` | index `published` (`gsi1pk`, `gsi1sk`) |
 //! |---|---|---|---|
 //! | post | `POST#<slug>` | `POST` | `PUBLISHED`, `<publish date>#<slug>` — only while published |
+//!
+//! Every post is also in the index `all_posts` (`gsi2pk = POSTS`, `gsi2sk = <slug>`), drafts
+//! included, for authors' listings.
 //! | tag entry | `TAG#<tag>` | `<publish date>#<slug>` | — |
 //!
 //! Tag entries exist only for published posts and are written in the same transaction as the
@@ -20,13 +23,18 @@ use crate::table::{
 
 pub const TABLE: &str = "blog";
 pub const PUBLISHED_INDEX: &str = "published";
+pub const ALL_POSTS_INDEX: &str = "all_posts";
 
 /// The blog table's schema.
 pub fn table_spec() -> TableSpec {
-    TableSpec::new(TABLE, KeyAttribute::string("pk")).sort_key(KeyAttribute::string("sk")).index(
-        IndexSpec::new(PUBLISHED_INDEX, KeyAttribute::string("gsi1pk"))
-            .sort_key(KeyAttribute::string("gsi1sk")),
-    )
+    let published = IndexSpec::new(PUBLISHED_INDEX, KeyAttribute::string("gsi1pk"))
+        .sort_key(KeyAttribute::string("gsi1sk"));
+    let all_posts = IndexSpec::new(ALL_POSTS_INDEX, KeyAttribute::string("gsi2pk"))
+        .sort_key(KeyAttribute::string("gsi2sk"));
+    TableSpec::new(TABLE, KeyAttribute::string("pk"))
+        .sort_key(KeyAttribute::string("sk"))
+        .index(published)
+        .index(all_posts)
 }
 
 /// A stored post.
@@ -248,6 +256,25 @@ impl PostStore {
         }
     }
 
+    /// Every post, drafts included, by slug.
+    pub async fn list_all(&self) -> Result<Vec<Post>, PostError> {
+        let mut posts = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .table
+                .query(Query::partition("POSTS").index(ALL_POSTS_INDEX).limit(100).start_after(cursor))
+                .await?;
+            for item in &page.items {
+                posts.push(post_from_item(item)?);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(posts),
+            }
+        }
+    }
+
     /// Published posts, newest first, optionally of one tag; `cursor` continues a listing.
     pub async fn list_published(
         &self,
@@ -290,6 +317,8 @@ fn post_item(post: &Post) -> Item {
     item.insert("author".into(), post.author.clone().into());
     item.insert("created_at".into(), post.created_at.clone().into());
     item.insert("updated_at".into(), post.updated_at.clone().into());
+    item.insert("gsi2pk".into(), "POSTS".into());
+    item.insert("gsi2sk".into(), post.slug.as_str().into());
     if post.status == PostStatus::Published
         && let Some(date) = &post.publish_date
     {

@@ -228,3 +228,72 @@ async fn operators_manage_users_from_the_command_line_while_the_server_runs() {
             .await;
     assert!(exit.expect("stops").expect("waiter").expect("status").success());
 }
+
+#[tokio::test]
+async fn authors_publish_markdown_files_from_the_command_line() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let posts = dir.path().join("posts");
+    std::fs::create_dir_all(&posts).expect("posts dir");
+    std::fs::write(
+        posts.join("first-steps.md"),
+        "---\ntitle: First steps\ntags: [intro]\ndate: 2026-11-01\n---\nHello from a file.\n",
+    )
+    .expect("write");
+    std::fs::write(posts.join("later.md"), "---\ntitle: Later\ndraft: true\n---\nNot yet.\n").expect("write");
+    std::fs::write(posts.join("broken.md"), "no front matter here\n").expect("write");
+    let cli = |args: &[&str]| {
+        stratus().args(args).args(["--stage", "test", "--data-dir"]).arg(dir.path()).output().expect("run")
+    };
+
+    let published = cli(&[
+        "posts",
+        "publish",
+        &posts.join("first-steps.md").display().to_string(),
+        &posts.join("broken.md").display().to_string(),
+        &posts.join("later.md").display().to_string(),
+    ]);
+    assert!(!published.status.success(), "a broken file fails the command");
+    let stdout = String::from_utf8_lossy(&published.stdout);
+    let stderr = String::from_utf8_lossy(&published.stderr);
+    assert!(stdout.contains("first-steps  published  v1  First steps"), "{stdout}");
+    assert!(stdout.contains("later  draft  v1  Later"), "{stdout}");
+    assert!(
+        stdout.contains("broken.md: the file must start with a `---` line") || stderr.contains("broken.md"),
+        "{stdout}{stderr}"
+    );
+
+    let listed = cli(&["posts", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.lines().any(|line| line.starts_with("first-steps") && line.contains("published")),
+        "{listed}"
+    );
+    assert!(listed.lines().any(|line| line.starts_with("later") && line.contains("draft")), "{listed}");
+    let rebuilt = cli(&["site", "rebuild"]);
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("rebuilt the site: 1 posts"));
+
+    let mut server = stratus()
+        .args(["serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir"])
+        .arg(dir.path())
+        .env("STRATUS_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stratus serve");
+    let base =
+        healthz_url(server.stdout.take().expect("stdout")).await.trim_end_matches("/healthz").to_owned();
+    let page = reqwest::get(format!("{base}/posts/first-steps/")).await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("body").contains("Hello from a file."));
+    assert_eq!(
+        reqwest::get(format!("{base}/posts/later/")).await.expect("page").status(),
+        404,
+        "drafts are not served"
+    );
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let exit =
+        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || server.wait()))
+            .await;
+    assert!(exit.expect("stops").expect("waiter").expect("status").success());
+}
