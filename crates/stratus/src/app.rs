@@ -190,7 +190,13 @@ impl Application {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
         tracing::info!(address = %self.local_addr, "listening");
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        // Responses go out as soon as they are written, not when Nagle's algorithm allows.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("shutting down: finishing in-flight invocations");

@@ -9,17 +9,17 @@ use bytes::Bytes;
 use super::Cached;
 
 pub(super) fn respond(object: &Cached, method: &Method, request: &HeaderMap, status: StatusCode) -> Response {
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(12);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(object.content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(object.cache_control));
+    headers.insert(header::LAST_MODIFIED, object.last_modified_header.clone());
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     let mut set = |name: header::HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     };
-    set(header::CONTENT_TYPE, object.content_type);
-    set(header::CACHE_CONTROL, object.cache_control);
-    set(header::LAST_MODIFIED, &httpdate::fmt_http_date(object.last_modified));
-    set(header::ACCEPT_RANGES, "bytes");
-    set(header::VARY, "Accept-Encoding");
 
     if status == StatusCode::OK && not_modified(object, request) {
         set(header::ETAG, &object.etag);

@@ -35,6 +35,8 @@ pub(crate) struct Cached {
     /// Strong validator of the identity bytes, quoted.
     etag: String,
     last_modified: SystemTime,
+    /// `Last-Modified`, formatted once.
+    last_modified_header: HeaderValue,
     content_type: &'static str,
     cache_control: &'static str,
 }
@@ -53,8 +55,8 @@ pub struct Edge {
     bucket: Arc<EventedStore>,
     cache: moka::sync::Cache<String, Arc<Cached>>,
     config: EdgeConfig,
-    /// Add `Strict-Transport-Security`: only when clients reach the site over TLS.
-    https: bool,
+    /// The viewer-response hook's headers, parsed once.
+    security_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +73,22 @@ impl Edge {
             .max_capacity(config.cache_bytes)
             .weigher(|_key: &String, value: &Arc<Cached>| value.weight())
             .build();
-        Self { bucket, cache, config: config.clone(), https }
+        let mut security_headers = vec![
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        ];
+        if let Ok(policy) = HeaderValue::from_str(&config.content_security_policy) {
+            security_headers.push((header::CONTENT_SECURITY_POLICY, policy));
+        }
+        if https {
+            // Only over TLS: HSTS on plain HTTP would be ignored at best.
+            security_headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+            ));
+        }
+        Self { bucket, cache, config: config.clone(), security_headers }
     }
 
     /// Forgets an object, as a CloudFront invalidation does; the next request reads the bucket.
@@ -118,6 +135,8 @@ impl Edge {
         };
         let cached = Arc::new(Cached {
             etag: format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16])),
+            last_modified_header: HeaderValue::from_str(&httpdate::fmt_http_date(last_modified))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
             last_modified,
             content_type,
             cache_control: self.cache_control(key),
@@ -145,17 +164,8 @@ impl Edge {
     /// Security headers on every response (the viewer-response hook).
     fn decorate(&self, response: &mut Response) {
         let headers = response.headers_mut();
-        let mut set = |name: &'static str, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(name, value);
-            }
-        };
-        set("content-security-policy", &self.config.content_security_policy);
-        set("x-content-type-options", "nosniff");
-        set("referrer-policy", "strict-origin-when-cross-origin");
-        set("x-frame-options", "DENY");
-        if self.https {
-            set("strict-transport-security", "max-age=63072000; includeSubDomains");
+        for (name, value) in &self.security_headers {
+            headers.insert(name.clone(), value.clone());
         }
     }
 }
