@@ -142,6 +142,8 @@ impl Application {
         let url = &self.public_url;
         let mut banner = format!(
             "Stratus is running: stage `{stage}`, data in {data}\n  \
+             {url}/          the blog (edge)\n  \
+             {url}/v1/posts  posts API\n  \
              {url}/healthz  liveness\n  \
              {url}/readyz   readiness\n",
             stage = config.stage,
