@@ -240,7 +240,24 @@ fn blog_functions(
         authorizer: Arc::clone(authorizer),
         config: config.blog.clone(),
     };
-    Ok(crate::blog::api::router(state))
+    let api = crate::blog::api::router(state);
+    if config.gateway.cache_ttl.is_zero() {
+        return Ok(api);
+    }
+    // The stage's response cache: anonymous reads from memory, cleared by any post change.
+    let cache =
+        Arc::new(crate::gateway::ResponseCache::new(config.gateway.cache_bytes, config.gateway.cache_ttl));
+    let cleared = Arc::clone(&cache);
+    host.on_table_change(
+        "api-cache-invalidate",
+        &blog.source,
+        StreamTrigger::new(&config.stream),
+        move |_, _| {
+            cleared.clear();
+            async { Ok(BatchResponse::success()) }
+        },
+    )?;
+    Ok(api.layer(axum::middleware::from_fn_with_state(cache, crate::gateway::cache_responses)))
 }
 
 /// The edge in front of the site bucket, kept fresh by the bucket's object events.

@@ -48,6 +48,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub blog: BlogConfig,
     pub edge: EdgeConfig,
+    pub gateway: GatewayConfig,
     pub log: LogConfig,
 }
 
@@ -181,6 +182,23 @@ impl fmt::Debug for SmtpConfig {
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// How long an anonymous GET response of the API may be answered from memory (0s: never).
+    /// Changes to the data behind it clear it sooner.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// Memory for cached responses, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self { cache_ttl: Duration::from_secs(60), cache_bytes: 16 * 1024 * 1024 }
     }
 }
 
@@ -396,6 +414,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             blog: BlogConfig::default(),
             edge: EdgeConfig::default(),
+            gateway: GatewayConfig::default(),
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
         }
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod edge;
 pub mod events;
 pub mod functions;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod mail;

@@ -538,3 +538,49 @@ async fn the_edge_answers_unknown_and_hostile_paths_safely() {
     assert_eq!(status, 400, "POST / still reaches the identity endpoint");
     blog.app.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_api_reads_are_cached_until_the_data_changes() {
+    let blog = Blog::start().await;
+    blog.publish_new("cached", "2026-11-01T09:00:00Z", &[]).await;
+    let first = get(&blog, "/v1/posts/cached", &[]).await;
+    assert_eq!(first.headers()["x-cache"], "Miss from stratus-gateway");
+    let second = get(&blog, "/v1/posts/cached", &[]).await;
+    assert_eq!(second.headers()["x-cache"], "Hit from stratus-gateway");
+    assert_eq!(second.headers()["etag"], "\"v1\"");
+    let private =
+        blog.app.http.get(blog.url("/v1/posts/cached")).bearer_auth(&blog.author).send().await.expect("get");
+    assert!(
+        !private.headers().contains_key("x-cache"),
+        "requests with credentials always reach the function"
+    );
+
+    let (status, _, _) = blog
+        .send(
+            blog.app
+                .http
+                .put(blog.url("/v1/posts/cached"))
+                .bearer_auth(&blog.author)
+                .header("if-match", "\"v1\"")
+                .json(&json!({"title": "Changed", "body": "New."})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let fresh = get(&blog, "/v1/posts/cached", &[]).await;
+    assert_eq!(fresh.headers()["x-cache"], "Miss from stratus-gateway", "a write clears the cache");
+    assert_eq!(fresh.json::<Value>().await.expect("json")["title"], "Changed");
+
+    // A change made outside the API (here: the store directly, as the CLI does) clears it too.
+    get(&blog, "/v1/posts/cached", &[]).await;
+    let table = blog.app.platform.table(stratus::blog::store::table_spec()).expect("table");
+    let store = stratus::blog::store::PostStore::new(
+        std::sync::Arc::new(table),
+        std::sync::Arc::new(stratus::clock::SystemClock),
+    );
+    let slug = stratus::blog::Slug::parse("cached").expect("slug");
+    store.replace(&slug, None, |post| post.title = "Changed elsewhere".into()).await.expect("replace");
+    blog.app.drain().await;
+    let after = get(&blog, "/v1/posts/cached", &[]).await;
+    assert_eq!(after.json::<Value>().await.expect("json")["title"], "Changed elsewhere");
+    blog.app.stop().await;
+}
