@@ -201,8 +201,7 @@ fn serve_start_up() {
     let address = healthz.trim_start_matches("http://").trim_end_matches("/healthz").to_owned();
     http_get_ok(&address);
     let ready = started.elapsed();
-    // Let start-up allocations settle before reading the idle footprint.
-    std::thread::sleep(Duration::from_millis(500));
+    // Ready and serving nothing: the idle footprint.
     let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .ok()
         .and_then(|status| {
