@@ -8,13 +8,63 @@ use bytes::Bytes;
 
 use super::Cached;
 
-pub(super) fn respond(object: &Cached, method: &Method, request: &HeaderMap, status: StatusCode) -> Response {
+/// Which representation: index into [`Cached::prebuilt`].
+const IDENTITY: usize = 0;
+const GZIP: usize = 1;
+const BROTLI: usize = 2;
+
+fn common_headers(object: &Cached) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(12);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(object.content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(object.cache_control));
     headers.insert(header::LAST_MODIFIED, object.last_modified_header.clone());
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    headers
+}
+
+/// The complete headers of a plain `200` for each representation the object has.
+pub(super) fn prebuilt_headers(object: &Cached) -> [Option<HeaderMap>; 3] {
+    let build = |bytes: Option<&Bytes>, encoding: Option<&str>| {
+        let bytes = bytes?;
+        let mut headers = common_headers(object);
+        let etag = match encoding {
+            Some(encoding) => {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_str(encoding).ok()?);
+                format!("{}-{encoding}\"", object.etag.trim_end_matches('"'))
+            }
+            None => object.etag.clone(),
+        };
+        headers.insert(header::ETAG, HeaderValue::from_str(&etag).ok()?);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        Some(headers)
+    };
+    [
+        build(Some(&object.bytes), None),
+        build(object.gzip.as_ref(), Some("gzip")),
+        build(object.brotli.as_ref(), Some("br")),
+    ]
+}
+
+pub(super) fn respond(object: &Cached, method: &Method, request: &HeaderMap, status: StatusCode) -> Response {
+    let plain = status == StatusCode::OK
+        && ![header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::RANGE]
+            .iter()
+            .any(|name| request.contains_key(name));
+    if plain {
+        let accepted =
+            request.get(header::ACCEPT_ENCODING).and_then(|value| value.to_str().ok()).unwrap_or_default();
+        let (variant, bytes) = match (&object.brotli, &object.gzip) {
+            (Some(brotli), _) if accepts(accepted, "br") => (BROTLI, brotli),
+            (_, Some(gzip)) if accepts(accepted, "gzip") => (GZIP, gzip),
+            _ => (IDENTITY, &object.bytes),
+        };
+        if let Some(headers) = &object.prebuilt[variant] {
+            let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes.clone()) };
+            return (status, headers.clone(), body).into_response();
+        }
+    }
+    let mut headers = common_headers(object);
     let mut set = |name: header::HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);

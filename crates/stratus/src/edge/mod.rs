@@ -39,6 +39,9 @@ pub(crate) struct Cached {
     last_modified_header: HeaderValue,
     content_type: &'static str,
     cache_control: &'static str,
+    /// Complete headers of a plain `200` for each representation (identity, gzip, brotli),
+    /// built once so a hit only clones them.
+    prebuilt: [Option<HeaderMap>; 3],
 }
 
 impl Cached {
@@ -133,7 +136,7 @@ impl Edge {
         } else {
             (None, None)
         };
-        let cached = Arc::new(Cached {
+        let mut cached = Cached {
             etag: format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16])),
             last_modified_header: HeaderValue::from_str(&httpdate::fmt_http_date(last_modified))
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
@@ -143,7 +146,10 @@ impl Edge {
             gzip,
             brotli,
             bytes,
-        });
+            prebuilt: [None, None, None],
+        };
+        cached.prebuilt = http_cache::prebuilt_headers(&cached);
+        let cached = Arc::new(cached);
         if cached.bytes.len() <= MAX_CACHED_OBJECT {
             self.cache.insert(key.to_owned(), Arc::clone(&cached));
         }
