@@ -6,10 +6,12 @@
 //! issuer URL.
 
 pub mod authorizer;
+mod filter;
 mod mailing;
 mod password;
 mod pool;
 pub mod protocol;
+mod store;
 mod throttle;
 pub mod tokens;
 mod totp;
@@ -153,7 +155,7 @@ impl Identity {
         mailer: &Arc<dyn Mailer>,
         clock: &Arc<dyn Clock>,
     ) -> Result<Self, IdentityError> {
-        pool::migrate(db)?;
+        store::migrate(db)?;
         let mut pools = Vec::new();
         for (name, pool_config) in &config.pools {
             let pool = UserPool::open(
