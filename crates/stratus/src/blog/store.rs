@@ -171,16 +171,7 @@ impl PostStore {
         expected_version: Option<u64>,
         change: impl FnOnce(&mut Post),
     ) -> Result<Post, PostError> {
-        let current = self.get(slug).await?.ok_or_else(|| PostError::NotFound(slug.clone()))?;
-        if let Some(expected) = expected_version
-            && expected != current.version
-        {
-            return Err(PostError::VersionMismatch {
-                slug: slug.clone(),
-                expected,
-                current: current.version,
-            });
-        }
+        let current = self.current(slug, expected_version).await?;
         let mut next = current.clone();
         change(&mut next);
         next.slug = current.slug.clone();
@@ -224,17 +215,19 @@ impl PostStore {
         }
     }
 
-    pub async fn delete(&self, slug: &Slug, expected_version: Option<u64>) -> Result<(), PostError> {
+    /// The post, if it is still at `expected_version` (when one is given).
+    async fn current(&self, slug: &Slug, expected_version: Option<u64>) -> Result<Post, PostError> {
         let current = self.get(slug).await?.ok_or_else(|| PostError::NotFound(slug.clone()))?;
-        if let Some(expected) = expected_version
-            && expected != current.version
-        {
-            return Err(PostError::VersionMismatch {
-                slug: slug.clone(),
-                expected,
-                current: current.version,
-            });
+        match expected_version {
+            Some(expected) if expected != current.version => {
+                Err(PostError::VersionMismatch { slug: slug.clone(), expected, current: current.version })
+            }
+            _ => Ok(current),
         }
+    }
+
+    pub async fn delete(&self, slug: &Slug, expected_version: Option<u64>) -> Result<(), PostError> {
+        let current = self.current(slug, expected_version).await?;
         let mut operations = vec![TransactOp::Delete {
             key: post_key(slug),
             condition: Some(Condition::eq("version", current.version)),

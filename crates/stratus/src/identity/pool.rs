@@ -11,6 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{Rng as _, RngCore as _};
 use rusqlite::{OptionalExtension, params};
 
+use sha2::{Digest as _, Sha256};
+
 use super::filter::parse_filter;
 use super::mailing::{self, CodeEmail, Purpose};
 use super::store::{
@@ -198,6 +200,16 @@ fn mask_email(email: &str) -> String {
     }
 }
 
+/// What a code request for an unknown user answers: plausible and stable for the username, and
+/// unrelated to any real address.
+fn decoy_delivery(username: &str) -> CodeDelivery {
+    let letters = b"abcdefghijklmnopqrstuvwxyz";
+    let hash = Sha256::digest(username.to_lowercase().as_bytes());
+    let (local, domain) =
+        (letters[usize::from(hash[0]) % 26] as char, letters[usize::from(hash[1]) % 26] as char);
+    CodeDelivery { destination: format!("{local}***@{domain}***"), medium: "EMAIL", attribute: "email" }
+}
+
 impl UserPool {
     pub(super) fn open(
         name: &str,
@@ -370,6 +382,23 @@ impl UserPool {
         Ok((sub, delivery))
     }
 
+    /// Replaces the user's code for `purpose` with a fresh one and mails it.
+    async fn issue_code(&self, user: &UserRow, purpose: Purpose) -> Result<CodeDelivery, IdentityError> {
+        let (slot, validity) = match purpose {
+            Purpose::VerifyEmail => ("signup", SIGN_UP_CODE_VALIDITY),
+            Purpose::ResetPassword => ("reset", RESET_CODE_VALIDITY),
+        };
+        let email = user.attributes.get("email").cloned().unwrap_or_default();
+        let code = new_code();
+        let (pool_id, sub, code_hash, now) = (self.id.clone(), user.sub.clone(), digest(&code), self.now());
+        self.db
+            .write(move |transaction| {
+                store_code(transaction, &pool_id, &sub, slot, &code_hash, now + validity)
+            })
+            .await?;
+        self.send_code(&user.sub, &user.username, &email, &code, purpose).await
+    }
+
     async fn send_code(
         &self,
         sub: &str,
@@ -437,21 +466,9 @@ impl UserPool {
         let Some(user) = user else {
             // Unknown and already-confirmed users get the same answer as a real resend, so the
             // call reveals nothing about who exists (Cognito's PreventUserExistenceErrors).
-            return Ok(CodeDelivery {
-                destination: mask_email(&format!("{username}@x")),
-                medium: "EMAIL",
-                attribute: "email",
-            });
+            return Ok(decoy_delivery(username));
         };
-        let email = user.attributes.get("email").cloned().unwrap_or_default();
-        let code = new_code();
-        let (pool_id, sub, code_hash, now) = (self.id.clone(), user.sub.clone(), digest(&code), self.now());
-        self.db
-            .write(move |transaction| {
-                store_code(transaction, &pool_id, &sub, "signup", &code_hash, now + SIGN_UP_CODE_VALIDITY)
-            })
-            .await?;
-        self.send_code(&user.sub, &user.username, &email, &code, Purpose::VerifyEmail).await
+        self.issue_code(&user, Purpose::VerifyEmail).await
     }
 
     // ---- authentication ------------------------------------------------------------------------
@@ -1063,22 +1080,10 @@ impl UserPool {
         self.check_client(client_id)?;
         let user = self.user_by_name(username)?;
         let Some(user) = user.filter(|user| user.enabled) else {
-            // Same shape of answer as for a real user.
-            return Ok(CodeDelivery {
-                destination: mask_email(&format!("{username}@x")),
-                medium: "EMAIL",
-                attribute: "email",
-            });
+            // The same answer as for a real user, so the call reveals nothing about who exists.
+            return Ok(decoy_delivery(username));
         };
-        let email = user.attributes.get("email").cloned().unwrap_or_default();
-        let code = new_code();
-        let (pool_id, sub, code_hash, now) = (self.id.clone(), user.sub.clone(), digest(&code), self.now());
-        self.db
-            .write(move |transaction| {
-                store_code(transaction, &pool_id, &sub, "reset", &code_hash, now + RESET_CODE_VALIDITY)
-            })
-            .await?;
-        self.send_code(&user.sub, &user.username, &email, &code, Purpose::ResetPassword).await
+        self.issue_code(&user, Purpose::ResetPassword).await
     }
 
     pub async fn confirm_forgot_password(

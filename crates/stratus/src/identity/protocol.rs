@@ -171,6 +171,17 @@ fn check_operator(
     })
 }
 
+/// The pool of an app client, after counting one sign-in or code attempt for `username`.
+fn attempt_pool<'a>(
+    identity: &'a Identity,
+    client_id: &str,
+    username: &str,
+) -> Result<&'a Arc<UserPool>, IdentityError> {
+    let pool = identity.pool_for_client(client_id)?;
+    identity.throttle.attempt(pool.id(), username)?;
+    Ok(pool)
+}
+
 fn parse<T: DeserializeOwned>(input: Value) -> Result<T, IdentityError> {
     serde_json::from_value(input)
         .map_err(|e| IdentityError::InvalidParameter(format!("1 validation error detected: {e}")))
@@ -292,15 +303,13 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 confirmation_code: String,
             }
             let request: Request = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            identity.throttle.attempt(pool.id(), &request.username)?;
+            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
             pool.confirm_sign_up(&request.client_id, &request.username, &request.confirmation_code).await?;
             Ok(json!({}))
         }
         "ResendConfirmationCode" => {
             let request: ClientUser = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            identity.throttle.attempt(pool.id(), &request.username)?;
+            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
             let details = pool.resend_confirmation_code(&request.client_id, &request.username).await?;
             Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
         }
@@ -450,8 +459,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
         }
         "ForgotPassword" => {
             let request: ClientUser = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            identity.throttle.attempt(pool.id(), &request.username)?;
+            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
             let details = pool.forgot_password(&request.client_id, &request.username).await?;
             Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
         }
@@ -465,8 +473,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 password: String,
             }
             let request: Request = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            identity.throttle.attempt(pool.id(), &request.username)?;
+            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
             pool.confirm_forgot_password(
                 &request.client_id,
                 &request.username,

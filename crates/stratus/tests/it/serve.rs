@@ -25,12 +25,11 @@ async fn healthz_url(stdout: std::process::ChildStdout) -> String {
     url.await.expect("a /healthz URL on stdout")
 }
 
-#[tokio::test]
-async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::TempDir::new().expect("dir");
+/// `stratus serve` on a free port over `data_dir` (stage `test`), and its base URL.
+async fn serve(data_dir: &std::path::Path) -> (std::process::Child, String) {
     let mut child = stratus()
         .args(["serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir"])
-        .arg(dir.path())
+        .arg(data_dir)
         .env("STRATUS_LOG__FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -38,6 +37,24 @@ async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .expect("start stratus serve");
     let base =
         healthz_url(child.stdout.take().expect("stdout")).await.trim_end_matches("/healthz").to_owned();
+    (child, base)
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for the exit status.
+async fn stop(child: std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let mut child = child;
+    let waited =
+        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || child.wait()))
+            .await;
+    waited.expect("stratus stops within 10 s of SIGTERM").expect("waiter").expect("exit status")
+}
+
+#[tokio::test]
+async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let (child, base) = serve(dir.path()).await;
 
     let client = reqwest::Client::new();
     let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");
@@ -49,12 +66,7 @@ async fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     assert_eq!(body["status"], "ready");
     assert!(dir.path().join("test").join("stratus.db").exists(), "data lands in <data dir>/<stage>");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    let waited =
-        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || child.wait()))
-            .await;
-    let exit = waited.expect("stratus stops within 10 s of SIGTERM").expect("waiter").expect("exit status");
+    let exit = stop(child).await;
     assert!(exit.success(), "clean exit after SIGTERM, got {exit:?}");
 }
 
@@ -145,16 +157,7 @@ async fn operators_list_and_redrive_dead_letters_from_the_command_line() {
 #[tokio::test]
 async fn operators_manage_users_from_the_command_line_while_the_server_runs() {
     let dir = tempfile::TempDir::new().expect("dir");
-    let mut server = stratus()
-        .args(["serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir"])
-        .arg(dir.path())
-        .env("STRATUS_LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stratus serve");
-    let base =
-        healthz_url(server.stdout.take().expect("stdout")).await.trim_end_matches("/healthz").to_owned();
+    let (server, base) = serve(dir.path()).await;
     let cli = |args: &[&str]| {
         let output = stratus()
             .args(args)
@@ -222,11 +225,7 @@ async fn operators_manage_users_from_the_command_line_while_the_server_runs() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("User does not exist."));
 
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
-    let exit =
-        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || server.wait()))
-            .await;
-    assert!(exit.expect("stops").expect("waiter").expect("status").success());
+    assert!(stop(server).await.success());
 }
 
 #[tokio::test]
@@ -273,16 +272,7 @@ async fn authors_publish_markdown_files_from_the_command_line() {
     assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
     assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("rebuilt the site: 1 posts"));
 
-    let mut server = stratus()
-        .args(["serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir"])
-        .arg(dir.path())
-        .env("STRATUS_LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stratus serve");
-    let base =
-        healthz_url(server.stdout.take().expect("stdout")).await.trim_end_matches("/healthz").to_owned();
+    let (server, base) = serve(dir.path()).await;
     let page = reqwest::get(format!("{base}/posts/first-steps/")).await.expect("page");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("body").contains("Hello from a file."));
@@ -291,9 +281,5 @@ async fn authors_publish_markdown_files_from_the_command_line() {
         404,
         "drafts are not served"
     );
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
-    let exit =
-        tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || server.wait()))
-            .await;
-    assert!(exit.expect("stops").expect("waiter").expect("status").success());
+    assert!(stop(server).await.success());
 }
