@@ -144,6 +144,24 @@ async fn unknown_users_and_wrong_passwords_are_indistinguishable() {
         app.cognito("ForgotPassword", json!({"ClientId": app.client_id, "Username": "nobody"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["CodeDeliveryDetails"]["DeliveryMedium"], "EMAIL");
+    let (_, again) =
+        app.cognito("ForgotPassword", json!({"ClientId": app.client_id, "Username": "nobody"})).await;
+    assert_eq!(again["CodeDeliveryDetails"], body["CodeDeliveryDetails"], "the decoy answer is stable");
+    let (status, body) =
+        app.cognito("ResendConfirmationCode", json!({"ClientId": app.client_id, "Username": "nobody"})).await;
+    assert_eq!(status, 200, "resending to an unknown user looks like success: {body}");
+    let (status, body) = app
+        .cognito(
+            "ConfirmSignUp",
+            json!({"ClientId": app.client_id, "Username": "nobody", "ConfirmationCode": "123456"}),
+        )
+        .await;
+    assert_eq!((status, error_type(&body)), (400, "CodeMismatchException"), "as for a wrong code");
+    let outbox = app.platform.outbox().expect("outbox").list().expect("list");
+    assert!(
+        outbox.iter().all(|message| message.to == "grace@example.com"),
+        "nothing is mailed for unknown users"
+    );
     app.stop().await;
 }
 
