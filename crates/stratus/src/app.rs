@@ -9,7 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
@@ -186,11 +186,14 @@ impl Application {
         let routes = http::router(state)
             .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
             .merge(functions);
-        let router = Arc::clone(&self.edge)
-            .serve_unrouted(routes)
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Around the whole router, once per request, rather than around each route.
+        let origin = tower::ServiceBuilder::new()
+            .map_response(|response: axum::http::Response<_>| response.map(axum::body::Body::new))
+            .layer(SetRequestIdLayer::x_request_id(http::RequestIds::new()))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .service(Arc::clone(&self.edge).serve_unrouted(routes));
+        let router = Arc::clone(&self.edge).in_front_of(origin);
         tracing::info!(address = %self.local_addr, "listening");
         // Responses go out as soon as they are written, not when Nagle's algorithm allows.
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
@@ -235,11 +238,7 @@ fn blog_functions(
             }
         },
     )?;
-    let state = crate::blog::api::BlogState {
-        posts: blog.posts,
-        authorizer: Arc::clone(authorizer),
-        config: config.blog.clone(),
-    };
+    let state = crate::blog::api::BlogState::new(blog.posts, Arc::clone(authorizer), config.blog.clone());
     let api = crate::blog::api::router(state);
     if config.gateway.cache_ttl.is_zero() {
         return Ok(api);

@@ -3,6 +3,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use stratus::cli::{self, Cli};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.load_config() {

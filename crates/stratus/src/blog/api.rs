@@ -19,11 +19,30 @@ use crate::config::BlogConfig;
 use crate::http::Problem;
 use crate::identity::authorizer::{Authorizer, Principal};
 
+/// What the posts API's handlers share. axum clones the state for every request, so it is one
+/// reference-counted handle.
 #[derive(Debug, Clone)]
-pub struct BlogState {
+pub struct BlogState(Arc<BlogContext>);
+
+#[derive(Debug)]
+pub struct BlogContext {
     pub posts: PostStore,
     pub authorizer: Arc<Authorizer>,
     pub config: BlogConfig,
+}
+
+impl BlogState {
+    pub fn new(posts: PostStore, authorizer: Arc<Authorizer>, config: BlogConfig) -> Self {
+        Self(Arc::new(BlogContext { posts, authorizer, config }))
+    }
+}
+
+impl std::ops::Deref for BlogState {
+    type Target = BlogContext;
+
+    fn deref(&self) -> &BlogContext {
+        &self.0
+    }
 }
 
 impl FromRef<BlogState> for Arc<Authorizer> {

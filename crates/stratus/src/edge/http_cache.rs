@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use std::time::SystemTime;
 
 use super::Cached;
 
@@ -13,11 +14,18 @@ const IDENTITY: usize = 0;
 const GZIP: usize = 1;
 const BROTLI: usize = 2;
 
-fn common_headers(object: &Cached) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(12);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(object.content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(object.cache_control));
-    headers.insert(header::LAST_MODIFIED, object.last_modified_header.clone());
+/// The headers every response about `object` carries, whatever its status and representation.
+pub(super) fn common_headers(
+    content_type: &'static str,
+    cache_control: &'static str,
+    last_modified: SystemTime,
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(16);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)) {
+        headers.insert(header::LAST_MODIFIED, date);
+    }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     headers
@@ -27,7 +35,7 @@ fn common_headers(object: &Cached) -> HeaderMap {
 pub(super) fn prebuilt_headers(object: &Cached) -> [Option<HeaderMap>; 3] {
     let build = |bytes: Option<&Bytes>, encoding: Option<&str>| {
         let bytes = bytes?;
-        let mut headers = common_headers(object);
+        let mut headers = object.headers.clone();
         let etag = match encoding {
             Some(encoding) => {
                 headers.insert(header::CONTENT_ENCODING, HeaderValue::from_str(encoding).ok()?);
@@ -61,10 +69,14 @@ pub(super) fn respond(object: &Cached, method: &Method, request: &HeaderMap, sta
         };
         if let Some(headers) = &object.prebuilt[variant] {
             let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes.clone()) };
-            return (status, headers.clone(), body).into_response();
+            // Moving the prebuilt map in, rather than merging it into an empty one.
+            let mut response = Response::new(body);
+            *response.status_mut() = status;
+            *response.headers_mut() = headers.clone();
+            return response;
         }
     }
-    let mut headers = common_headers(object);
+    let mut headers = object.headers.clone();
     let mut set = |name: header::HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);

@@ -4,6 +4,7 @@
 //! cache that object events invalidate precisely. Edge hooks (Lambda@Edge's role) add security
 //! headers, redirects and the custom 404 page. Nothing else can read the bucket.
 
+mod front;
 mod http_cache;
 
 use std::io::Write as _;
@@ -26,6 +27,11 @@ use crate::config::EdgeConfig;
 /// Objects larger than this are served but not kept in memory.
 const MAX_CACHED_OBJECT: usize = 8 * 1024 * 1024;
 
+/// Which layer answered, as CloudFront says it.
+const X_CACHE: header::HeaderName = header::HeaderName::from_static("x-cache");
+const HIT: &str = "Hit from stratus-edge";
+const MISS: &str = "Miss from stratus-edge";
+
 /// One object as the edge serves it, with its precompressed variants.
 #[derive(Debug)]
 pub(crate) struct Cached {
@@ -35,10 +41,9 @@ pub(crate) struct Cached {
     /// Strong validator of the identity bytes, quoted.
     etag: String,
     last_modified: SystemTime,
-    /// `Last-Modified`, formatted once.
-    last_modified_header: HeaderValue,
-    content_type: &'static str,
-    cache_control: &'static str,
+    /// What every response about this object carries: its type, cache policy and dates, the
+    /// viewer-response hook's headers and `x-cache: Hit` (a miss overwrites it).
+    headers: HeaderMap,
     /// Complete headers of a plain `200` for each representation (identity, gzip, brotli),
     /// built once so a hit only clones them.
     prebuilt: [Option<HeaderMap>; 3],
@@ -100,6 +105,34 @@ impl Edge {
         tracing::debug!(key, "edge cache invalidated");
     }
 
+    /// Puts the edge in front of the origin, as CloudFront stands in front of API Gateway: a
+    /// read of an object the edge holds in memory is answered at once, before routing, request
+    /// ids and tracing; everything else goes on to `origin`, which must come from
+    /// [`Edge::serve_unrouted`] so that what no route claims comes back to the edge.
+    pub fn in_front_of<S>(self: Arc<Self>, origin: S) -> Router
+    where
+        S: tower::Service<axum::extract::Request, Response = Response, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send,
+    {
+        Router::new().fallback_service(front::Front::new(self, origin))
+    }
+
+    /// A read of a cached object, answered from memory; `None` for anything else. Only the
+    /// fallback fills the cache, and the one alias it knows (`a/` for `a/index.html`) never
+    /// names a route, so this answers exactly what the origin would have passed to the edge.
+    fn answer_from_memory(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        if (method != Method::GET && method != Method::HEAD) || self.config.redirects.contains_key(uri.path()) {
+            return None;
+        }
+        // Keys reach the cache only after validation, so an unvalidated key just misses.
+        let object = self.cache.get(&object_key(uri.path())?)?;
+        Some(http_cache::respond(&object, method, headers, StatusCode::OK))
+    }
+
     /// Makes the edge answer every request `router` has no route for (also GET on a path that
     /// only has, say, a POST route, such as `/`).
     pub fn serve_unrouted(self: Arc<Self>, router: Router) -> Router {
@@ -136,13 +169,13 @@ impl Edge {
         } else {
             (None, None)
         };
+        let mut headers = http_cache::common_headers(content_type, self.cache_control(key), last_modified);
+        headers.extend(self.security_headers.iter().cloned());
+        headers.insert(X_CACHE, HeaderValue::from_static(HIT));
         let mut cached = Cached {
             etag: format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16])),
-            last_modified_header: HeaderValue::from_str(&httpdate::fmt_http_date(last_modified))
-                .unwrap_or_else(|_| HeaderValue::from_static("")),
             last_modified,
-            content_type,
-            cache_control: self.cache_control(key),
+            headers,
             gzip,
             brotli,
             bytes,
@@ -193,19 +226,24 @@ fn target(edge: &Edge, path: &str) -> Target {
     if let Some(location) = edge.config.redirects.get(path) {
         return Target::Redirect(location.clone());
     }
-    let Ok(decoded) = percent_decode_str(path).decode_utf8() else { return Target::NotFound };
+    match object_key(path) {
+        Some(key) if parse_key(&key).is_ok() => Target::Object(key),
+        _ => Target::NotFound,
+    }
+}
+
+/// The bucket key a request path names (`/` and `…/` name their `index.html`), not yet
+/// validated.
+fn object_key(path: &str) -> Option<String> {
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
     let relative = decoded.trim_start_matches('/');
-    let key = if relative.is_empty() {
+    Some(if relative.is_empty() {
         "index.html".to_owned()
     } else if relative.ends_with('/') {
         format!("{relative}index.html")
     } else {
         relative.to_owned()
-    };
-    match parse_key(&key) {
-        Ok(_) => Target::Object(key),
-        Err(_) => Target::NotFound,
-    }
+    })
 }
 
 async fn respond(edge: &Edge, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
@@ -230,8 +268,9 @@ async fn respond(edge: &Edge, method: &Method, uri: &Uri, headers: &HeaderMap) -
         return not_found(edge, method).await;
     };
     let mut response = http_cache::respond(&object, method, headers, StatusCode::OK);
-    let layer = if hit { "Hit from stratus-edge" } else { "Miss from stratus-edge" };
-    response.headers_mut().insert("x-cache", HeaderValue::from_static(layer));
+    if !hit {
+        response.headers_mut().insert(X_CACHE, HeaderValue::from_static(MISS));
+    }
     response
 }
 

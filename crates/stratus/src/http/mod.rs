@@ -3,6 +3,7 @@
 //! later components.
 
 mod problem;
+mod request_id;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 pub use problem::Problem;
+pub use request_id::RequestIds;
 
 use crate::functions::HostHealth;
 use crate::sqlite::Database;
