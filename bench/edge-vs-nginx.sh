@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need nginx nginx
@@ -97,13 +98,26 @@ ms() { # wrk latency (e.g. 1.23ms, 850.00us, 1.02s) → milliseconds
 }
 
 measure() { local result; result=$(run "$1") || exit 1; echo "$result"; }
-read -r s_page s_page_p99 <<<"$(measure "$base$page")"
-read -r n_page n_page_p99 <<<"$(measure "http://127.0.0.1:$port$page")"
-read -r s_json s_json_p99 <<<"$(measure "$base/v1/posts/hello")"
-read -r n_json n_json_p99 <<<"$(measure "http://127.0.0.1:$port/v1/posts/hello")"
-for value in "$s_page" "$n_page" "$s_json" "$n_json"; do [ -n "$value" ] || { echo "a measurement failed" >&2; exit 1; }; done
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The machine's speed drifts between runs, so the four measurements are interleaved, ROUNDS
+# times, and each is reported as its median.
+: >"$work/results"
+for round in $(seq "$ROUNDS"); do
+  for series in "s_page $base$page" "n_page http://127.0.0.1:$port$page" \
+                "s_json $base/v1/posts/hello" "n_json http://127.0.0.1:$port/v1/posts/hello"; do
+    read -r name url <<<"$series"
+    read -r rps p99 <<<"$(measure "$url")"
+    [ -n "$rps" ] || { echo "a measurement failed" >&2; exit 1; }
+    echo "$name $rps $(ms "$p99")" >>"$work/results"
+  done
+  echo "round $round of $ROUNDS done" >&2
+done
+rps() { awk -v n="$1" '$1 == n { print $2 }' "$work/results" | median; }
+p99() { awk -v n="$1" '$1 == n { print $3 }' "$work/results" | median; }
+s_page=$(rps s_page); n_page=$(rps n_page); s_json=$(rps s_json); n_json=$(rps n_json)
+s_page_p99=$(p99 s_page)ms; n_page_p99=$(p99 n_page)ms; s_json_p99=$(p99 s_json)ms; n_json_p99=$(p99 n_json)ms
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback, $(nproc) cores shared with wrk"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on loopback, $(nproc) cores shared with wrk; medians of $ROUNDS interleaved rounds"
 printf '%-34s %12s %10s\n' "" "requests/s" "p99"
 printf '%-34s %12s %10s\n' "stratus edge, hot post page" "$s_page" "$s_page_p99"
 printf '%-34s %12s %10s\n' "nginx, same bytes from disk" "$n_page" "$n_page_p99"

@@ -132,6 +132,7 @@ impl Application {
     /// Mounts an HTTP function: an axum `Router`, the same value `lambda_http::run` serves on
     /// AWS. Its requests share the function host's concurrency limit.
     pub fn mount(&mut self, function: Router) {
+        let function = within_concurrency_limit(&self.host, function);
         self.functions = std::mem::take(&mut self.functions).merge(function);
     }
 
@@ -181,8 +182,7 @@ impl Application {
             stream: Arc::clone(&self.platform.stream),
             host: self.host.health(),
         };
-        let functions = std::mem::take(&mut self.functions)
-            .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.host.concurrency()));
+        let functions = std::mem::take(&mut self.functions);
         let routes = http::router(state)
             .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
             .merge(functions);
@@ -239,11 +239,12 @@ fn blog_functions(
         },
     )?;
     let state = crate::blog::api::BlogState::new(blog.posts, Arc::clone(authorizer), config.blog.clone());
-    let api = crate::blog::api::router(state);
+    let api = within_concurrency_limit(host, crate::blog::api::router(state));
     if config.gateway.cache_ttl.is_zero() {
         return Ok(api);
     }
-    // The stage's response cache: anonymous reads from memory, cleared by any post change.
+    // The stage's response cache: anonymous reads from memory, cleared by any post change. It
+    // stands outside the concurrency limit: a hit invokes no function, as on API Gateway.
     let cache =
         Arc::new(crate::gateway::ResponseCache::new(config.gateway.cache_bytes, config.gateway.cache_ttl));
     let cleared = Arc::clone(&cache);
@@ -257,6 +258,11 @@ fn blog_functions(
         },
     )?;
     Ok(api.layer(axum::middleware::from_fn_with_state(cache, crate::gateway::cache_responses)))
+}
+
+/// An HTTP function's requests share the function host's concurrency limit.
+fn within_concurrency_limit(host: &Host, function: Router) -> Router {
+    function.layer(GlobalConcurrencyLimitLayer::with_semaphore(host.concurrency()))
 }
 
 /// The edge in front of the site bucket, kept fresh by the bucket's object events.
