@@ -125,7 +125,8 @@ impl Edge {
     /// fallback fills the cache, and the one alias it knows (`a/` for `a/index.html`) never
     /// names a route, so this answers exactly what the origin would have passed to the edge.
     fn answer_from_memory(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
-        if (method != Method::GET && method != Method::HEAD) || self.config.redirects.contains_key(uri.path()) {
+        if (method != Method::GET && method != Method::HEAD) || self.config.redirects.contains_key(uri.path())
+        {
             return None;
         }
         // Keys reach the cache only after validation, so an unvalidated key just misses.
@@ -248,7 +249,9 @@ fn object_key(path: &str) -> Option<String> {
 
 async fn respond(edge: &Edge, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
+        let mut response = error_page(StatusCode::METHOD_NOT_ALLOWED, "This address can only be read.");
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
     }
     let key = match target(edge, uri.path()) {
         Target::Redirect(location) => return redirect(&location),
@@ -257,7 +260,10 @@ async fn respond(edge: &Edge, method: &Method, uri: &Uri, headers: &HeaderMap) -
     };
     let loaded = match edge.load(&key).await {
         Ok(loaded) => loaded,
-        Err(error) => return crate::http::Problem::internal(&error).into_response(),
+        Err(error) => {
+            tracing::error!(error = %crate::telemetry::error_chain(&error), key, "edge cannot serve");
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "The page could not be served. Try again.");
+        }
     };
     let Some((object, hit)) = loaded else {
         // `/posts/hello` → `/posts/hello/` when that page exists.
@@ -285,13 +291,21 @@ fn redirect(location: &str) -> Response {
 async fn not_found(edge: &Edge, method: &Method) -> Response {
     match edge.load("404.html").await {
         Ok(Some((page, _))) => http_cache::respond(&page, method, &HeaderMap::new(), StatusCode::NOT_FOUND),
-        _ => (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            Body::from("Not found\n"),
-        )
-            .into_response(),
+        _ => error_page(StatusCode::NOT_FOUND, "There is no page at this address."),
     }
+}
+
+/// The edge's own errors are pages for browsers, not problem documents for API clients; they
+/// are never cached downstream.
+fn error_page(status: StatusCode, detail: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head>\n<body><h1>{title}</h1><p>{detail}</p><p><a href=\"/\">Home</a></p></body></html>\n"
+    );
+    let headers = [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")];
+    (status, headers, Body::from(page)).into_response()
 }
 
 fn content_type(key: &str) -> &'static str {

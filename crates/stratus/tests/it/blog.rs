@@ -409,7 +409,8 @@ async fn the_edge_serves_pages_with_http_caching_semantics() {
 
     let second = get(&blog, "/", &[]).await;
     assert_eq!(second.headers()["x-cache"], "Hit from stratus-edge");
-    for same in ["content-type", "cache-control", "etag", "last-modified", "vary", "content-security-policy"] {
+    for same in ["content-type", "cache-control", "etag", "last-modified", "vary", "content-security-policy"]
+    {
         assert_eq!(second.headers()[same], headers[same], "a hit carries the miss's {same}");
     }
     assert_eq!(second.text().await.expect("body"), page);
@@ -538,6 +539,9 @@ async fn the_edge_answers_unknown_and_hostile_paths_safely() {
     );
     let post = client.post(blog.url("/index.html")).send().await.expect("request");
     assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+    assert_eq!(post.headers()["content-type"], "text/html; charset=utf-8", "browsers get a page");
+    assert!(post.text().await.expect("body").contains("<h1>Method Not Allowed</h1>"));
     for _ in 0..2 {
         assert_eq!(client.get(blog.url("/")).send().await.expect("request").status(), 200);
     }
