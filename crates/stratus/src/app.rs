@@ -12,6 +12,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::blog::subscriber_api::SubscriberState;
+use crate::blog::welcome::Welcome;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::events::BatchResponse;
@@ -53,6 +55,7 @@ pub struct Application {
     host: Host,
     /// HTTP functions: routers mounted on the listener.
     functions: Router,
+    subscriptions: SubscriberState,
     /// Serves the site for every path no function claims.
     edge: Arc<crate::edge::Edge>,
     listener: TcpListener,
@@ -88,7 +91,8 @@ impl Application {
             &platform.clock,
         )?);
         let authorizer = Arc::new(Authorizer::new(identity.pools(), &config.identity.issuers));
-        let blog = blog_functions(&platform, &authorizer, &config, &public_url, &mut host)?;
+        let (blog, subscriptions) =
+            blog_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
         let edge = edge(&platform, &config, &public_url, &mut host)?;
         Ok(Self {
             platform,
@@ -96,6 +100,7 @@ impl Application {
             authorizer,
             host,
             functions: blog,
+            subscriptions,
             edge,
             listener,
             local_addr,
@@ -171,7 +176,11 @@ impl Application {
         self.host.start()?;
         let background = CancellationToken::new();
         let sweeper = tokio::spawn(sweep_expired_items(Arc::clone(&self.platform), background.clone()));
-        let pruner = tokio::spawn(prune_throttles(Arc::clone(&self.identity), background.clone()));
+        let pruner = tokio::spawn(prune_throttles(
+            Arc::clone(&self.identity),
+            self.subscriptions.clone(),
+            background.clone(),
+        ));
         let trimmer = tokio::spawn(trim_stream(
             Arc::clone(&self.platform),
             self.host.consumer_names(),
@@ -213,23 +222,23 @@ impl Application {
     }
 }
 
-/// The blog: the posts API over the stage's `blog` table, and the site generator subscribed to
-/// its post changes.
-fn blog_functions(
+/// The blog: the posts and subscribers APIs over the stage's `blog` table, the site generator
+/// subscribed to its post changes and the welcome email to its new subscribers.
+async fn blog_functions(
     platform: &Platform,
     authorizer: &Arc<Authorizer>,
     config: &Config,
     public_url: &str,
     host: &mut Host,
-) -> Result<Router, AppError> {
-    let blog = crate::blog::Blog::open(platform, config, public_url)?;
+) -> Result<(Router, SubscriberState), AppError> {
+    let blog = crate::blog::Blog::open(platform, config, public_url).await?;
     let only_posts =
         EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
     let generator = Arc::clone(&blog.generator);
     host.on_table_change(
         "site-generator",
         &blog.source,
-        StreamTrigger::new(&config.stream).filter(only_posts),
+        StreamTrigger::new(&config.stream).filter(only_posts.clone()),
         move |_, changes| {
             let generator = Arc::clone(&generator);
             async move {
@@ -238,10 +247,35 @@ fn blog_functions(
             }
         },
     )?;
+    let new_subscribers = EventFilter::parse(
+        r#"{"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": ["SUBSCRIBER"]}}}}"#,
+    )
+    .map_err(HostError::from)?;
+    let welcome = Arc::new(Welcome::new(
+        Arc::clone(&platform.mailer),
+        blog.tokens.clone(),
+        blog.posts.clone(),
+        &config.blog.title,
+        public_url,
+    ));
+    host.on_table_change(
+        "welcome-email",
+        &blog.source,
+        StreamTrigger::new(&config.stream).filter(new_subscribers),
+        move |_, changes| {
+            let welcome = Arc::clone(&welcome);
+            async move { Ok(welcome.handle(&changes).await) }
+        },
+    )?;
+    let subscriptions =
+        SubscriberState::new(blog.subscribers, blog.tokens, Arc::clone(authorizer), config.blog.clone());
+    // Subscriptions and unsubscribe links are never answered from the response cache.
+    let subscriber_api =
+        within_concurrency_limit(host, crate::blog::subscriber_api::router(subscriptions.clone()));
     let state = crate::blog::api::BlogState::new(blog.posts, Arc::clone(authorizer), config.blog.clone());
-    let api = within_concurrency_limit(host, crate::blog::api::router(state));
+    let posts_api = within_concurrency_limit(host, crate::blog::api::router(state));
     if config.gateway.cache_ttl.is_zero() {
-        return Ok(api);
+        return Ok((posts_api.merge(subscriber_api), subscriptions));
     }
     // The stage's response cache: anonymous reads from memory, cleared by any post change. It
     // stands outside the concurrency limit: a hit invokes no function, as on API Gateway.
@@ -251,13 +285,15 @@ fn blog_functions(
     host.on_table_change(
         "api-cache-invalidate",
         &blog.source,
-        StreamTrigger::new(&config.stream),
+        StreamTrigger::new(&config.stream).filter(only_posts),
         move |_, _| {
             cleared.clear();
             async { Ok(BatchResponse::success()) }
         },
     )?;
-    Ok(api.layer(axum::middleware::from_fn_with_state(cache, crate::gateway::cache_responses)))
+    let posts_api =
+        posts_api.layer(axum::middleware::from_fn_with_state(cache, crate::gateway::cache_responses));
+    Ok((posts_api.merge(subscriber_api), subscriptions))
 }
 
 /// An HTTP function's requests share the function host's concurrency limit.
@@ -307,12 +343,15 @@ async fn sweep_expired_items(platform: Arc<Platform>, stop: CancellationToken) {
 }
 
 /// Keeps the attempt limiters' memory bounded by forgetting idle keys.
-async fn prune_throttles(identity: Arc<Identity>, stop: CancellationToken) {
+async fn prune_throttles(identity: Arc<Identity>, subscriptions: SubscriberState, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = ticks.tick() => identity.throttle.prune(),
+            _ = ticks.tick() => {
+                identity.throttle.prune();
+                subscriptions.prune();
+            }
         }
     }
 }

@@ -242,6 +242,12 @@ pub struct BlogConfig {
     pub site_bucket: String,
     /// Entries in the Atom feed.
     pub feed_entries: usize,
+    /// Subscriptions accepted per client address per minute (and as a burst); beyond, 429
+    /// with `Retry-After`.
+    pub subscribe_per_address_per_minute: u32,
+    /// How long an unsubscribe link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub unsubscribe_link_ttl: Duration,
 }
 
 impl Default for BlogConfig {
@@ -254,6 +260,8 @@ impl Default for BlogConfig {
             description: "Notes, written rarely and read often.".into(),
             site_bucket: "site".into(),
             feed_entries: 20,
+            subscribe_per_address_per_minute: 5,
+            unsubscribe_link_ttl: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }

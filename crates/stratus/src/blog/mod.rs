@@ -6,6 +6,9 @@ pub mod front_matter;
 mod markdown;
 pub mod site;
 pub mod store;
+pub mod subscriber_api;
+pub mod subscribers;
+pub mod welcome;
 
 use std::sync::Arc;
 
@@ -18,6 +21,8 @@ use crate::platform::Platform;
 #[derive(Debug, Clone)]
 pub struct Blog {
     pub posts: store::PostStore,
+    pub subscribers: subscribers::SubscriberStore,
+    pub tokens: subscribers::UnsubscribeTokens,
     pub generator: Arc<site::SiteGenerator>,
     /// The stream source of the blog table.
     pub source: String,
@@ -31,20 +36,27 @@ pub enum OpenError {
     Bucket(#[from] crate::blobs::BlobError),
     #[error("cannot prepare the site generator")]
     Site(#[from] site::SiteError),
+    #[error("cannot prepare unsubscribe links")]
+    Subscribers(#[from] subscribers::SubscriberError),
 }
 
 impl Blog {
     /// `public_url` is the site's address in links, the feed and the sitemap. Templates in
     /// `<stage dir>/templates/` replace the default theme's files of the same name.
-    pub fn open(platform: &Platform, config: &Config, public_url: &str) -> Result<Self, OpenError> {
+    pub async fn open(platform: &Platform, config: &Config, public_url: &str) -> Result<Self, OpenError> {
         let table = platform.table(store::table_spec())?;
         let source = table.stream_source().to_owned();
-        let posts = store::PostStore::new(Arc::new(table), Arc::clone(&platform.clock));
+        let table: Arc<dyn crate::table::Table> = Arc::new(table);
+        let clock = Arc::clone(&platform.clock);
+        let posts = store::PostStore::new(Arc::clone(&table), Arc::clone(&clock));
+        let subscribers = subscribers::SubscriberStore::new(Arc::clone(&table), Arc::clone(&clock));
+        let tokens =
+            subscribers::UnsubscribeTokens::open(&table, clock, config.blog.unsubscribe_link_ttl).await?;
         let bucket = platform.buckets.bucket(&config.blog.site_bucket)?;
         let overrides = config.stage_dir().join("templates");
         let generator =
             Arc::new(site::SiteGenerator::new(posts.clone(), bucket, &config.blog, public_url, &overrides)?);
-        Ok(Self { posts, generator, source })
+        Ok(Self { posts, subscribers, tokens, generator, source })
     }
 }
 

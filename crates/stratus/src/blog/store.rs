@@ -24,6 +24,7 @@ use crate::table::{
 pub const TABLE: &str = "blog";
 pub const PUBLISHED_INDEX: &str = "published";
 pub const ALL_POSTS_INDEX: &str = "all_posts";
+pub const SUBSCRIBERS_INDEX: &str = "subscribers";
 
 /// The blog table's schema.
 pub fn table_spec() -> TableSpec {
@@ -31,10 +32,13 @@ pub fn table_spec() -> TableSpec {
         .sort_key(KeyAttribute::string("gsi1sk"));
     let all_posts = IndexSpec::new(ALL_POSTS_INDEX, KeyAttribute::string("gsi2pk"))
         .sort_key(KeyAttribute::string("gsi2sk"));
+    let subscribers = IndexSpec::new(SUBSCRIBERS_INDEX, KeyAttribute::string("gsi3pk"))
+        .sort_key(KeyAttribute::string("gsi3sk"));
     TableSpec::new(TABLE, KeyAttribute::string("pk"))
         .sort_key(KeyAttribute::string("sk"))
         .index(published)
         .index(all_posts)
+        .index(subscribers)
 }
 
 /// A stored post.

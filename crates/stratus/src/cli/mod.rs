@@ -383,11 +383,11 @@ fn generated_password() -> String {
     format!("{letters}-A{}!", rng.gen_range(10..100))
 }
 
-fn open_blog(config: &Config) -> anyhow::Result<crate::blog::Blog> {
+async fn open_blog(config: &Config) -> anyhow::Result<crate::blog::Blog> {
     let platform = open_platform(config)?;
     let public_url =
         config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
-    Ok(crate::blog::Blog::open(&platform, config, &public_url)?)
+    Ok(crate::blog::Blog::open(&platform, config, &public_url).await?)
 }
 
 fn progress_bar(length: usize, what: &str) -> indicatif::ProgressBar {
@@ -401,7 +401,7 @@ fn progress_bar(length: usize, what: &str) -> indicatif::ProgressBar {
 }
 
 async fn posts(command: PostsCommand, config: &Config) -> anyhow::Result<()> {
-    let blog = open_blog(config)?;
+    let blog = open_blog(config).await?;
     match command {
         PostsCommand::Publish { files, author } => {
             // A bar only where someone watches; every result is printed either way.
@@ -483,7 +483,7 @@ async fn publish_file(
 }
 
 async fn rebuild_site(config: &Config) -> anyhow::Result<()> {
-    let blog = open_blog(config)?;
+    let blog = open_blog(config).await?;
     let bar = progress_bar(0, "posts");
     let pages = blog
         .generator

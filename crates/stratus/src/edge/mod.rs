@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -295,17 +294,9 @@ async fn not_found(edge: &Edge, method: &Method) -> Response {
     }
 }
 
-/// The edge's own errors are pages for browsers, not problem documents for API clients; they
-/// are never cached downstream.
+/// The edge's own errors are pages for browsers, not problem documents for API clients.
 fn error_page(status: StatusCode, detail: &str) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head>\n<body><h1>{title}</h1><p>{detail}</p><p><a href=\"/\">Home</a></p></body></html>\n"
-    );
-    let headers = [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")];
-    (status, headers, Body::from(page)).into_response()
+    crate::http::page(status, status.canonical_reason().unwrap_or("Error"), detail)
 }
 
 fn content_type(key: &str) -> &'static str {

@@ -83,7 +83,12 @@ pub async fn cache_responses(
         return respond(StatusCode::OK, hit.headers.clone(), hit.body.clone(), "Hit from stratus-gateway");
     }
     let response = next.run(request).await;
-    if response.status() != StatusCode::OK {
+    let private = response
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("no-store") || value.contains("private"));
+    if response.status() != StatusCode::OK || private {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -6,18 +6,18 @@ use crate::support::TestApp;
 
 const PASSWORD: &str = "Correct-Horse-9";
 
-struct Blog {
-    app: TestApp,
-    author: String,
-    reader: String,
+pub(crate) struct Blog {
+    pub(crate) app: TestApp,
+    pub(crate) author: String,
+    pub(crate) reader: String,
 }
 
 impl Blog {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    async fn start_with(configure: impl FnOnce(&mut stratus::config::Config)) -> Self {
+    pub(crate) async fn start_with(configure: impl FnOnce(&mut stratus::config::Config)) -> Self {
         let app = TestApp::spawn_with(configure, |_| {}).await;
         app.admin("CreateGroup", json!({"UserPoolId": app.pool_id, "GroupName": "authors"})).await;
         app.signed_in_user("writer", PASSWORD).await;
@@ -37,11 +37,14 @@ impl Blog {
         Self { app, author, reader }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.app.base)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let response = request.send().await.expect("request");
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         let text = response.text().await.expect("body");
@@ -52,7 +55,7 @@ impl Blog {
         self.send(self.app.http.post(self.url("/v1/posts")).bearer_auth(token).json(&post)).await
     }
 
-    async fn publish_new(&self, slug: &str, date: &str, tags: &[&str]) {
+    pub(crate) async fn publish_new(&self, slug: &str, date: &str, tags: &[&str]) {
         let post = json!({"slug": slug, "title": format!("Post {slug}"), "body": format!("Body of {slug}."),
                           "tags": tags, "publish_date": date, "status": "published"});
         let (status, _, body) = self.create(&self.author, post).await;

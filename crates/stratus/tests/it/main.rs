@@ -10,5 +10,6 @@ mod identity;
 mod mail;
 mod serve;
 mod stream;
+mod subscribers;
 mod support;
 mod table;
