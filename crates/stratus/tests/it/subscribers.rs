@@ -6,10 +6,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::blog::Blog;
+use crate::support::{SmtpSink, TestApp};
 
 /// Welcome emails in the outbox: recipient → how many, and the raw messages.
 fn welcomes(blog: &Blog) -> (BTreeMap<String, usize>, Vec<String>) {
-    let outbox = blog.app.platform.outbox().expect("outbox");
+    welcomes_of(&blog.app)
+}
+
+fn welcomes_of(app: &TestApp) -> (BTreeMap<String, usize>, Vec<String>) {
+    let outbox = app.platform.outbox().expect("outbox");
     let mut counts = BTreeMap::new();
     let mut raw = Vec::new();
     for entry in outbox.list().expect("list") {
@@ -252,4 +257,88 @@ async fn authors_list_and_export_subscribers_others_cannot() {
     assert_eq!(lines.count(), 7);
     assert_eq!(blog.send(list(Some(&blog.author), "?format=xml")).await.0, 400);
     blog.app.stop().await;
+}
+
+fn through_smtp(config: &mut stratus::config::Config, port: u16) {
+    config.mail.transport = stratus::config::MailTransport::Smtp;
+    config.mail.smtp.host = "127.0.0.1".into();
+    config.mail.smtp.port = port;
+    config.mail.smtp.tls = stratus::config::SmtpTls::None;
+}
+
+#[tokio::test]
+async fn smtp_failures_are_retried_then_dead_lettered_and_never_sent_twice() {
+    // A relay that refuses the first two attempts: the third delivers, once.
+    let sink = SmtpSink::start(2).await;
+    let app = TestApp::spawn_with(|config| through_smtp(config, sink.port), |_| {}).await;
+    let subscribe = |email: &'static str| {
+        app.http.post(format!("{}/v1/subscribers", app.base)).json(&json!({ "email": email })).send()
+    };
+    assert_eq!(subscribe("ada@example.com").await.expect("request").status(), 202);
+    app.drain().await;
+    let received = sink.received.all();
+    assert_eq!(received.len(), 1, "delivered once after retries");
+    assert!(received[0].contains("To: ada@example.com") && received[0].contains("Welcome to"));
+    assert_eq!(*sink.refused.lock().expect("refusals"), 2);
+    assert!(app.platform.stream.dead_letters(Some("welcome-email")).expect("letters").is_empty());
+    app.stop().await;
+
+    // A relay down for every attempt (3 in tests): the record waits in the dead-letter queue,
+    // and a redrive once the relay answers delivers it.
+    let sink = SmtpSink::start(3).await;
+    let app = TestApp::spawn_with(|config| through_smtp(config, sink.port), |_| {}).await;
+    let subscribe = |email: &'static str| {
+        app.http.post(format!("{}/v1/subscribers", app.base)).json(&json!({ "email": email })).send()
+    };
+    assert_eq!(subscribe("bob@example.com").await.expect("request").status(), 202);
+    app.drain().await;
+    assert!(sink.received.all().is_empty());
+    let letters = app.platform.stream.dead_letters(Some("welcome-email")).expect("letters");
+    assert_eq!(letters.len(), 1, "not dropped: dead-lettered");
+    assert_eq!(letters[0].attempts, 3);
+    assert_eq!(app.platform.stream.redrive("welcome-email", None).expect("redrive"), 1);
+    app.drain().await;
+    assert_eq!(sink.received.all().len(), 1);
+    assert_eq!(app.platform.stream.redrive("welcome-email", None).expect("nothing left"), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_redelivered_after_a_crash_sends_no_second_welcome() {
+    let data = tempfile::TempDir::new().expect("data directory");
+    let here = |config: &mut stratus::config::Config| {
+        config.data_dir = data.path().to_owned();
+        config.blog.subscribe_per_address_per_minute = 1000;
+    };
+    let app = TestApp::spawn_with(here, |_| {}).await;
+    let subscriptions = (0..40).map(|n| {
+        app.http
+            .post(format!("{}/v1/subscribers", app.base))
+            .json(&json!({ "email": format!("r{n}@example.com") }))
+            .send()
+    });
+    for response in futures::future::join_all(subscriptions).await {
+        assert_eq!(response.expect("request").status(), 202);
+    }
+    app.drain().await;
+    let database = app.platform.config.stage_dir().join("stratus.db");
+    app.stop().await;
+
+    // The crash: every welcome went out but the checkpoint never reached the disk, so the
+    // stream delivers the whole batch again when the server comes back.
+    let rewind = |checkpoint: i64| {
+        let db = rusqlite::Connection::open(&database).expect("database");
+        db.execute("UPDATE stream_consumers SET checkpoint = ?1 WHERE name = 'welcome-email'", [checkpoint])
+            .expect("rewind")
+    };
+    assert_eq!(rewind(0), 1);
+    let app = TestApp::spawn_with(here, |_| {}).await;
+    app.drain().await;
+    let (counts, _) = welcomes_of(&app);
+    assert_eq!(counts.len(), 40);
+    assert!(counts.values().all(|&count| count == 1), "redelivery sent nothing twice: {counts:?}");
+    let status = app.platform.stream.consumers().expect("status");
+    let welcome = status.iter().find(|consumer| consumer.name == "welcome-email").expect("consumer");
+    assert!(welcome.checkpoint > 0 && welcome.pending == 0, "the batch was processed again: {welcome:?}");
+    app.stop().await;
 }
