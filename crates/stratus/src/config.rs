@@ -49,6 +49,7 @@ pub struct Config {
     pub blog: BlogConfig,
     pub edge: EdgeConfig,
     pub gateway: GatewayConfig,
+    pub media: MediaConfig,
     pub log: LogConfig,
 }
 
@@ -194,6 +195,34 @@ pub struct GatewayConfig {
     pub cache_ttl: Duration,
     /// Memory for cached responses, in bytes.
     pub cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The bucket photos are uploaded to and served from under `/media/`.
+    pub bucket: String,
+    /// Long edges of the thumbnails made for every photo (never larger than the photo).
+    pub thumbnail_widths: Vec<u32>,
+    /// Formats of every thumbnail: `jpeg`, `webp`.
+    pub thumbnail_formats: Vec<crate::media::thumbnail::OutputFormat>,
+    /// Largest photo accepted, in pixels (width × height, read from the header).
+    pub max_pixels: u64,
+    /// Largest upload accepted, in bytes (413 beyond).
+    pub max_upload_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        use crate::media::thumbnail::OutputFormat;
+        Self {
+            bucket: "media".into(),
+            thumbnail_widths: vec![256, 1024],
+            thumbnail_formats: vec![OutputFormat::Jpeg, OutputFormat::Webp],
+            max_pixels: crate::media::thumbnail::DEFAULT_MAX_PIXELS,
+            max_upload_bytes: 25 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -423,6 +452,7 @@ impl Default for Config {
             blog: BlogConfig::default(),
             edge: EdgeConfig::default(),
             gateway: GatewayConfig::default(),
+            media: MediaConfig::default(),
             log: LogConfig { format: LogFormat::Auto, filter: "info".into() },
         }
     }
@@ -622,6 +652,28 @@ impl Config {
         }
         if !(1..=500).contains(&self.blog.feed_entries) {
             return invalid("blog.feed_entries", "must be between 1 and 500");
+        }
+        if self.blog.subscribe_per_address_per_minute == 0 {
+            return invalid("blog.subscribe_per_address_per_minute", "must be at least 1");
+        }
+        if self.blog.unsubscribe_link_ttl < Duration::from_secs(3600) {
+            return invalid("blog.unsubscribe_link_ttl", "must be at least 1h");
+        }
+        let media = &self.media;
+        if crate::blobs::validate_bucket_name(&media.bucket).is_err() || media.bucket == self.blog.site_bucket {
+            return invalid("media.bucket", "must be a valid bucket name other than blog.site_bucket");
+        }
+        if media.thumbnail_widths.is_empty() || media.thumbnail_widths.iter().any(|w| !(16..=4096).contains(w)) {
+            return invalid("media.thumbnail_widths", "must list widths between 16 and 4096");
+        }
+        if media.thumbnail_formats.is_empty() {
+            return invalid("media.thumbnail_formats", "must list at least one of jpeg, webp");
+        }
+        if !(1_000_000..=1_000_000_000).contains(&media.max_pixels) {
+            return invalid("media.max_pixels", "must be between 1 and 1000 megapixels");
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&media.max_upload_bytes) {
+            return invalid("media.max_upload_bytes", "must be between 1 KiB and 1 GiB");
         }
         if self.edge.cache_bytes < 1024 * 1024 {
             return invalid("edge.cache_bytes", "must be at least 1 MiB");

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod mail;
+pub mod media;
 pub mod platform;
 pub mod sigv4;
 pub mod sqlite;

@@ -47,6 +47,27 @@ pub enum Command {
     /// The generated site.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Make one thumbnail of a photo, exactly as the `thumbnail` function does.
+    Thumbnail(ThumbnailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ThumbnailArgs {
+    /// A JPEG, PNG, WebP or GIF file.
+    input: PathBuf,
+    /// Where to write the thumbnail.
+    output: PathBuf,
+    /// Long edge in pixels (a smaller photo keeps its size).
+    #[arg(long)]
+    width: u32,
+    #[arg(long, value_enum, default_value = "jpeg")]
+    format: ThumbnailFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ThumbnailFormat {
+    Jpeg,
+    Webp,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,7 +194,25 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Users(args) => users(args, &config).await,
         Command::Posts(command) => posts(command, &config).await,
         Command::Site(SiteCommand::Rebuild) => rebuild_site(&config).await,
+        Command::Thumbnail(args) => thumbnail(&args, &config),
     }
+}
+
+fn thumbnail(args: &ThumbnailArgs, config: &Config) -> anyhow::Result<()> {
+    use crate::media::thumbnail::{OutputFormat, render};
+    let format = match args.format {
+        ThumbnailFormat::Jpeg => OutputFormat::Jpeg,
+        ThumbnailFormat::Webp => OutputFormat::Webp,
+    };
+    let bytes =
+        std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let rendered = render(&bytes, &[args.width], &[format], config.media.max_pixels)
+        .with_context(|| format!("{}", args.input.display()))?;
+    let thumbnail = rendered.thumbnails.first().context("no thumbnail was produced")?;
+    std::fs::write(&args.output, &thumbnail.bytes)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!("{} {}x{} ({} bytes)", args.output.display(), thumbnail.width, thumbnail.height, thumbnail.bytes.len());
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -1,0 +1,309 @@
+//! Thumbnails: decide the format by content, refuse bombs from the header alone, decode as
+//! little as the largest thumbnail needs (JPEG: scaled IDCT, 1/2 to 1/8, in the DCT domain),
+//! resize with SIMD (`fast_image_resize`, Lanczos3), turn upright by the EXIF orientation, and
+//! encode JPEG or WebP from pixels alone, so no metadata (EXIF, GPS, XMP) survives.
+
+use std::io::Cursor;
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder as _, ImageReader, RgbImage};
+
+/// Largest picture accepted, in pixels (width × height from the header).
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+/// What a decoder may allocate beyond the picture itself.
+const DECODE_ALLOCATION_LIMIT: u64 = 512 * 1024 * 1024;
+const JPEG_QUALITY: u8 = 82;
+const WEBP_QUALITY: f32 = 80.0;
+
+/// Formats accepted as photos, by their leading bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Jpeg,
+    Webp,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Webp => "webp",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Some(Self::Jpeg),
+            "webp" => Some(Self::Webp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThumbnailError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("not a JPEG, PNG, WebP or GIF image")]
+    NotAnImage,
+    #[error("the image is {width}×{height}, more than {limit} pixels")]
+    TooManyPixels { width: u64, height: u64, limit: u64 },
+    #[error("the image cannot be decoded: {0}")]
+    Corrupt(String),
+    #[error("the thumbnail cannot be encoded: {0}")]
+    Encode(String),
+}
+
+/// What a photo is, read from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub format: SourceFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One requested thumbnail and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub long_edge: u32,
+    pub format: OutputFormat,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// The upright size of the picture and its thumbnails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub width: u32,
+    pub height: u32,
+    pub thumbnails: Vec<Thumbnail>,
+}
+
+pub fn sniff(bytes: &[u8]) -> Result<SourceFormat, ThumbnailError> {
+    if bytes.is_empty() {
+        return Err(ThumbnailError::Empty);
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Ok(SourceFormat::Jpeg)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Ok(SourceFormat::Png)
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Ok(SourceFormat::Webp)
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Ok(SourceFormat::Gif)
+    } else {
+        Err(ThumbnailError::NotAnImage)
+    }
+}
+
+/// The format and stored dimensions, from the header only; bombs stop here.
+pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, ThumbnailError> {
+    let format = sniff(bytes)?;
+    let (width, height) = match format {
+        SourceFormat::Jpeg => {
+            let mut decoder = jpeg_decoder::Decoder::new(bytes);
+            decoder.read_info().map_err(|e| ThumbnailError::Corrupt(e.to_string()))?;
+            let info = decoder.info().ok_or_else(|| ThumbnailError::Corrupt("no frame header".into()))?;
+            (u32::from(info.width), u32::from(info.height))
+        }
+        _ => reader(bytes, format)?.into_dimensions().map_err(|e| ThumbnailError::Corrupt(e.to_string()))?,
+    };
+    let (wide, high) = (u64::from(width), u64::from(height));
+    if wide * high > max_pixels {
+        return Err(ThumbnailError::TooManyPixels { width: wide, height: high, limit: max_pixels });
+    }
+    if width == 0 || height == 0 {
+        return Err(ThumbnailError::Corrupt("the image has no pixels".into()));
+    }
+    Ok(Probe { format, width, height })
+}
+
+/// Every thumbnail of `long_edges` × `formats` from one decode. Long edges larger than the
+/// picture give the picture's own size: never upscaled.
+pub fn render(
+    bytes: &[u8],
+    long_edges: &[u32],
+    formats: &[OutputFormat],
+    max_pixels: u64,
+) -> Result<Rendered, ThumbnailError> {
+    let probe = probe(bytes, max_pixels)?;
+    let largest = long_edges.iter().copied().max().unwrap_or(1).max(1);
+    let (decoded, orientation) = decode(bytes, probe, largest)?;
+    let upright = |(w, h): (u32, u32)| if swaps_axes(orientation) { (h, w) } else { (w, h) };
+    let (width, height) = upright((probe.width, probe.height));
+    let mut thumbnails = Vec::with_capacity(long_edges.len() * formats.len());
+    for &long_edge in long_edges {
+        let (stored_w, stored_h) = fit(probe.width, probe.height, long_edge);
+        let resized = resize(&decoded, stored_w, stored_h)?;
+        let mut image = DynamicImage::ImageRgb8(resized);
+        image.apply_orientation(orientation);
+        let image = image.into_rgb8();
+        for &format in formats {
+            let bytes = encode(&image, format)?;
+            thumbnails.push(Thumbnail { long_edge, format, width: image.width(), height: image.height(), bytes });
+        }
+    }
+    Ok(Rendered { width, height, thumbnails })
+}
+
+/// `width` × `height` scaled so the long edge is `long_edge`, never up.
+fn fit(width: u32, height: u32, long_edge: u32) -> (u32, u32) {
+    let long = width.max(height);
+    if long <= long_edge {
+        return (width, height);
+    }
+    let scale = |side: u32| ((u64::from(side) * u64::from(long_edge) + u64::from(long) / 2) / u64::from(long)).max(1);
+    (scale(width) as u32, scale(height) as u32)
+}
+
+fn swaps_axes(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    )
+}
+
+fn reader(bytes: &[u8], format: SourceFormat) -> Result<ImageReader<Cursor<&[u8]>>, ThumbnailError> {
+    let format = match format {
+        SourceFormat::Jpeg => image::ImageFormat::Jpeg,
+        SourceFormat::Png => image::ImageFormat::Png,
+        SourceFormat::Webp => image::ImageFormat::WebP,
+        SourceFormat::Gif => image::ImageFormat::Gif,
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(DECODE_ALLOCATION_LIMIT);
+    reader.limits(limits);
+    Ok(reader)
+}
+
+/// The stored (not yet upright) pixels as RGB, at least `long_edge` on the long side when the
+/// picture is that large, and the orientation to apply.
+fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<(RgbImage, Orientation), ThumbnailError> {
+    let corrupt = |e: &dyn std::fmt::Display| ThumbnailError::Corrupt(e.to_string());
+    match probe.format {
+        SourceFormat::Jpeg => {
+            let mut decoder = jpeg_decoder::Decoder::new(bytes);
+            decoder.read_info().map_err(|e| corrupt(&e))?;
+            // The smallest IDCT scale whose output still covers the largest thumbnail.
+            let (target_w, target_h) = fit(probe.width, probe.height, long_edge);
+            let clamp = |side: u32| u16::try_from(side).unwrap_or(u16::MAX);
+            let (width, height) = decoder.scale(clamp(target_w), clamp(target_h)).map_err(|e| corrupt(&e))?;
+            let pixels = decoder.decode().map_err(|e| corrupt(&e))?;
+            let info = decoder.info().ok_or_else(|| ThumbnailError::Corrupt("no frame header".into()))?;
+            let rgb = to_rgb(pixels, info.pixel_format)?;
+            let image = RgbImage::from_raw(u32::from(width), u32::from(height), rgb)
+                .ok_or_else(|| ThumbnailError::Corrupt("truncated pixel data".into()))?;
+            let orientation =
+                decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+            Ok((image, orientation))
+        }
+        format => {
+            let mut decoder = reader(bytes, format)?.into_decoder().map_err(|e| corrupt(&e))?;
+            let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+            let image = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(&e))?;
+            Ok((flatten(image), orientation))
+        }
+    }
+}
+
+/// RGB from what a JPEG decodes to (grey, RGB or Adobe's inverted CMYK).
+fn to_rgb(pixels: Vec<u8>, format: jpeg_decoder::PixelFormat) -> Result<Vec<u8>, ThumbnailError> {
+    match format {
+        jpeg_decoder::PixelFormat::RGB24 => Ok(pixels),
+        jpeg_decoder::PixelFormat::L8 => Ok(pixels.iter().flat_map(|&l| [l, l, l]).collect()),
+        jpeg_decoder::PixelFormat::L16 => {
+            Ok(pixels.chunks_exact(2).flat_map(|l| [l[0], l[0], l[0]]).collect())
+        }
+        jpeg_decoder::PixelFormat::CMYK32 => Ok(pixels
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let k = u16::from(p[3]);
+                let channel = |c: u8| ((u16::from(c) * k + 127) / 255) as u8;
+                [channel(p[0]), channel(p[1]), channel(p[2])]
+            })
+            .collect()),
+    }
+}
+
+/// RGB on white: thumbnails are opaque (JPEG has no alpha).
+fn flatten(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    let (width, height) = rgba.dimensions();
+    let mut rgb = RgbImage::new(width, height);
+    for (target, source) in rgb.pixels_mut().zip(rgba.pixels()) {
+        let alpha = u16::from(source[3]);
+        for channel in 0..3 {
+            target[channel] = ((u16::from(source[channel]) * alpha + 255 * (255 - alpha) + 127) / 255) as u8;
+        }
+    }
+    rgb
+}
+
+fn resize(source: &RgbImage, width: u32, height: u32) -> Result<RgbImage, ThumbnailError> {
+    if source.dimensions() == (width, height) {
+        return Ok(source.clone());
+    }
+    let failed = |e: &dyn std::fmt::Display| ThumbnailError::Encode(e.to_string());
+    let from = Image::from_vec_u8(source.width(), source.height(), source.as_raw().clone(), PixelType::U8x3)
+        .map_err(|e| failed(&e))?;
+    let mut to = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new().resize(&from, &mut to, &options).map_err(|e| failed(&e))?;
+    RgbImage::from_raw(width, height, to.into_vec()).ok_or_else(|| ThumbnailError::Encode("resize".into()))
+}
+
+fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, ThumbnailError> {
+    let (width, height) = image.dimensions();
+    match format {
+        OutputFormat::Jpeg => {
+            let mut bytes = Vec::new();
+            let side = |v: u32| u16::try_from(v).map_err(|_| ThumbnailError::Encode("too large for JPEG".into()));
+            jpeg_encoder::Encoder::new(&mut bytes, JPEG_QUALITY)
+                .encode(image.as_raw(), side(width)?, side(height)?, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| ThumbnailError::Encode(e.to_string()))?;
+            Ok(bytes)
+        }
+        OutputFormat::Webp => {
+            let encoded = webp::Encoder::from_rgb(image.as_raw(), width, height).encode(WEBP_QUALITY);
+            Ok(encoded.to_vec())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_edges_fit_without_upscaling() {
+        assert_eq!(fit(4000, 3000, 1024), (1024, 768));
+        assert_eq!(fit(3000, 4000, 256), (192, 256));
+        assert_eq!(fit(200, 100, 256), (200, 100));
+        assert_eq!(fit(10_000, 1, 256), (256, 1));
+    }
+
+    #[test]
+    fn formats_are_decided_by_content() {
+        assert_eq!(sniff(b""), Err(ThumbnailError::Empty));
+        assert_eq!(sniff(b"<!doctype html><html>"), Err(ThumbnailError::NotAnImage));
+        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0rest"), Ok(SourceFormat::Jpeg));
+        assert_eq!(sniff(b"GIF89a...."), Ok(SourceFormat::Gif));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Ok(SourceFormat::Webp));
+    }
+}
