@@ -660,10 +660,13 @@ impl Config {
             return invalid("blog.unsubscribe_link_ttl", "must be at least 1h");
         }
         let media = &self.media;
-        if crate::blobs::validate_bucket_name(&media.bucket).is_err() || media.bucket == self.blog.site_bucket {
+        if crate::blobs::validate_bucket_name(&media.bucket).is_err() || media.bucket == self.blog.site_bucket
+        {
             return invalid("media.bucket", "must be a valid bucket name other than blog.site_bucket");
         }
-        if media.thumbnail_widths.is_empty() || media.thumbnail_widths.iter().any(|w| !(16..=4096).contains(w)) {
+        if media.thumbnail_widths.is_empty()
+            || media.thumbnail_widths.iter().any(|w| !(16..=4096).contains(w))
+        {
             return invalid("media.thumbnail_widths", "must list widths between 16 and 4096");
         }
         if media.thumbnail_formats.is_empty() {

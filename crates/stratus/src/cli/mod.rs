@@ -211,7 +211,13 @@ fn thumbnail(args: &ThumbnailArgs, config: &Config) -> anyhow::Result<()> {
     let thumbnail = rendered.thumbnails.first().context("no thumbnail was produced")?;
     std::fs::write(&args.output, &thumbnail.bytes)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    println!("{} {}x{} ({} bytes)", args.output.display(), thumbnail.width, thumbnail.height, thumbnail.bytes.len());
+    println!(
+        "{} {}x{} ({} bytes)",
+        args.output.display(),
+        thumbnail.width,
+        thumbnail.height,
+        thumbnail.bytes.len()
+    );
     Ok(())
 }
 

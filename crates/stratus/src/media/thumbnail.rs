@@ -152,7 +152,13 @@ pub fn render(
         let image = image.into_rgb8();
         for &format in formats {
             let bytes = encode(&image, format)?;
-            thumbnails.push(Thumbnail { long_edge, format, width: image.width(), height: image.height(), bytes });
+            thumbnails.push(Thumbnail {
+                long_edge,
+                format,
+                width: image.width(),
+                height: image.height(),
+                bytes,
+            });
         }
     }
     Ok(Rendered { width, height, thumbnails })
@@ -164,14 +170,18 @@ fn fit(width: u32, height: u32, long_edge: u32) -> (u32, u32) {
     if long <= long_edge {
         return (width, height);
     }
-    let scale = |side: u32| ((u64::from(side) * u64::from(long_edge) + u64::from(long) / 2) / u64::from(long)).max(1);
+    let scale =
+        |side: u32| ((u64::from(side) * u64::from(long_edge) + u64::from(long) / 2) / u64::from(long)).max(1);
     (scale(width) as u32, scale(height) as u32)
 }
 
 fn swaps_axes(orientation: Orientation) -> bool {
     matches!(
         orientation,
-        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
     )
 }
 
@@ -206,8 +216,10 @@ fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<(RgbImage, Orien
             let rgb = to_rgb(pixels, info.pixel_format)?;
             let image = RgbImage::from_raw(u32::from(width), u32::from(height), rgb)
                 .ok_or_else(|| ThumbnailError::Corrupt("truncated pixel data".into()))?;
-            let orientation =
-                decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+            let orientation = decoder
+                .exif_data()
+                .and_then(Orientation::from_exif_chunk)
+                .unwrap_or(Orientation::NoTransforms);
             Ok((image, orientation))
         }
         format => {
@@ -273,7 +285,8 @@ fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, ThumbnailEr
     match format {
         OutputFormat::Jpeg => {
             let mut bytes = Vec::new();
-            let side = |v: u32| u16::try_from(v).map_err(|_| ThumbnailError::Encode("too large for JPEG".into()));
+            let side =
+                |v: u32| u16::try_from(v).map_err(|_| ThumbnailError::Encode("too large for JPEG".into()));
             jpeg_encoder::Encoder::new(&mut bytes, JPEG_QUALITY)
                 .encode(image.as_raw(), side(width)?, side(height)?, jpeg_encoder::ColorType::Rgb)
                 .map_err(|e| ThumbnailError::Encode(e.to_string()))?;
@@ -288,6 +301,8 @@ fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, ThumbnailEr
 
 #[cfg(test)]
 mod tests {
+    use image::ImageEncoder as _;
+
     use super::*;
 
     #[test]
@@ -296,6 +311,125 @@ mod tests {
         assert_eq!(fit(3000, 4000, 256), (192, 256));
         assert_eq!(fit(200, 100, 256), (200, 100));
         assert_eq!(fit(10_000, 1, 256), (256, 1));
+    }
+
+    /// A JPEG of `image` carrying an EXIF orientation tag (big-endian TIFF, one IFD entry).
+    fn jpeg_with_orientation(image: &RgbImage, orientation: u16) -> Vec<u8> {
+        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+        exif.extend_from_slice(&orientation.to_be_bytes());
+        exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut bytes = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 95);
+        encoder.add_app_segment(1, exif).unwrap();
+        let (w, h) = (image.width() as u16, image.height() as u16);
+        encoder.encode(image.as_raw(), w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+        bytes
+    }
+
+    /// Upright: 160×80, red top-left quarter, green top-right, blue bottom-left, white elsewhere.
+    fn upright() -> RgbImage {
+        RgbImage::from_fn(160, 80, |x, y| match (x < 80, y < 40) {
+            (true, true) => image::Rgb([255, 0, 0]),
+            (false, true) => image::Rgb([0, 255, 0]),
+            (true, false) => image::Rgb([0, 0, 255]),
+            (false, false) => image::Rgb([255, 255, 255]),
+        })
+    }
+
+    /// A thumbnail's pixels, decoded at full size.
+    fn pixels(bytes: &[u8]) -> RgbImage {
+        let probe = probe(bytes, DEFAULT_MAX_PIXELS).unwrap();
+        decode(bytes, probe, probe.width.max(probe.height)).unwrap().0
+    }
+
+    fn close(pixel: &image::Rgb<u8>, expected: [u8; 3]) -> bool {
+        pixel.0.iter().zip(expected).all(|(&got, want)| got.abs_diff(want) < 40)
+    }
+
+    #[test]
+    fn every_exif_orientation_comes_out_upright_and_without_metadata() {
+        use image::DynamicImage;
+        // How each orientation's picture is stored: the inverse of the turn that shows it.
+        let inverse = |n: u8| {
+            Orientation::from_exif(match n {
+                6 => 8,
+                8 => 6,
+                other => other,
+            })
+            .unwrap()
+        };
+        for n in 1..=8u8 {
+            let mut stored = DynamicImage::ImageRgb8(upright());
+            stored.apply_orientation(inverse(n));
+            let jpeg = jpeg_with_orientation(&stored.into_rgb8(), u16::from(n));
+            let rendered =
+                render(&jpeg, &[80], &[OutputFormat::Jpeg, OutputFormat::Webp], DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!((rendered.width, rendered.height), (160, 80), "orientation {n}: upright size");
+            for thumbnail in &rendered.thumbnails {
+                let decoded = pixels(&thumbnail.bytes);
+                assert_eq!(decoded.dimensions(), (80, 40), "orientation {n}, {:?}", thumbnail.format);
+                let at = |x, y| decoded.get_pixel(x, y);
+                assert!(
+                    close(at(20, 10), [255, 0, 0]),
+                    "orientation {n}: red top-left, got {:?}",
+                    at(20, 10)
+                );
+                assert!(close(at(60, 10), [0, 255, 0]), "orientation {n}: green top-right");
+                assert!(close(at(20, 30), [0, 0, 255]), "orientation {n}: blue bottom-left");
+                let text = String::from_utf8_lossy(&thumbnail.bytes);
+                assert!(
+                    !text.contains("Exif") && !text.contains("EXIF"),
+                    "orientation {n}: metadata stripped"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn widths_and_formats_are_as_asked_and_never_upscaled() {
+        let jpeg = jpeg_with_orientation(&upright(), 1);
+        let rendered =
+            render(&jpeg, &[64, 1024], &[OutputFormat::Jpeg, OutputFormat::Webp], DEFAULT_MAX_PIXELS)
+                .unwrap();
+        let summary: Vec<_> =
+            rendered.thumbnails.iter().map(|t| (t.long_edge, t.format, t.width, t.height)).collect();
+        assert_eq!(
+            summary,
+            [
+                (64, OutputFormat::Jpeg, 64, 32),
+                (64, OutputFormat::Webp, 64, 32),
+                (1024, OutputFormat::Jpeg, 160, 80),
+                (1024, OutputFormat::Webp, 160, 80),
+            ]
+        );
+        assert!(rendered.thumbnails[0].bytes.starts_with(&[0xFF, 0xD8, 0xFF]));
+        assert_eq!(sniff(&rendered.thumbnails[1].bytes), Ok(SourceFormat::Webp));
+    }
+
+    #[test]
+    fn bombs_truncated_files_and_impostors_are_refused_with_a_reason() {
+        // A PNG header declaring 50 000 × 50 000 pixels: refused before any pixel is decoded.
+        let mut bomb = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut bomb)
+            .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        bomb[16..20].copy_from_slice(&50_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&50_000u32.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        let started = std::time::Instant::now();
+        let refused = render(&bomb, &[256], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS);
+        assert!(matches!(refused, Err(ThumbnailError::TooManyPixels { width: 50_000, .. })), "{refused:?}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+
+        let jpeg = jpeg_with_orientation(&upright(), 1);
+        let truncated = render(&jpeg[..jpeg.len() / 2], &[64], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS);
+        assert!(matches!(truncated, Err(ThumbnailError::Corrupt(_))), "{truncated:?}");
+        let html =
+            render(b"<!doctype html><title>x</title>", &[64], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS);
+        assert_eq!(html, Err(ThumbnailError::NotAnImage));
+        assert_eq!(render(b"", &[64], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS), Err(ThumbnailError::Empty));
     }
 
     #[test]
