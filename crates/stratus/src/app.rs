@@ -41,6 +41,8 @@ pub enum AppError {
     Identity(#[from] IdentityError),
     #[error("cannot open the blog")]
     Blog(#[from] crate::blog::OpenError),
+    #[error("cannot open the media bucket and table")]
+    Media(#[from] crate::media::MediaError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
     #[error("the HTTP server failed")]
@@ -94,6 +96,8 @@ impl Application {
         let (blog, subscriptions) =
             blog_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
         let edge = edge(&platform, &config, &public_url, &mut host)?;
+        let photos = media_functions(&platform, &authorizer, &config, &mut host)?;
+        let blog = blog.merge(photos);
         Ok(Self {
             platform,
             identity,
@@ -294,6 +298,40 @@ async fn blog_functions(
     let posts_api =
         posts_api.layer(axum::middleware::from_fn_with_state(cache, crate::gateway::cache_responses));
     Ok((posts_api.merge(subscriber_api), subscriptions))
+}
+
+/// Photos: the upload API and the `thumbnail` function on the media bucket's new originals.
+fn media_functions(
+    platform: &Platform,
+    authorizer: &Arc<Authorizer>,
+    config: &Config,
+    host: &mut Host,
+) -> Result<Router, AppError> {
+    let media = crate::media::Media::open(platform, config)?;
+    let thumbnailer = Arc::new(crate::media::thumbnailer::Thumbnailer::new(
+        Arc::clone(&media.bucket),
+        media.photos.clone(),
+        &config.media,
+    ));
+    host.on_object_event(
+        "thumbnail",
+        media.bucket.stream_source(),
+        ObjectTrigger::created(&config.stream).prefix("photos/"),
+        move |_, event| {
+            let thumbnailer = Arc::clone(&thumbnailer);
+            async move {
+                thumbnailer.handle(&event.key()).await.map_err(|error| Box::new(error) as FunctionError)
+            }
+        },
+    )?;
+    let state = crate::media::api::PhotoState::new(crate::media::api::PhotoContext {
+        photos: media.photos,
+        bucket: media.bucket,
+        authorizer: Arc::clone(authorizer),
+        config: config.media.clone(),
+        authors_group: config.blog.authors_group.clone(),
+    });
+    Ok(within_concurrency_limit(host, crate::media::api::router(state)))
 }
 
 /// An HTTP function's requests share the function host's concurrency limit.

@@ -8,6 +8,7 @@ mod config;
 mod functions;
 mod identity;
 mod mail;
+mod photos;
 mod serve;
 mod stream;
 mod subscribers;

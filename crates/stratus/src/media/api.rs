@@ -1,0 +1,160 @@
+//! `/v1/photos`: authors upload photos (multipart, streamed into the media bucket, size-limited);
+//! anyone reads a photo's state, dimensions and thumbnails.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Multipart, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload};
+use serde_json::json;
+
+use super::photos::{Photo, PhotoError, PhotoStore};
+use super::thumbnail::{SourceFormat, sniff};
+use crate::blobs::EventedStore;
+use crate::config::MediaConfig;
+use crate::http::Problem;
+use crate::identity::authorizer::{Authorizer, Principal};
+
+/// Room for multipart boundaries and part headers beyond the file itself.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct PhotoState(Arc<PhotoContext>);
+
+#[derive(Debug)]
+pub struct PhotoContext {
+    pub photos: PhotoStore,
+    pub bucket: Arc<EventedStore>,
+    pub authorizer: Arc<Authorizer>,
+    pub config: MediaConfig,
+    pub authors_group: String,
+}
+
+impl PhotoState {
+    pub fn new(context: PhotoContext) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl FromRef<PhotoState> for Arc<Authorizer> {
+    fn from_ref(state: &PhotoState) -> Self {
+        Arc::clone(&state.0.authorizer)
+    }
+}
+
+pub fn router(state: PhotoState) -> Router {
+    let limit = state.0.config.max_upload_bytes + MULTIPART_OVERHEAD;
+    Router::new()
+        .route("/v1/photos", post(upload))
+        .route("/v1/photos/{id}", get(show))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+impl From<PhotoError> for Problem {
+    fn from(error: PhotoError) -> Self {
+        Problem::internal(&error)
+    }
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("photos are limited to {limit} bytes"))
+}
+
+fn multipart_problem(error: &axum::extract::multipart::MultipartError, limit: usize) -> Problem {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, error.body_text())
+    }
+}
+
+/// Streams the first file part into `photos/<id>.<ext>`; the photo is `pending` until the
+/// `thumbnail` function has looked at it. The extension follows the content, not the name.
+async fn upload(
+    State(state): State<PhotoState>,
+    principal: Principal,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, Problem> {
+    let context = &state.0;
+    principal.require_group(&context.authors_group)?;
+    let limit = context.config.max_upload_bytes;
+    let mut multipart =
+        multipart.map_err(|e| Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.body_text()))?;
+    let mut field = loop {
+        match multipart.next_field().await.map_err(|e| multipart_problem(&e, limit))? {
+            Some(field) if field.file_name().is_some() || field.name() == Some("file") => break field,
+            Some(_) => {}
+            None => return Err(Problem::new(StatusCode::BAD_REQUEST, "a `file` part is required")),
+        }
+    };
+    let first = field.chunk().await.map_err(|e| multipart_problem(&e, limit))?.unwrap_or_default();
+    let extension = match sniff(&first) {
+        Ok(SourceFormat::Jpeg) => "jpg",
+        Ok(SourceFormat::Png) => "png",
+        Ok(SourceFormat::Webp) => "webp",
+        Ok(SourceFormat::Gif) => "gif",
+        // Kept, and refused with a reason by the function: the upload itself is not the judge.
+        Err(_) => "bin",
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let key = format!("photos/{id}.{extension}");
+    context.photos.create(&id, &key, &principal.username).await?;
+    let path = object_store::path::Path::from(key.as_str());
+    let mut upload = context.bucket.put_multipart(&path).await.map_err(|e| Problem::internal(&e))?;
+    let mut written = 0usize;
+    let mut next = Some(first);
+    let outcome: Result<(), Problem> = async {
+        while let Some(chunk) = next.take() {
+            written += chunk.len();
+            if written > limit {
+                return Err(too_large(limit));
+            }
+            if !chunk.is_empty() {
+                upload.put_part(PutPayload::from(chunk)).await.map_err(|e| Problem::internal(&e))?;
+            }
+            next = field.chunk().await.map_err(|e| multipart_problem(&e, limit))?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(problem) = outcome {
+        // Nothing of a refused upload remains: no object, no item.
+        let _ = upload.abort().await;
+        context.photos.delete(&id).await?;
+        return Err(problem);
+    }
+    context.photos.set_size(&id, written as u64).await?;
+    upload.complete().await.map_err(|e| Problem::internal(&e))?;
+    tracing::info!(%id, bytes = written, "photo uploaded");
+    let mut response = (StatusCode::ACCEPTED, Json(json!({ "id": id, "state": "pending" }))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/photos/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn show(State(state): State<PhotoState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let not_found = || Problem::new(StatusCode::NOT_FOUND, format!("no photo `{id}`"));
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let photo = state.0.photos.get(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(representation(&photo)).into_response())
+}
+
+fn representation(photo: &Photo) -> serde_json::Value {
+    let thumbnails: Vec<_> = photo
+        .thumbnails
+        .iter()
+        .map(|t| json!({ "url": format!("/media/{}", t.key), "format": t.format, "width": t.width, "height": t.height }))
+        .collect();
+    json!({
+        "id": photo.id, "state": photo.state, "reason": photo.reason, "width": photo.width,
+        "height": photo.height, "bytes": photo.bytes, "original": format!("/media/{}", photo.key),
+        "thumbnails": thumbnails, "uploaded_at": photo.uploaded_at,
+    })
+}

@@ -1,0 +1,192 @@
+//! Photo items: one per upload, in the stage's `media` table, recording where the original is
+//! and what became of it (`pending`, `ready` with dimensions and thumbnails, `failed` with a
+//! reason).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::thumbnail::OutputFormat;
+use crate::clock::Clock;
+use crate::item;
+use crate::table::{
+    AttributeValue, Condition, Item, KeyAttribute, Table, TableError, TableSpec, UpdateAction,
+};
+
+pub const TABLE: &str = "media";
+
+pub fn table_spec() -> TableSpec {
+    TableSpec::new(TABLE, KeyAttribute::string("id"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhotoState {
+    Pending,
+    Ready,
+    Failed,
+}
+
+impl PhotoState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThumbnailRef {
+    pub key: String,
+    pub format: OutputFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Photo {
+    pub id: String,
+    /// The original's key in the media bucket.
+    pub key: String,
+    pub state: PhotoState,
+    pub reason: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub bytes: u64,
+    pub thumbnails: Vec<ThumbnailRef>,
+    pub uploaded_by: String,
+    pub uploaded_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PhotoError {
+    #[error("storage failure")]
+    Table(#[from] TableError),
+}
+
+/// The photo id in an original's key (`photos/<id>.<ext>`).
+pub fn id_of_key(key: &str) -> Option<&str> {
+    let name = key.strip_prefix("photos/")?;
+    let id = name.split_once('.').map_or(name, |(id, _)| id);
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+#[derive(Debug, Clone)]
+pub struct PhotoStore {
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PhotoStore {
+    pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Self {
+        Self { table, clock }
+    }
+
+    /// Records an upload before its bytes land, so the function always finds the item.
+    pub async fn create(&self, id: &str, key: &str, uploaded_by: &str) -> Result<(), PhotoError> {
+        let now = humantime::format_rfc3339_seconds(self.clock.now()).to_string();
+        let item = item! {
+            "id" => id, "key" => key, "state" => PhotoState::Pending.as_str(),
+            "uploaded_by" => uploaded_by, "uploaded_at" => now, "bytes" => 0,
+        };
+        self.table.put(item, Some(Condition::not_exists("id"))).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Photo>, PhotoError> {
+        Ok(self.table.get(&item! { "id" => id }).await?.map(|item| photo(&item)))
+    }
+
+    /// Forgets an upload that never completed.
+    pub async fn delete(&self, id: &str) -> Result<(), PhotoError> {
+        self.table.delete(&item! { "id" => id }, None).await?;
+        Ok(())
+    }
+
+    pub async fn set_size(&self, id: &str, bytes: u64) -> Result<(), PhotoError> {
+        let update = [UpdateAction::set("bytes", bytes)];
+        self.table.update(&item! { "id" => id }, &update, Some(Condition::exists("id"))).await?;
+        Ok(())
+    }
+
+    /// Ready, with the upright size and the thumbnails. Writing the same result twice leaves
+    /// the same item.
+    pub async fn mark_ready(
+        &self,
+        id: &str,
+        width: u32,
+        height: u32,
+        thumbnails: &[ThumbnailRef],
+    ) -> Result<(), PhotoError> {
+        let list: Vec<AttributeValue> = thumbnails
+            .iter()
+            .map(|t| {
+                AttributeValue::M(item! {
+                    "key" => t.key.as_str(), "format" => t.format.extension(),
+                    "width" => t.width, "height" => t.height,
+                })
+            })
+            .collect();
+        let update = [
+            UpdateAction::set("state", PhotoState::Ready.as_str()),
+            UpdateAction::set("width", width),
+            UpdateAction::set("height", height),
+            UpdateAction::set("thumbnails", AttributeValue::L(list)),
+            UpdateAction::remove("reason"),
+        ];
+        self.table.update(&item! { "id" => id }, &update, Some(Condition::exists("id"))).await?;
+        Ok(())
+    }
+
+    pub async fn mark_failed(&self, id: &str, reason: &str) -> Result<(), PhotoError> {
+        let update =
+            [UpdateAction::set("state", PhotoState::Failed.as_str()), UpdateAction::set("reason", reason)];
+        self.table.update(&item! { "id" => id }, &update, Some(Condition::exists("id"))).await?;
+        Ok(())
+    }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(AttributeValue::as_s).map(str::to_owned)
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    item.get(name).and_then(AttributeValue::as_n).and_then(|n| n.as_str().parse().ok())
+}
+
+fn photo(item: &Item) -> Photo {
+    let state = match text(item, "state").as_deref() {
+        Some("ready") => PhotoState::Ready,
+        Some("failed") => PhotoState::Failed,
+        _ => PhotoState::Pending,
+    };
+    let thumbnails = match item.get("thumbnails") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .filter_map(|value| match value {
+                AttributeValue::M(entry) => Some(ThumbnailRef {
+                    key: text(entry, "key")?,
+                    format: OutputFormat::parse(&text(entry, "format")?)?,
+                    width: u32::try_from(number(entry, "width")?).ok()?,
+                    height: u32::try_from(number(entry, "height")?).ok()?,
+                }),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Photo {
+        id: text(item, "id").unwrap_or_default(),
+        key: text(item, "key").unwrap_or_default(),
+        state,
+        reason: text(item, "reason"),
+        width: number(item, "width").and_then(|n| u32::try_from(n).ok()),
+        height: number(item, "height").and_then(|n| u32::try_from(n).ok()),
+        bytes: number(item, "bytes").unwrap_or_default(),
+        thumbnails,
+        uploaded_by: text(item, "uploaded_by").unwrap_or_default(),
+        uploaded_at: text(item, "uploaded_at").unwrap_or_default(),
+    }
+}

@@ -1,0 +1,92 @@
+//! The `thumbnail` function: for each original created under `photos/`, the configured
+//! thumbnails under `thumbnails/photos/<id>/`, then the photo item marked `ready` or `failed`.
+//! Encoding is deterministic and the item update is a plain overwrite, so a second delivery of
+//! the same event rewrites the same bytes and the same item.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt as _, PutPayload};
+use tokio::sync::Semaphore;
+
+use super::photos::{PhotoError, PhotoStore, ThumbnailRef, id_of_key};
+use super::thumbnail::{Rendered, render};
+use crate::blobs::EventedStore;
+use crate::config::MediaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThumbnailerError {
+    #[error("cannot read or write the media bucket")]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Photo(#[from] PhotoError),
+    #[error("the thumbnail task stopped")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+#[derive(Debug)]
+pub struct Thumbnailer {
+    bucket: Arc<EventedStore>,
+    photos: PhotoStore,
+    config: MediaConfig,
+    /// Decoding is CPU- and memory-heavy: at most one photo per core at a time.
+    renders: Semaphore,
+}
+
+impl Thumbnailer {
+    pub fn new(bucket: Arc<EventedStore>, photos: PhotoStore, config: &MediaConfig) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self { bucket, photos, config: config.clone(), renders: Semaphore::new(cores) }
+    }
+
+    /// Handles the creation of `key`. A picture that cannot be thumbnailed marks its photo
+    /// `failed` with the reason and succeeds (retrying cannot help); storage errors fail the
+    /// invocation so the stream retries it.
+    pub async fn handle(&self, key: &str) -> Result<(), ThumbnailerError> {
+        let Some(id) = id_of_key(key) else { return Ok(()) };
+        if self.photos.get(id).await?.is_none() {
+            tracing::warn!(key, "an original without a photo item: ignored");
+            return Ok(());
+        }
+        let bytes = match self.bucket.get(&Path::from(key)).await {
+            Ok(result) => result.bytes().await?,
+            // Deleted since: nothing to do.
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        let rendered = {
+            let _permit = self.renders.acquire().await;
+            let (widths, formats, max_pixels) = (
+                self.config.thumbnail_widths.clone(),
+                self.config.thumbnail_formats.clone(),
+                self.config.max_pixels,
+            );
+            tokio::task::spawn_blocking(move || render(&bytes, &widths, &formats, max_pixels)).await?
+        };
+        match rendered {
+            Ok(rendered) => self.store(id, rendered).await,
+            Err(reason) => {
+                tracing::info!(key, %reason, "photo refused");
+                Ok(self.photos.mark_failed(id, &reason.to_string()).await?)
+            }
+        }
+    }
+
+    async fn store(&self, id: &str, rendered: Rendered) -> Result<(), ThumbnailerError> {
+        let mut refs = Vec::with_capacity(rendered.thumbnails.len());
+        for thumbnail in rendered.thumbnails {
+            let key =
+                format!("thumbnails/photos/{id}/{}.{}", thumbnail.long_edge, thumbnail.format.extension());
+            self.bucket.put(&Path::from(key.as_str()), PutPayload::from(thumbnail.bytes)).await?;
+            refs.push(ThumbnailRef {
+                key,
+                format: thumbnail.format,
+                width: thumbnail.width,
+                height: thumbnail.height,
+            });
+        }
+        self.photos.mark_ready(id, rendered.width, rendered.height, &refs).await?;
+        tracing::info!(id, thumbnails = refs.len(), "photo ready");
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! Photos: uploads through HTTP, the `thumbnail` function, and the photo's state.
+
+use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
+use serde_json::Value;
+
+use crate::blog::Blog;
+
+/// A 1600×1200 JPEG stored sideways: EXIF orientation 6 (turn 90° clockwise to view).
+fn sideways_jpeg() -> Vec<u8> {
+    let pixels: Vec<u8> = (0..1200u32)
+        .flat_map(|y| {
+            (0..1600u32).flat_map(move |x| [(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        })
+        .collect();
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    exif.extend_from_slice(b"GPS: 48.8584 N, 2.2945 E");
+    let mut bytes = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 90);
+    encoder.add_app_segment(1, exif).expect("exif");
+    encoder.encode(&pixels, 1600, 1200, jpeg_encoder::ColorType::Rgb).expect("encode");
+    bytes
+}
+
+async fn upload(blog: &Blog, token: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str("image/jpeg")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let (status, _, body) =
+        blog.send(blog.app.http.post(blog.url("/v1/photos")).bearer_auth(token).multipart(form)).await;
+    (status, body)
+}
+
+async fn photo(blog: &Blog, id: &str) -> Value {
+    let (status, _, body) = blog.send(blog.app.http.get(blog.url(&format!("/v1/photos/{id}")))).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn keys_under(blog: &Blog, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt as _;
+    let media = blog.app.platform.buckets.bucket("media").expect("bucket");
+    let listed: Vec<_> = media.list(Some(&prefix.into())).try_collect().await.expect("list");
+    let mut keys: Vec<String> = listed.into_iter().map(|meta| meta.location.to_string()).collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn an_uploaded_photo_gets_upright_thumbnails_once() {
+    let blog = Blog::start().await;
+    let original = sideways_jpeg();
+    let (status, body) = upload(&blog, &blog.author, "holiday.jpg", original.clone()).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    blog.app.drain().await;
+
+    let ready = photo(&blog, &id).await;
+    assert_eq!(ready["state"], "ready", "{ready}");
+    assert_eq!((ready["width"].as_u64(), ready["height"].as_u64()), (Some(1200), Some(1600)), "upright");
+    let sizes: Vec<(String, u64, u64)> = ready["thumbnails"]
+        .as_array()
+        .expect("thumbnails")
+        .iter()
+        .map(|t| {
+            (
+                t["format"].as_str().expect("format").to_owned(),
+                t["width"].as_u64().expect("w"),
+                t["height"].as_u64().expect("h"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("jpeg".into(), 192, 256),
+            ("webp".into(), 192, 256),
+            ("jpeg".into(), 768, 1024),
+            ("webp".into(), 768, 1024)
+        ]
+    );
+    let thumbnails = keys_under(&blog, &format!("thumbnails/photos/{id}")).await;
+    assert_eq!(thumbnails.len(), 4, "{thumbnails:?}");
+    let media = blog.app.platform.buckets.bucket("media").expect("bucket");
+    for key in &thumbnails {
+        let bytes = media.get(&key.as_str().into()).await.expect("get").bytes().await.expect("bytes");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("Exif") && !text.contains("GPS"), "{key}: no metadata");
+    }
+
+    // The same original written again (an event delivered twice): the same set, rewritten.
+    let key = ready["original"].as_str().expect("original").trim_start_matches("/media/").to_owned();
+    assert!(key.starts_with("photos/") && key.ends_with(".jpg"), "{key}");
+    media.put(&key.as_str().into(), PutPayload::from(original)).await.expect("put");
+    blog.app.drain().await;
+    assert_eq!(keys_under(&blog, &format!("thumbnails/photos/{id}")).await, thumbnails);
+    assert_eq!(photo(&blog, &id).await, ready);
+    blog.app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_photos_end_failed_with_a_reason_and_uploads_are_guarded() {
+    let blog = Blog::start_with(|config| config.media.max_upload_bytes = 256 * 1024).await;
+    let jpeg = sideways_jpeg();
+    let mut bomb = Vec::new();
+    {
+        use image::ImageEncoder as _;
+        image::codecs::png::PngEncoder::new(&mut bomb)
+            .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
+            .expect("png");
+    }
+    bomb[16..24].copy_from_slice(&[0, 0, 0xC3, 0x50, 0, 0, 0xC3, 0x50]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let cases = [
+        ("bomb.png", bomb, "more than 100000000 pixels"),
+        ("cut.jpg", jpeg[..jpeg.len() / 3].to_vec(), "cannot be decoded"),
+        ("page.jpg", b"<!doctype html><title>not a photo</title>".to_vec(), "not a JPEG, PNG, WebP or GIF"),
+        ("empty.jpg", Vec::new(), "empty"),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes, _) in &cases {
+        let (status, body) = upload(&blog, &blog.author, name, bytes.clone()).await;
+        assert_eq!(status, 202, "{name}: {body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    blog.app.drain().await;
+    for ((name, _, reason), id) in cases.iter().zip(&ids) {
+        let failed = photo(&blog, id).await;
+        assert_eq!(failed["state"], "failed", "{name}: {failed}");
+        assert!(failed["reason"].as_str().expect("reason").contains(reason), "{name}: {failed}");
+        assert!(keys_under(&blog, &format!("thumbnails/photos/{id}")).await.is_empty());
+    }
+    assert!(
+        blog.app.platform.stream.dead_letters(Some("thumbnail")).expect("letters").is_empty(),
+        "no retries"
+    );
+
+    let before = keys_under(&blog, "photos").await;
+    let (status, body) = upload(&blog, &blog.author, "huge.jpg", vec![0xFF; 300 * 1024]).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(keys_under(&blog, "photos").await, before, "nothing of a refused upload remains");
+    assert_eq!(upload(&blog, &blog.reader, "x.jpg", jpeg.clone()).await.0, 403);
+    let anonymous = blog.app.http.post(blog.url("/v1/photos")).send().await.expect("request");
+    assert_eq!(anonymous.status(), 401);
+    let (status, _, _) = blog.send(blog.app.http.get(blog.url("/v1/photos/../../etc"))).await;
+    assert_eq!(status, 404);
+    blog.app.stop().await;
+}
