@@ -339,20 +339,32 @@ fn within_concurrency_limit(host: &Host, function: Router) -> Router {
     function.layer(GlobalConcurrencyLimitLayer::with_semaphore(host.concurrency()))
 }
 
-/// The edge in front of the site bucket, kept fresh by the bucket's object events.
+/// The edge in front of the site and media buckets, kept fresh by their object events.
 fn edge(
     platform: &Platform,
     config: &Config,
     public_url: &str,
     host: &mut Host,
 ) -> Result<Arc<crate::edge::Edge>, AppError> {
-    let bucket =
-        platform.buckets.bucket(&config.blog.site_bucket).map_err(|e| AppError::Platform(e.into()))?;
-    let source = bucket.stream_source().to_owned();
-    let edge = Arc::new(crate::edge::Edge::new(bucket, &config.edge, public_url.starts_with("https://")));
+    let bucket = |name: &str| platform.buckets.bucket(name).map_err(|e| AppError::Platform(e.into()));
+    let (site, media) = (bucket(&config.blog.site_bucket)?, bucket(&config.media.bucket)?);
+    let (site_source, media_source) = (site.stream_source().to_owned(), media.stream_source().to_owned());
+    let https = public_url.starts_with("https://");
+    let edge = Arc::new(crate::edge::Edge::new(site, media, &config.edge, https));
     let invalidated = Arc::clone(&edge);
-    host.on_object_event("edge-invalidate", &source, ObjectTrigger::any(&config.stream), move |_, event| {
-        invalidated.invalidate(&event.key());
+    host.on_object_event(
+        "edge-invalidate",
+        &site_source,
+        ObjectTrigger::any(&config.stream),
+        move |_, event| {
+            invalidated.invalidate(&event.key());
+            async { Ok(()) }
+        },
+    )?;
+    let invalidated = Arc::clone(&edge);
+    let trigger = ObjectTrigger::any(&config.stream);
+    host.on_object_event("media-edge-invalidate", &media_source, trigger, move |_, event| {
+        invalidated.invalidate(&format!("{}{}", crate::edge::MEDIA_PREFIX, event.key()));
         async { Ok(()) }
     })?;
     Ok(edge)

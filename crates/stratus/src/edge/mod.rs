@@ -26,6 +26,9 @@ use crate::config::EdgeConfig;
 /// Objects larger than this are served but not kept in memory.
 const MAX_CACHED_OBJECT: usize = 8 * 1024 * 1024;
 
+/// Paths under `/media/` are objects of the media bucket; their cache keys keep the prefix.
+pub const MEDIA_PREFIX: &str = "media/";
+
 /// Which layer answered, as CloudFront says it.
 const X_CACHE: header::HeaderName = header::HeaderName::from_static("x-cache");
 const HIT: &str = "Hit from stratus-edge";
@@ -59,7 +62,10 @@ impl Cached {
 
 #[derive(Debug)]
 pub struct Edge {
-    bucket: Arc<EventedStore>,
+    /// The site bucket, served at `/`.
+    site: Arc<EventedStore>,
+    /// The media bucket, served at `/media/`.
+    media: Arc<EventedStore>,
     cache: moka::sync::Cache<String, Arc<Cached>>,
     config: EdgeConfig,
     /// The viewer-response hook's headers, parsed once.
@@ -75,7 +81,7 @@ pub enum EdgeError {
 }
 
 impl Edge {
-    pub fn new(bucket: Arc<EventedStore>, config: &EdgeConfig, https: bool) -> Self {
+    pub fn new(site: Arc<EventedStore>, media: Arc<EventedStore>, config: &EdgeConfig, https: bool) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(config.cache_bytes)
             .weigher(|_key: &String, value: &Arc<Cached>| value.weight())
@@ -95,7 +101,7 @@ impl Edge {
                 HeaderValue::from_static("max-age=63072000; includeSubDomains"),
             ));
         }
-        Self { bucket, cache, config: config.clone(), security_headers }
+        Self { site, media, cache, config: config.clone(), security_headers }
     }
 
     /// Forgets an object, as a CloudFront invalidation does; the next request reads the bucket.
@@ -151,7 +157,11 @@ impl Edge {
         if let Some(cached) = self.cache.get(key) {
             return Ok(Some((cached, true)));
         }
-        let result = match self.bucket.get(&Path::from(key)).await {
+        let (bucket, bucket_key) = match key.strip_prefix(MEDIA_PREFIX) {
+            Some(media_key) => (&self.media, media_key),
+            None => (&self.site, key),
+        };
+        let result = match bucket.get(&Path::from(bucket_key)).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(error.into()),
@@ -190,8 +200,9 @@ impl Edge {
     }
 
     fn cache_control(&self, key: &str) -> &'static str {
-        if key.starts_with("assets/") {
-            // Fingerprinted names: the bytes behind a name never change.
+        // Fingerprinted assets, and photos under ids never reused: the bytes behind a name
+        // never change.
+        if key.starts_with("assets/") || key.starts_with(MEDIA_PREFIX) {
             "public, max-age=31536000, immutable"
         } else if key.ends_with(".html") || key.ends_with(".xml") {
             "public, max-age=60, stale-while-revalidate=600"

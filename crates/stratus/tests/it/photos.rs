@@ -89,6 +89,23 @@ async fn an_uploaded_photo_gets_upright_thumbnails_once() {
         assert!(!text.contains("Exif") && !text.contains("GPS"), "{key}: no metadata");
     }
 
+    // The edge serves the original and the thumbnails, for a year, from memory once hot.
+    for url in
+        [ready["original"].as_str().expect("original"), ready["thumbnails"][2]["url"].as_str().expect("url")]
+    {
+        let first = blog.app.http.get(blog.url(url)).send().await.expect("request");
+        assert_eq!(first.status(), 200, "{url}");
+        assert_eq!(first.headers()["content-type"], "image/jpeg");
+        assert_eq!(first.headers()["cache-control"], "public, max-age=31536000, immutable");
+        let second = blog.app.http.get(blog.url(url)).send().await.expect("request");
+        assert_eq!(second.headers()["x-cache"], "Hit from stratus-edge");
+        assert!(!second.bytes().await.expect("bytes").is_empty());
+    }
+    assert_eq!(
+        blog.app.http.get(blog.url("/media/photos/nothing.jpg")).send().await.expect("request").status(),
+        404
+    );
+
     // The same original written again (an event delivered twice): the same set, rewritten.
     let key = ready["original"].as_str().expect("original").trim_start_matches("/media/").to_owned();
     assert!(key.starts_with("photos/") && key.ends_with(".jpg"), "{key}");
