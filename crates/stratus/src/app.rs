@@ -325,8 +325,7 @@ fn media_functions(
         },
     )?;
     let state = crate::media::api::PhotoState::new(crate::media::api::PhotoContext {
-        photos: media.photos,
-        bucket: media.bucket,
+        media,
         authorizer: Arc::clone(authorizer),
         config: config.media.clone(),
         authors_group: config.blog.authors_group.clone(),

@@ -47,8 +47,25 @@ pub enum Command {
     /// The generated site.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Upload photos to the media bucket.
+    #[command(subcommand)]
+    Photos(PhotosCommand),
     /// Make one thumbnail of a photo, exactly as the `thumbnail` function does.
     Thumbnail(ThumbnailArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhotosCommand {
+    /// Upload photos and make their thumbnails; prints each photo's id and final state. A
+    /// running server's `thumbnail` function sees the same uploads and repeats the work
+    /// harmlessly.
+    Upload {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Recorded as the uploader.
+        #[arg(long, default_value = "operator")]
+        uploader: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -194,8 +211,61 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Users(args) => users(args, &config).await,
         Command::Posts(command) => posts(command, &config).await,
         Command::Site(SiteCommand::Rebuild) => rebuild_site(&config).await,
+        Command::Photos(PhotosCommand::Upload { files, uploader }) => {
+            upload_photos(&files, &uploader, &config).await
+        }
         Command::Thumbnail(args) => thumbnail(&args, &config),
     }
+}
+
+async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> anyhow::Result<()> {
+    use crate::media::Media;
+    use crate::media::thumbnailer::Thumbnailer;
+    let platform = open_platform(config)?;
+    let media = Media::open(&platform, config)?;
+    let thumbnailer = Thumbnailer::new(Arc::clone(&media.bucket), media.photos.clone(), &config.media);
+    let watched = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = (files.len() > 1 && watched).then(|| progress_bar(files.len(), "photos"));
+    let mut failures = 0;
+    for file in files {
+        let outcome: anyhow::Result<String> = async {
+            let opened = tokio::fs::File::open(file)
+                .await
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let chunks = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024);
+            let uploaded = media.upload(chunks, uploader, config.media.max_upload_bytes).await?;
+            thumbnailer.handle(&uploaded.key).await?;
+            let photo = media.photos.get(&uploaded.id).await?.context("the photo item vanished")?;
+            match (photo.state, photo.width, photo.height) {
+                (crate::media::photos::PhotoState::Ready, Some(w), Some(h)) => {
+                    Ok(format!("{} ready {w}x{h}, {} thumbnails", photo.id, photo.thumbnails.len()))
+                }
+                (state, _, _) => {
+                    anyhow::bail!("{} {}: {}", photo.id, state.as_str(), photo.reason.unwrap_or_default())
+                }
+            }
+        }
+        .await;
+        let line = match outcome {
+            Ok(line) => format!("{}  {line}", file.display()),
+            Err(error) => {
+                failures += 1;
+                format!("{}  {error:#}", file.display())
+            }
+        };
+        match &bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.inc(1);
+            }
+            None => println!("{line}"),
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    anyhow::ensure!(failures == 0, "{failures} of {} photos were not made ready", files.len());
+    Ok(())
 }
 
 fn thumbnail(args: &ThumbnailArgs, config: &Config) -> anyhow::Result<()> {

@@ -8,12 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload};
 use serde_json::json;
 
-use super::photos::{Photo, PhotoError, PhotoStore};
-use super::thumbnail::{SourceFormat, sniff};
-use crate::blobs::EventedStore;
+use super::photos::{Photo, PhotoError};
+use super::{Media, UploadError};
 use crate::config::MediaConfig;
 use crate::http::Problem;
 use crate::identity::authorizer::{Authorizer, Principal};
@@ -26,8 +24,7 @@ pub struct PhotoState(Arc<PhotoContext>);
 
 #[derive(Debug)]
 pub struct PhotoContext {
-    pub photos: PhotoStore,
-    pub bucket: Arc<EventedStore>,
+    pub media: Media,
     pub authorizer: Arc<Authorizer>,
     pub config: MediaConfig,
     pub authors_group: String,
@@ -72,8 +69,8 @@ fn multipart_problem(error: &axum::extract::multipart::MultipartError, limit: us
     }
 }
 
-/// Streams the first file part into `photos/<id>.<ext>`; the photo is `pending` until the
-/// `thumbnail` function has looked at it. The extension follows the content, not the name.
+/// Streams the first file part into the media bucket (see [`Media::upload`]); the photo is
+/// `pending` until the `thumbnail` function has looked at it.
 async fn upload(
     State(state): State<PhotoState>,
     principal: Principal,
@@ -84,52 +81,20 @@ async fn upload(
     let limit = context.config.max_upload_bytes;
     let mut multipart =
         multipart.map_err(|e| Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.body_text()))?;
-    let mut field = loop {
+    let field = loop {
         match multipart.next_field().await.map_err(|e| multipart_problem(&e, limit))? {
             Some(field) if field.file_name().is_some() || field.name() == Some("file") => break field,
             Some(_) => {}
             None => return Err(Problem::new(StatusCode::BAD_REQUEST, "a `file` part is required")),
         }
     };
-    let first = field.chunk().await.map_err(|e| multipart_problem(&e, limit))?.unwrap_or_default();
-    let extension = match sniff(&first) {
-        Ok(SourceFormat::Jpeg) => "jpg",
-        Ok(SourceFormat::Png) => "png",
-        Ok(SourceFormat::Webp) => "webp",
-        Ok(SourceFormat::Gif) => "gif",
-        // Kept, and refused with a reason by the function: the upload itself is not the judge.
-        Err(_) => "bin",
-    };
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let key = format!("photos/{id}.{extension}");
-    context.photos.create(&id, &key, &principal.username).await?;
-    let path = object_store::path::Path::from(key.as_str());
-    let mut upload = context.bucket.put_multipart(&path).await.map_err(|e| Problem::internal(&e))?;
-    let mut written = 0usize;
-    let mut next = Some(first);
-    let outcome: Result<(), Problem> = async {
-        while let Some(chunk) = next.take() {
-            written += chunk.len();
-            if written > limit {
-                return Err(too_large(limit));
-            }
-            if !chunk.is_empty() {
-                upload.put_part(PutPayload::from(chunk)).await.map_err(|e| Problem::internal(&e))?;
-            }
-            next = field.chunk().await.map_err(|e| multipart_problem(&e, limit))?;
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(problem) = outcome {
-        // Nothing of a refused upload remains: no object, no item.
-        let _ = upload.abort().await;
-        context.photos.delete(&id).await?;
-        return Err(problem);
-    }
-    context.photos.set_size(&id, written as u64).await?;
-    upload.complete().await.map_err(|e| Problem::internal(&e))?;
-    tracing::info!(%id, bytes = written, "photo uploaded");
+    let uploaded =
+        context.media.upload(field, &principal.username, limit).await.map_err(|error| match error {
+            UploadError::TooLarge { .. } => too_large(limit),
+            UploadError::Source(error) => multipart_problem(&error, limit),
+            other => Problem::internal(&other),
+        })?;
+    let id = uploaded.id;
     let mut response = (StatusCode::ACCEPTED, Json(json!({ "id": id, "state": "pending" }))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/photos/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -142,7 +107,7 @@ async fn show(State(state): State<PhotoState>, Path(id): Path<String>) -> Result
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    let photo = state.0.photos.get(&id).await?.ok_or_else(not_found)?;
+    let photo = state.0.media.photos.get(&id).await?.ok_or_else(not_found)?;
     Ok(Json(representation(&photo)).into_response())
 }
 

@@ -9,6 +9,10 @@ pub mod thumbnailer;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload};
+
 use crate::blobs::EventedStore;
 use crate::config::Config;
 use crate::platform::Platform;
@@ -34,5 +38,88 @@ impl Media {
         let photos = photos::PhotoStore::new(Arc::new(table), Arc::clone(&platform.clock));
         let bucket = platform.buckets.bucket(&config.media.bucket)?;
         Ok(Self { photos, bucket })
+    }
+}
+
+/// Why an upload was not stored; nothing of it remains.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError<E: std::error::Error + 'static> {
+    #[error("photos are limited to {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the upload was interrupted")]
+    Source(#[source] E),
+    #[error("cannot write the media bucket")]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Photo(#[from] photos::PhotoError),
+}
+
+/// A stored upload: the photo's id and size; its state is `pending` until thumbnailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    pub id: String,
+    pub key: String,
+    pub bytes: u64,
+}
+
+impl Media {
+    /// Streams `chunks` into `photos/<id>.<ext>`, the extension following the content (`bin`
+    /// when it is no image: the `thumbnail` function then says why). The photo item is written
+    /// first, so the function always finds it; on any failure both are removed.
+    pub async fn upload<S, E>(
+        &self,
+        mut chunks: S,
+        uploaded_by: &str,
+        limit: usize,
+    ) -> Result<Uploaded, UploadError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + 'static,
+    {
+        let first = chunks.next().await.transpose().map_err(UploadError::Source)?.unwrap_or_default();
+        let extension = match thumbnail::sniff(&first) {
+            Ok(thumbnail::SourceFormat::Jpeg) => "jpg",
+            Ok(thumbnail::SourceFormat::Png) => "png",
+            Ok(thumbnail::SourceFormat::Webp) => "webp",
+            Ok(thumbnail::SourceFormat::Gif) => "gif",
+            Err(_) => "bin",
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let key = format!("photos/{id}.{extension}");
+        self.photos.create(&id, &key, uploaded_by).await?;
+        let mut upload = match self.bucket.put_multipart(&key.as_str().into()).await {
+            Ok(upload) => upload,
+            Err(error) => {
+                self.photos.delete(&id).await?;
+                return Err(error.into());
+            }
+        };
+        let mut written = 0usize;
+        let mut next = Some(Ok(first));
+        let copied: Result<(), UploadError<E>> = async {
+            while let Some(chunk) = next.take() {
+                let chunk = chunk.map_err(UploadError::Source)?;
+                written += chunk.len();
+                if written > limit {
+                    return Err(UploadError::TooLarge { limit });
+                }
+                if !chunk.is_empty() {
+                    upload.put_part(PutPayload::from(chunk)).await?;
+                }
+                next = chunks.next().await;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = copied {
+            let _ = upload.abort().await;
+            self.photos.delete(&id).await?;
+            return Err(error);
+        }
+        self.photos.set_size(&id, written as u64).await?;
+        // The object event, and with it the thumbnail function, follows completion.
+        upload.complete().await?;
+        tracing::info!(%id, bytes = written, "photo uploaded");
+        Ok(Uploaded { id, key, bytes: written as u64 })
     }
 }

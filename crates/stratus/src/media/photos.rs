@@ -28,7 +28,7 @@ pub enum PhotoState {
 }
 
 impl PhotoState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Ready => "ready",

@@ -166,3 +166,31 @@ async fn bad_photos_end_failed_with_a_reason_and_uploads_are_guarded() {
     assert_eq!(status, 404);
     blog.app.stop().await;
 }
+
+#[tokio::test]
+async fn the_cli_uploads_photos_and_reports_each_final_state() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let (good, bad) = (dir.path().join("good.jpg"), dir.path().join("bad.jpg"));
+    std::fs::write(&good, sideways_jpeg()).expect("write");
+    std::fs::write(&bad, b"<html>not a photo</html>").expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["photos", "upload"])
+        .args([&good, &bad])
+        .args(["--stage", "test", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("STRATUS_LOG__FILTER", "warn")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "a refused photo is a failure: {stdout} {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with(&format!("{}  ", good.display()))
+            && lines[0].ends_with("ready 1200x1600, 4 thumbnails"),
+        "{stdout}"
+    );
+    assert!(lines[1].contains(" failed: not a JPEG, PNG, WebP or GIF image"), "{stdout}");
+    assert!(stderr.contains("1 of 2 photos were not made ready"), "{stderr}");
+}
