@@ -51,3 +51,6 @@ for width in 256 1024; do
   printf '%-8s %10s ms %10s ms %12s ms %16s %18s\n' "$width" "$s" "$v" "$m" "$ratio_vips" "$ratio_im"
 done
 echo "goals: stratus/vips <= 1.2x, IM/stratus >= 3x"
+
+# Memory: every configured thumbnail of the same photograph, four photos at a time.
+cargo bench --quiet -p stratus --bench media -- "$photo" 2>/dev/null | tail -3

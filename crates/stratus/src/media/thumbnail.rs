@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder as _, ImageReader, RgbImage};
@@ -272,7 +272,8 @@ fn resize(source: &RgbImage, width: u32, height: u32) -> Result<RgbImage, Thumbn
         return Ok(source.clone());
     }
     let failed = |e: &dyn std::fmt::Display| ThumbnailError::Encode(e.to_string());
-    let from = Image::from_vec_u8(source.width(), source.height(), source.as_raw().clone(), PixelType::U8x3)
+    // Borrowed: the decoded picture is the largest buffer here and is never copied.
+    let from = ImageRef::new(source.width(), source.height(), source.as_raw(), PixelType::U8x3)
         .map_err(|e| failed(&e))?;
     let mut to = Image::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
