@@ -349,7 +349,7 @@ fn edge(
     let (site, media) = (bucket(&config.blog.site_bucket)?, bucket(&config.media.bucket)?);
     let (site_source, media_source) = (site.stream_source().to_owned(), media.stream_source().to_owned());
     let https = public_url.starts_with("https://");
-    let edge = Arc::new(crate::edge::Edge::new(site, media, &config.edge, https));
+    let edge = Arc::new(crate::edge::Edge::new(site, media, &config.edge, &config.media, https));
     let invalidated = Arc::clone(&edge);
     host.on_object_event(
         "edge-invalidate",

@@ -210,6 +210,8 @@ pub struct MediaConfig {
     pub max_pixels: u64,
     /// Largest upload accepted, in bytes (413 beyond).
     pub max_upload_bytes: usize,
+    /// Widths the edge makes on request (`/media/<key>?w=640&format=webp`); others get 400.
+    pub variant_widths: Vec<u32>,
 }
 
 impl Default for MediaConfig {
@@ -221,6 +223,7 @@ impl Default for MediaConfig {
             thumbnail_formats: vec![OutputFormat::Jpeg, OutputFormat::Webp],
             max_pixels: crate::media::thumbnail::DEFAULT_MAX_PIXELS,
             max_upload_bytes: 25 * 1024 * 1024,
+            variant_widths: vec![320, 640, 960, 1280, 1920],
         }
     }
 }
@@ -668,6 +671,9 @@ impl Config {
             || media.thumbnail_widths.iter().any(|w| !(16..=4096).contains(w))
         {
             return invalid("media.thumbnail_widths", "must list widths between 16 and 4096");
+        }
+        if media.variant_widths.iter().any(|w| !(16..=4096).contains(w)) {
+            return invalid("media.variant_widths", "must list widths between 16 and 4096");
         }
         if media.thumbnail_formats.is_empty() {
             return invalid("media.thumbnail_formats", "must list at least one of jpeg, webp");

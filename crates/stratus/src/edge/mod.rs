@@ -6,6 +6,7 @@
 
 mod front;
 mod http_cache;
+mod variants;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{EventedStore, parse_key};
-use crate::config::EdgeConfig;
+use crate::config::{EdgeConfig, MediaConfig};
 
 /// Objects larger than this are served but not kept in memory.
 const MAX_CACHED_OBJECT: usize = 8 * 1024 * 1024;
@@ -68,6 +69,11 @@ pub struct Edge {
     media: Arc<EventedStore>,
     cache: moka::sync::Cache<String, Arc<Cached>>,
     config: EdgeConfig,
+    /// Widths offered as on-the-fly variants of photos, and the pixel limit for their originals.
+    variant_widths: Vec<u32>,
+    max_pixels: u64,
+    /// Variants are made one per core at a time.
+    renders: tokio::sync::Semaphore,
     /// The viewer-response hook's headers, parsed once.
     security_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
@@ -81,7 +87,13 @@ pub enum EdgeError {
 }
 
 impl Edge {
-    pub fn new(site: Arc<EventedStore>, media: Arc<EventedStore>, config: &EdgeConfig, https: bool) -> Self {
+    pub fn new(
+        site: Arc<EventedStore>,
+        media: Arc<EventedStore>,
+        config: &EdgeConfig,
+        media_config: &MediaConfig,
+        https: bool,
+    ) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(config.cache_bytes)
             .weigher(|_key: &String, value: &Arc<Cached>| value.weight())
@@ -101,7 +113,17 @@ impl Edge {
                 HeaderValue::from_static("max-age=63072000; includeSubDomains"),
             ));
         }
-        Self { site, media, cache, config: config.clone(), security_headers }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            site,
+            media,
+            cache,
+            config: config.clone(),
+            variant_widths: media_config.variant_widths.clone(),
+            max_pixels: media_config.max_pixels,
+            renders: tokio::sync::Semaphore::new(cores),
+            security_headers,
+        }
     }
 
     /// Forgets an object, as a CloudFront invalidation does; the next request reads the bucket.
@@ -132,6 +154,10 @@ impl Edge {
     fn answer_from_memory(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
         if (method != Method::GET && method != Method::HEAD) || self.config.redirects.contains_key(uri.path())
         {
+            return None;
+        }
+        // A query on a photo may ask for a variant: the slow path decides.
+        if uri.query().is_some() && uri.path().starts_with("/media/") {
             return None;
         }
         // Keys reach the cache only after validation, so an unvalidated key just misses.
@@ -211,6 +237,30 @@ impl Edge {
         }
     }
 
+    /// The cache key of a variant of the photo `original`, made first when it does not exist.
+    async fn variant(&self, original: &str, variant: variants::Variant) -> Result<String, Box<Response>> {
+        let key = format!("{MEDIA_PREFIX}{}", variants::key(original, variant));
+        if matches!(self.load(&key).await, Ok(Some(_))) {
+            return Ok(key);
+        }
+        match variants::make(&self.media, original, variant, self.max_pixels, &self.renders).await {
+            Ok(()) => Ok(key),
+            Err(variants::VariantError::NoOriginal) => {
+                Err(Box::new(error_page(StatusCode::NOT_FOUND, "There is no photo at this address.")))
+            }
+            Err(variants::VariantError::Image(reason)) => {
+                Err(Box::new(error_page(StatusCode::UNPROCESSABLE_ENTITY, &reason.to_string())))
+            }
+            Err(error) => {
+                tracing::error!(error = %crate::telemetry::error_chain(&error), key, "cannot make a variant");
+                Err(Box::new(error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The image could not be made. Try again.",
+                )))
+            }
+        }
+    }
+
     /// Security headers on every response (the viewer-response hook).
     fn decorate(&self, response: &mut Response) {
         let headers = response.headers_mut();
@@ -267,6 +317,17 @@ async fn respond(edge: &Edge, method: &Method, uri: &Uri, headers: &HeaderMap) -
         Target::Redirect(location) => return redirect(&location),
         Target::NotFound => return not_found(edge, method).await,
         Target::Object(key) => key,
+    };
+    let asked = key
+        .strip_prefix(MEDIA_PREFIX)
+        .map(|original| (original, variants::requested(uri.query(), &edge.variant_widths)));
+    let key = match asked {
+        Some((original, Some(Ok(variant)))) => match edge.variant(original, variant).await {
+            Ok(key) => key,
+            Err(response) => return *response,
+        },
+        Some((_, Some(Err(reason)))) => return error_page(StatusCode::BAD_REQUEST, &reason),
+        _ => key,
     };
     let loaded = match edge.load(&key).await {
         Ok(loaded) => loaded,

@@ -141,8 +141,14 @@ impl PhotoStore {
     }
 
     pub async fn mark_failed(&self, id: &str, reason: &str) -> Result<(), PhotoError> {
-        let update =
-            [UpdateAction::set("state", PhotoState::Failed.as_str()), UpdateAction::set("reason", reason)];
+        // Nothing of an earlier success remains listed.
+        let update = [
+            UpdateAction::set("state", PhotoState::Failed.as_str()),
+            UpdateAction::set("reason", reason),
+            UpdateAction::remove("width"),
+            UpdateAction::remove("height"),
+            UpdateAction::remove("thumbnails"),
+        ];
         self.table.update(&item! { "id" => id }, &update, Some(Condition::exists("id"))).await?;
         Ok(())
     }

@@ -106,6 +106,37 @@ async fn an_uploaded_photo_gets_upright_thumbnails_once() {
         404
     );
 
+    // Variants on request: an offered width, made once, then from memory; others refused.
+    let original_url = ready["original"].as_str().expect("original").to_owned();
+    let variant = blog
+        .app
+        .http
+        .get(blog.url(&format!("{original_url}?w=640&format=webp")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(variant.status(), 200);
+    assert_eq!(variant.headers()["content-type"], "image/webp");
+    let picture = image::load_from_memory(&variant.bytes().await.expect("bytes")).expect("webp");
+    assert_eq!((picture.width(), picture.height()), (480, 640), "upright, 640 on the long edge");
+    let again = blog
+        .app
+        .http
+        .get(blog.url(&format!("{original_url}?w=640&format=webp")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.headers()["x-cache"], "Hit from stratus-edge");
+    let made = keys_under(&blog, "variants").await;
+    assert_eq!(made.len(), 1, "made once: {made:?}");
+    for refused in ["?w=641", "?w=640&format=gif", "?format=webp"] {
+        let response =
+            blog.app.http.get(blog.url(&format!("{original_url}{refused}"))).send().await.expect("request");
+        assert_eq!(response.status(), 400, "{refused}");
+    }
+    let missing = blog.app.http.get(blog.url("/media/photos/none.jpg?w=640")).send().await.expect("request");
+    assert_eq!(missing.status(), 404);
+
     // The same original written again (an event delivered twice): the same set, rewritten.
     let key = ready["original"].as_str().expect("original").trim_start_matches("/media/").to_owned();
     assert!(key.starts_with("photos/") && key.ends_with(".jpg"), "{key}");
