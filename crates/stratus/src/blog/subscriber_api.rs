@@ -97,9 +97,7 @@ impl From<SubscriberError> for Problem {
             SubscriberError::InvalidCursor | SubscriberError::InvalidToken => {
                 Problem::new(StatusCode::BAD_REQUEST, error.to_string())
             }
-            SubscriberError::MissingKey | SubscriberError::Signing(_) | SubscriberError::Table(_) => {
-                Problem::internal(&error)
-            }
+            SubscriberError::Signing(_) | SubscriberError::Table(_) => Problem::internal(&error),
         }
     }
 }

@@ -5,12 +5,11 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::clock::{Clock, millis_since_epoch};
+use crate::clock::Clock;
 use crate::item;
+use crate::signing::{SignedLinks, SigningError};
 use crate::table::{AttributeValue, Condition, Cursor, Item, Query, Table, TableError};
 
 /// Partition of the `subscribers` index: every subscriber, oldest first.
@@ -87,10 +86,8 @@ pub enum SubscriberError {
     InvalidCursor,
     #[error("the unsubscribe link is invalid or has expired")]
     InvalidToken,
-    #[error("the stage's unsubscribe key is missing from the blog table")]
-    MissingKey,
-    #[error("cannot sign the unsubscribe link")]
-    Signing(#[source] jsonwebtoken::errors::Error),
+    #[error("cannot sign or check the unsubscribe link")]
+    Signing(#[from] SigningError),
     #[error("storage failure")]
     Table(#[source] TableError),
 }
@@ -179,84 +176,29 @@ fn text(item: &Item, name: &str) -> String {
     item.get(name).and_then(AttributeValue::as_s).unwrap_or_default().to_owned()
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    aud: String,
-    exp: i64,
-}
-
-/// Signed, expiring unsubscribe tokens: HS256 JWTs for one audience, with a random key kept in
-/// the blog table so every process of the stage shares it.
-#[derive(Clone)]
-pub struct UnsubscribeTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    clock: Arc<dyn Clock>,
-    lifetime: Duration,
-}
-
-impl std::fmt::Debug for UnsubscribeTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnsubscribeTokens").field("lifetime", &self.lifetime).finish_non_exhaustive()
-    }
-}
+/// Unsubscribe links: a signed, expiring token naming the address.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeTokens(SignedLinks);
 
 impl UnsubscribeTokens {
-    /// The stage's key, created on first use (a conditional write, so concurrent first starts
-    /// agree on one).
+    /// The stage's key lives in the blog table.
     pub async fn open(
         table: &Arc<dyn Table>,
         clock: Arc<dyn Clock>,
         lifetime: Duration,
     ) -> Result<Self, SubscriberError> {
         let key = item! { "pk" => "SECRET#unsubscribe", "sk" => "SECRET" };
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let mut fresh = key.clone();
-        fresh.insert("key".into(), AttributeValue::B(secret.to_vec()));
-        match table.put(fresh, Some(Condition::not_exists("pk"))).await {
-            Ok(_) | Err(TableError::ConditionFailed) => {}
-            Err(error) => return Err(error.into()),
-        }
-        let stored = table.get(&key).await?.and_then(|item| match item.get("key") {
-            Some(AttributeValue::B(bytes)) => Some(bytes.to_vec()),
-            _ => None,
-        });
-        let secret = stored.ok_or(SubscriberError::MissingKey)?;
-        Ok(Self {
-            encoding: EncodingKey::from_secret(&secret),
-            decoding: DecodingKey::from_secret(&secret),
-            clock,
-            lifetime,
-        })
+        Ok(Self(SignedLinks::open(table, key, AUDIENCE, clock, lifetime).await?))
     }
 
     pub fn issue(&self, address: &Address) -> Result<String, SubscriberError> {
-        let expires = self.clock.now() + self.lifetime;
-        let claims = Claims {
-            sub: address.to_string(),
-            aud: AUDIENCE.into(),
-            exp: millis_since_epoch(expires) / 1000,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(SubscriberError::Signing)
+        Ok(self.0.issue(address.as_str())?.0)
     }
 
     /// The address a token was issued for, when its signature holds and it has not expired.
     pub fn verify(&self, token: &str) -> Result<Address, SubscriberError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        // Expiry is checked below against our clock, not the system's.
-        validation.validate_exp = false;
-        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|_| SubscriberError::InvalidToken)?
-            .claims;
-        if claims.exp * 1000 <= self.clock.now_millis() {
-            return Err(SubscriberError::InvalidToken);
-        }
-        Address::parse(&claims.sub).map_err(|_| SubscriberError::InvalidToken)
+        let subject = self.0.verify(token).map_err(|_| SubscriberError::InvalidToken)?;
+        Address::parse(&subject).map_err(|_| SubscriberError::InvalidToken)
     }
 }
 
