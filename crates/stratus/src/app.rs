@@ -96,7 +96,7 @@ impl Application {
         let (blog, subscriptions) =
             blog_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
         let edge = edge(&platform, &config, &public_url, &mut host)?;
-        let photos = media_functions(&platform, &authorizer, &config, &mut host)?;
+        let photos = media_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
         let blog = blog.merge(photos);
         Ok(Self {
             platform,
@@ -301,13 +301,14 @@ async fn blog_functions(
 }
 
 /// Photos: the upload API and the `thumbnail` function on the media bucket's new originals.
-fn media_functions(
+async fn media_functions(
     platform: &Platform,
     authorizer: &Arc<Authorizer>,
     config: &Config,
+    public_url: &str,
     host: &mut Host,
 ) -> Result<Router, AppError> {
-    let media = crate::media::Media::open(platform, config)?;
+    let media = crate::media::Media::open(platform, config).await?;
     let thumbnailer = Arc::new(crate::media::thumbnailer::Thumbnailer::new(
         Arc::clone(&media.bucket),
         media.photos.clone(),
@@ -329,6 +330,7 @@ fn media_functions(
         authorizer: Arc::clone(authorizer),
         config: config.media.clone(),
         authors_group: config.blog.authors_group.clone(),
+        public_url: public_url.to_owned(),
     });
     Ok(within_concurrency_limit(host, crate::media::api::router(state)))
 }

@@ -212,6 +212,9 @@ pub struct MediaConfig {
     pub max_upload_bytes: usize,
     /// Widths the edge makes on request (`/media/<key>?w=640&format=webp`); others get 400.
     pub variant_widths: Vec<u32>,
+    /// How long a presigned upload URL stays valid.
+    #[serde(with = "humantime_serde")]
+    pub upload_link_ttl: Duration,
 }
 
 impl Default for MediaConfig {
@@ -224,6 +227,7 @@ impl Default for MediaConfig {
             max_pixels: crate::media::thumbnail::DEFAULT_MAX_PIXELS,
             max_upload_bytes: 25 * 1024 * 1024,
             variant_widths: vec![320, 640, 960, 1280, 1920],
+            upload_link_ttl: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -674,6 +678,9 @@ impl Config {
         }
         if media.variant_widths.iter().any(|w| !(16..=4096).contains(w)) {
             return invalid("media.variant_widths", "must list widths between 16 and 4096");
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600)).contains(&media.upload_link_ttl) {
+            return invalid("media.upload_link_ttl", "must be between 1m and 7days");
         }
         if media.thumbnail_formats.is_empty() {
             return invalid("media.thumbnail_formats", "must list at least one of jpeg, webp");

@@ -222,7 +222,7 @@ async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> an
     use crate::media::Media;
     use crate::media::thumbnailer::Thumbnailer;
     let platform = open_platform(config)?;
-    let media = Media::open(&platform, config)?;
+    let media = Media::open(&platform, config).await?;
     let thumbnailer = Thumbnailer::new(Arc::clone(&media.bucket), media.photos.clone(), &config.media);
     let watched = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = (files.len() > 1 && watched).then(|| progress_bar(files.len(), "photos"));

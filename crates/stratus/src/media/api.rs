@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Multipart, Path, State};
+use axum::extract::{FromRef, Multipart, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -28,6 +28,8 @@ pub struct PhotoContext {
     pub authorizer: Arc<Authorizer>,
     pub config: MediaConfig,
     pub authors_group: String,
+    /// Where presigned upload URLs point.
+    pub public_url: String,
 }
 
 impl PhotoState {
@@ -46,9 +48,20 @@ pub fn router(state: PhotoState) -> Router {
     let limit = state.0.config.max_upload_bytes + MULTIPART_OVERHEAD;
     Router::new()
         .route("/v1/photos", post(upload))
+        .route("/v1/photos/uploads", post(presign))
+        .route("/v1/photos/uploads/{id}", put(upload_presigned).layer(direct_upload_cors()))
         .route("/v1/photos/{id}", get(show))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// Presigned URLs exist for direct uploads from browsers on other origins; the token in the
+/// URL is the only credential.
+fn direct_upload_cors() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::PUT])
+        .allow_headers([header::CONTENT_TYPE])
 }
 
 impl From<PhotoError> for Problem {
@@ -90,16 +103,69 @@ async fn upload(
     };
     let uploaded =
         context.media.upload(field, &principal.username, limit).await.map_err(|error| match error {
-            UploadError::TooLarge { .. } => too_large(limit),
             UploadError::Source(error) => multipart_problem(&error, limit),
-            other => Problem::internal(&other),
+            other => upload_problem(other, limit),
         })?;
-    let id = uploaded.id;
+    Ok(accepted(&uploaded.id))
+}
+
+fn upload_problem<E: std::error::Error + 'static>(error: UploadError<E>, limit: usize) -> Problem {
+    match error {
+        UploadError::TooLarge { .. } => too_large(limit),
+        UploadError::Taken => Problem::new(StatusCode::CONFLICT, error.to_string()),
+        UploadError::Source(_) => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
+        other => Problem::internal(&other),
+    }
+}
+
+/// `202`: stored, `pending` until the `thumbnail` function has looked at it.
+fn accepted(id: &str) -> Response {
     let mut response = (StatusCode::ACCEPTED, Json(json!({ "id": id, "state": "pending" }))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/photos/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
+}
+
+/// Authors only: a URL that allows one direct upload (`PUT`, the photo as the body) until it
+/// expires, for clients that should not hold the author's token while uploading.
+async fn presign(State(state): State<PhotoState>, principal: Principal) -> Result<Response, Problem> {
+    let context = &state.0;
+    principal.require_group(&context.authors_group)?;
+    let (id, token, expires) =
+        context.media.presign(&principal.username).map_err(|e| Problem::internal(&e))?;
+    let body = json!({
+        "id": id, "method": "PUT", "max_bytes": context.config.max_upload_bytes,
+        "upload_url": format!("{}/v1/photos/uploads/{id}?token={token}", context.public_url),
+        "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct UploadToken {
+    token: Option<String>,
+}
+
+/// The presigned upload itself: the token is the credential, once.
+async fn upload_presigned(
+    State(state): State<PhotoState>,
+    Path(id): Path<String>,
+    Query(parameter): Query<UploadToken>,
+    body: axum::body::Body,
+) -> Result<Response, Problem> {
+    let context = &state.0;
+    let uploader = context
+        .media
+        .check_presigned(&id, parameter.token.as_deref().unwrap_or_default())
+        .map_err(|_| Problem::new(StatusCode::FORBIDDEN, "the upload URL is invalid or has expired"))?;
+    let limit = context.config.max_upload_bytes;
+    let uploaded = context
+        .media
+        .upload_as(&id, body.into_data_stream(), &uploader, limit)
+        .await
+        .map_err(|error| upload_problem(error, limit))?;
+    Ok(accepted(&uploaded.id))
 }
 
 async fn show(State(state): State<PhotoState>, Path(id): Path<String>) -> Result<Response, Problem> {

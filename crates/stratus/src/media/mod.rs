@@ -16,12 +16,17 @@ use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload};
 use crate::blobs::EventedStore;
 use crate::config::Config;
 use crate::platform::Platform;
+use crate::signing::{SignedLinks, SigningError};
+
+const UPLOAD_AUDIENCE: &str = "photo-upload";
 
 /// The media parts over a stage's platform.
 #[derive(Debug, Clone)]
 pub struct Media {
     pub photos: photos::PhotoStore,
     pub bucket: Arc<EventedStore>,
+    /// Presigned upload links: the subject is `<photo id> <uploader>`.
+    pub upload_links: SignedLinks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +35,40 @@ pub enum MediaError {
     Table(#[from] crate::table::TableError),
     #[error("cannot open the media bucket")]
     Bucket(#[from] crate::blobs::BlobError),
+    #[error("cannot prepare upload links")]
+    Signing(#[from] SigningError),
 }
 
 impl Media {
-    pub fn open(platform: &Platform, config: &Config) -> Result<Self, MediaError> {
-        let table = platform.table(photos::table_spec())?;
-        let photos = photos::PhotoStore::new(Arc::new(table), Arc::clone(&platform.clock));
+    pub async fn open(platform: &Platform, config: &Config) -> Result<Self, MediaError> {
+        let table: Arc<dyn crate::table::Table> = Arc::new(platform.table(photos::table_spec())?);
+        let photos = photos::PhotoStore::new(Arc::clone(&table), Arc::clone(&platform.clock));
         let bucket = platform.buckets.bucket(&config.media.bucket)?;
-        Ok(Self { photos, bucket })
+        let key = crate::item! { "id" => "SECRET#upload" };
+        let clock = Arc::clone(&platform.clock);
+        let upload_links =
+            SignedLinks::open(&table, key, UPLOAD_AUDIENCE, clock, config.media.upload_link_ttl).await?;
+        Ok(Self { photos, bucket, upload_links })
+    }
+
+    /// A presigned upload: the id the photo will have, and the token that allows one upload
+    /// of it until the returned time.
+    pub fn presign(
+        &self,
+        uploaded_by: &str,
+    ) -> Result<(String, String, std::time::SystemTime), SigningError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (token, expires) = self.upload_links.issue(&format!("{id} {uploaded_by}"))?;
+        Ok((id, token, expires))
+    }
+
+    /// The uploader a presigned token allows to upload photo `id`.
+    pub fn check_presigned(&self, id: &str, token: &str) -> Result<String, SigningError> {
+        let subject = self.upload_links.verify(token)?;
+        match subject.split_once(' ') {
+            Some((signed_id, uploader)) if signed_id == id => Ok(uploader.to_owned()),
+            _ => Err(SigningError::Invalid),
+        }
     }
 }
 
@@ -46,6 +77,8 @@ impl Media {
 pub enum UploadError<E: std::error::Error + 'static> {
     #[error("photos are limited to {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("this photo has been uploaded already")]
+    Taken,
     #[error("the upload was interrupted")]
     Source(#[source] E),
     #[error("cannot write the media bucket")]
@@ -68,6 +101,23 @@ impl Media {
     /// first, so the function always finds it; on any failure both are removed.
     pub async fn upload<S, E>(
         &self,
+        chunks: S,
+        uploaded_by: &str,
+        limit: usize,
+    ) -> Result<Uploaded, UploadError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + 'static,
+    {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.upload_as(&id, chunks, uploaded_by, limit).await
+    }
+
+    /// [`Media::upload`] under a chosen id (a presigned upload's); an id already used is
+    /// [`UploadError::Taken`].
+    pub async fn upload_as<S, E>(
+        &self,
+        id: &str,
         mut chunks: S,
         uploaded_by: &str,
         limit: usize,
@@ -84,13 +134,18 @@ impl Media {
             Ok(thumbnail::SourceFormat::Gif) => "gif",
             Err(_) => "bin",
         };
-        let id = uuid::Uuid::new_v4().simple().to_string();
         let key = format!("photos/{id}.{extension}");
-        self.photos.create(&id, &key, uploaded_by).await?;
+        match self.photos.create(id, &key, uploaded_by).await {
+            Ok(()) => {}
+            Err(photos::PhotoError::Table(crate::table::TableError::ConditionFailed)) => {
+                return Err(UploadError::Taken);
+            }
+            Err(error) => return Err(error.into()),
+        }
         let mut upload = match self.bucket.put_multipart(&key.as_str().into()).await {
             Ok(upload) => upload,
             Err(error) => {
-                self.photos.delete(&id).await?;
+                self.photos.delete(id).await?;
                 return Err(error.into());
             }
         };
@@ -113,13 +168,13 @@ impl Media {
         .await;
         if let Err(error) = copied {
             let _ = upload.abort().await;
-            self.photos.delete(&id).await?;
+            self.photos.delete(id).await?;
             return Err(error);
         }
-        self.photos.set_size(&id, written as u64).await?;
+        self.photos.set_size(id, written as u64).await?;
         // The object event, and with it the thumbnail function, follows completion.
         upload.complete().await?;
         tracing::info!(%id, bytes = written, "photo uploaded");
-        Ok(Uploaded { id, key, bytes: written as u64 })
+        Ok(Uploaded { id: id.to_owned(), key, bytes: written as u64 })
     }
 }

@@ -225,3 +225,37 @@ async fn the_cli_uploads_photos_and_reports_each_final_state() {
     assert!(lines[1].contains(" failed: not a JPEG, PNG, WebP or GIF image"), "{stdout}");
     assert!(stderr.contains("1 of 2 photos were not made ready"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_presigned_url_allows_one_direct_upload_until_it_expires() {
+    let blog = Blog::start().await;
+    let presign =
+        |token: &str| blog.app.http.post(blog.url("/v1/photos/uploads")).bearer_auth(token.to_owned());
+    assert_eq!(blog.send(presign(&blog.reader)).await.0, 403);
+    let (status, _, link) = blog.send(presign(&blog.author)).await;
+    assert_eq!(status, 201, "{link}");
+    let url = link["upload_url"].as_str().expect("url").to_owned();
+    let id = link["id"].as_str().expect("id").to_owned();
+    assert!(url.contains(&format!("/v1/photos/uploads/{id}?token=")), "{url}");
+
+    let put = |url: String| blog.app.http.put(url).body(sideways_jpeg());
+    let mut tampered = url.clone();
+    tampered.replace_range(tampered.len() - 2.., "xx");
+    assert_eq!(blog.send(put(tampered)).await.0, 403);
+    let other_id = url.replace(&id, &"0".repeat(32));
+    assert_eq!(blog.send(put(other_id)).await.0, 403, "the token names one photo");
+
+    let (status, _, body) = blog.send(put(url.clone())).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(blog.send(put(url)).await.0, 409, "one upload per URL");
+    blog.app.drain().await;
+    let ready = photo(&blog, &id).await;
+    assert_eq!(ready["state"], "ready", "{ready}");
+
+    let (_, _, late) = blog.send(presign(&blog.author)).await;
+    blog.app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    let (status, _, body) = blog.send(put(late["upload_url"].as_str().expect("url").to_owned())).await;
+    assert_eq!(status, 403, "expired: {body}");
+    blog.app.stop().await;
+}
