@@ -140,13 +140,18 @@ pub fn render(
 ) -> Result<Rendered, ThumbnailError> {
     let probe = probe(bytes, max_pixels)?;
     let largest = long_edges.iter().copied().max().unwrap_or(1).max(1);
-    let (decoded, orientation) = decode(bytes, probe, largest)?;
+    let Decoded { pixels: decoded, orientation, icc } = decode(bytes, probe, largest)?;
+    let to_srgb = icc.as_deref().and_then(srgb_transform);
     let upright = |(w, h): (u32, u32)| if swaps_axes(orientation) { (h, w) } else { (w, h) };
     let (width, height) = upright((probe.width, probe.height));
     let mut thumbnails = Vec::with_capacity(long_edges.len() * formats.len());
     for &long_edge in long_edges {
         let (stored_w, stored_h) = fit(probe.width, probe.height, long_edge);
-        let resized = resize(&decoded, stored_w, stored_h)?;
+        let mut resized = resize(&decoded, stored_w, stored_h)?;
+        if let Some(transform) = &to_srgb {
+            // After resizing: the same colours for a fraction of the pixels.
+            transform.apply(&mut resized);
+        }
         let mut image = DynamicImage::ImageRgb8(resized);
         image.apply_orientation(orientation);
         let image = image.into_rgb8();
@@ -162,6 +167,18 @@ pub fn render(
         }
     }
     Ok(Rendered { width, height, thumbnails })
+}
+
+/// The conversion from an embedded RGB profile to sRGB, so thumbnails (which carry no
+/// profile) show the colours the photographer saw. Unreadable profiles are taken as sRGB.
+fn srgb_transform(icc: &[u8]) -> Option<qcms::Transform> {
+    if icc.get(16..20) != Some(b"RGB ".as_slice()) {
+        return None;
+    }
+    let input = qcms::Profile::new_from_slice(icc, false)?;
+    let mut srgb = qcms::Profile::new_sRGB();
+    srgb.precache_output_transform();
+    qcms::Transform::new(&input, &srgb, qcms::DataType::RGB8, qcms::Intent::Perceptual)
 }
 
 /// `width` × `height` scaled so the long edge is `long_edge`, never up.
@@ -199,13 +216,21 @@ fn reader(bytes: &[u8], format: SourceFormat) -> Result<ImageReader<Cursor<&[u8]
     Ok(reader)
 }
 
-/// The stored (not yet upright) pixels as RGB, at least `long_edge` on the long side when the
-/// picture is that large, and the orientation to apply.
-fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<(RgbImage, Orientation), ThumbnailError> {
+/// What decoding yields: the stored (not yet upright) pixels as RGB, the orientation to apply
+/// and the embedded colour profile, if any.
+struct Decoded {
+    pixels: RgbImage,
+    orientation: Orientation,
+    icc: Option<Vec<u8>>,
+}
+
+/// Decodes at least `long_edge` on the long side when the picture is that large.
+fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<Decoded, ThumbnailError> {
     let corrupt = |e: &dyn std::fmt::Display| ThumbnailError::Corrupt(e.to_string());
     match probe.format {
         SourceFormat::Jpeg => {
             let mut decoder = jpeg_decoder::Decoder::new(bytes);
+            decoder.set_max_decoding_buffer_size(DECODE_ALLOCATION_LIMIT as usize);
             decoder.read_info().map_err(|e| corrupt(&e))?;
             // The smallest IDCT scale whose output still covers the largest thumbnail.
             let (target_w, target_h) = fit(probe.width, probe.height, long_edge);
@@ -220,13 +245,14 @@ fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<(RgbImage, Orien
                 .exif_data()
                 .and_then(Orientation::from_exif_chunk)
                 .unwrap_or(Orientation::NoTransforms);
-            Ok((image, orientation))
+            Ok(Decoded { pixels: image, orientation, icc: decoder.icc_profile() })
         }
         format => {
             let mut decoder = reader(bytes, format)?.into_decoder().map_err(|e| corrupt(&e))?;
             let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+            let icc = decoder.icc_profile().ok().flatten();
             let image = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(&e))?;
-            Ok((flatten(image), orientation))
+            Ok(Decoded { pixels: flatten(image), orientation, icc })
         }
     }
 }
@@ -340,7 +366,7 @@ mod tests {
     /// A thumbnail's pixels, decoded at full size.
     fn pixels(bytes: &[u8]) -> RgbImage {
         let probe = probe(bytes, DEFAULT_MAX_PIXELS).unwrap();
-        decode(bytes, probe, probe.width.max(probe.height)).unwrap().0
+        decode(bytes, probe, probe.width.max(probe.height)).unwrap().pixels
     }
 
     fn close(pixel: &image::Rgb<u8>, expected: [u8; 3]) -> bool {
@@ -383,6 +409,98 @@ mod tests {
                     "orientation {n}: metadata stripped"
                 );
             }
+        }
+    }
+
+    /// A minimal ICC v2 RGB display profile (matrix + gamma 2.2 curves) with the given
+    /// colorants in the D50 connection space.
+    fn icc_profile(red: [f64; 3], green: [f64; 3], blue: [f64; 3]) -> Vec<u8> {
+        let fixed = |v: f64| ((v * 65536.0).round() as i32).to_be_bytes();
+        let xyz =
+            |v: [f64; 3]| [b"XYZ \0\0\0\0".as_slice(), &fixed(v[0]), &fixed(v[1]), &fixed(v[2])].concat();
+        let curve = [b"curv\0\0\0\0\0\0\0\x01\x02\x33\0\0".as_slice()].concat();
+        let white = [0.9642, 1.0, 0.8249];
+        let tags: [(&[u8; 4], Vec<u8>); 7] = [
+            (b"rXYZ", xyz(red)),
+            (b"gXYZ", xyz(green)),
+            (b"bXYZ", xyz(blue)),
+            (b"wtpt", xyz(white)),
+            (b"rTRC", curve.clone()),
+            (b"gTRC", curve.clone()),
+            (b"bTRC", curve),
+        ];
+        let mut table = (tags.len() as u32).to_be_bytes().to_vec();
+        let mut data = Vec::new();
+        let start = 128 + 4 + 12 * tags.len();
+        for (signature, bytes) in &tags {
+            table.extend_from_slice(*signature);
+            table.extend_from_slice(&((start + data.len()) as u32).to_be_bytes());
+            table.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            data.extend_from_slice(bytes);
+        }
+        let size = (128 + table.len() + data.len()) as u32;
+        let mut header = vec![0u8; 128];
+        header[0..4].copy_from_slice(&size.to_be_bytes());
+        header[8..12].copy_from_slice(&[2, 0x10, 0, 0]);
+        header[12..16].copy_from_slice(b"mntr");
+        header[16..20].copy_from_slice(b"RGB ");
+        header[20..24].copy_from_slice(b"XYZ ");
+        header[36..40].copy_from_slice(b"acsp");
+        for (i, v) in white.iter().enumerate() {
+            header[68 + 4 * i..72 + 4 * i].copy_from_slice(&fixed(*v));
+        }
+        [header, table, data].concat()
+    }
+
+    #[test]
+    fn colours_of_an_embedded_profile_are_converted_to_srgb() {
+        // sRGB's colorants, with red and green exchanged: stored red is meant as green.
+        let (red, green, blue) =
+            ([0.4361, 0.2225, 0.0139], [0.3851, 0.7169, 0.0971], [0.1431, 0.0606, 0.7141]);
+        let red_image = RgbImage::from_pixel(64, 64, image::Rgb([255, 0, 0]));
+        let encode = |profile: Option<Vec<u8>>| {
+            let mut bytes = Vec::new();
+            let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 95);
+            if let Some(profile) = profile {
+                encoder.add_icc_profile(&profile).unwrap();
+            }
+            encoder.encode(red_image.as_raw(), 64, 64, jpeg_encoder::ColorType::Rgb).unwrap();
+            bytes
+        };
+        let centre = |jpeg: &[u8]| {
+            let rendered = render(jpeg, &[32], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS).unwrap();
+            *pixels(&rendered.thumbnails[0].bytes).get_pixel(16, 16)
+        };
+        let swapped = centre(&encode(Some(icc_profile(green, red, blue))));
+        assert!(close(&swapped, [0, 255, 0]), "converted to sRGB green: {swapped:?}");
+        let srgb = centre(&encode(Some(icc_profile(red, green, blue))));
+        assert!(close(&srgb, [255, 0, 0]), "an sRGB profile changes nothing: {srgb:?}");
+        let untagged = centre(&encode(None));
+        assert!(close(&untagged, [255, 0, 0]), "no profile is sRGB: {untagged:?}");
+    }
+
+    #[test]
+    fn png_webp_and_the_first_frame_of_a_gif_are_thumbnailed_too() {
+        let picture = upright();
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(picture.as_raw(), 160, 80, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let webp = webp::Encoder::from_rgb(picture.as_raw(), 160, 80).encode_lossless().to_vec();
+        let mut gif = Vec::new();
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+            let first = image::Frame::new(DynamicImage::ImageRgb8(picture.clone()).into_rgba8());
+            let second =
+                image::Frame::new(image::RgbaImage::from_pixel(160, 80, image::Rgba([0, 0, 0, 255])));
+            encoder.encode_frames([first, second]).unwrap();
+        }
+        for (name, bytes) in [("png", png), ("webp", webp), ("gif", gif)] {
+            let rendered = render(&bytes, &[80], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS).unwrap();
+            let thumbnail = pixels(&rendered.thumbnails[0].bytes);
+            assert_eq!(thumbnail.dimensions(), (80, 40), "{name}");
+            assert!(close(thumbnail.get_pixel(20, 10), [255, 0, 0]), "{name}: the first frame, upright");
+            assert!(close(thumbnail.get_pixel(60, 30), [255, 255, 255]), "{name}");
         }
     }
 
