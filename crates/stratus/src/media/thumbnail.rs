@@ -175,10 +175,14 @@ fn srgb_transform(icc: &[u8]) -> Option<qcms::Transform> {
     if icc.get(16..20) != Some(b"RGB ".as_slice()) {
         return None;
     }
+    // Precaching the output tables costs tens of milliseconds: once per process.
+    static SRGB: std::sync::LazyLock<Box<qcms::Profile>> = std::sync::LazyLock::new(|| {
+        let mut srgb = qcms::Profile::new_sRGB();
+        srgb.precache_output_transform();
+        srgb
+    });
     let input = qcms::Profile::new_from_slice(icc, false)?;
-    let mut srgb = qcms::Profile::new_sRGB();
-    srgb.precache_output_transform();
-    qcms::Transform::new(&input, &srgb, qcms::DataType::RGB8, qcms::Intent::Perceptual)
+    qcms::Transform::new(&input, &SRGB, qcms::DataType::RGB8, qcms::Intent::Perceptual)
 }
 
 /// `width` × `height` scaled so the long edge is `long_edge`, never up.
