@@ -127,14 +127,7 @@ impl Media {
         E: std::error::Error + 'static,
     {
         let first = chunks.next().await.transpose().map_err(UploadError::Source)?.unwrap_or_default();
-        let extension = match thumbnail::sniff(&first) {
-            Ok(thumbnail::SourceFormat::Jpeg) => "jpg",
-            Ok(thumbnail::SourceFormat::Png) => "png",
-            Ok(thumbnail::SourceFormat::Webp) => "webp",
-            Ok(thumbnail::SourceFormat::Gif) => "gif",
-            Err(_) => "bin",
-        };
-        let key = format!("photos/{id}.{extension}");
+        let key = format!("photos/{id}.{}", extension_for(&first));
         match self.photos.create(id, &key, uploaded_by).await {
             Ok(()) => {}
             Err(photos::PhotoError::Table(crate::table::TableError::ConditionFailed)) => {
@@ -149,32 +142,61 @@ impl Media {
                 return Err(error.into());
             }
         };
-        let mut written = 0usize;
-        let mut next = Some(Ok(first));
-        let copied: Result<(), UploadError<E>> = async {
-            while let Some(chunk) = next.take() {
-                let chunk = chunk.map_err(UploadError::Source)?;
-                written += chunk.len();
-                if written > limit {
-                    return Err(UploadError::TooLarge { limit });
-                }
-                if !chunk.is_empty() {
-                    upload.put_part(PutPayload::from(chunk)).await?;
-                }
-                next = chunks.next().await;
-            }
-            Ok(())
+        let stored: Result<usize, UploadError<E>> = async {
+            let written = copy(upload.as_mut(), first, &mut chunks, limit).await?;
+            self.photos.set_size(id, written as u64).await?;
+            // The object event, and with it the thumbnail function, follows completion.
+            upload.complete().await?;
+            Ok(written)
         }
         .await;
-        if let Err(error) = copied {
-            let _ = upload.abort().await;
-            self.photos.delete(id).await?;
-            return Err(error);
-        }
-        self.photos.set_size(id, written as u64).await?;
-        // The object event, and with it the thumbnail function, follows completion.
-        upload.complete().await?;
+        let written = match stored {
+            Ok(written) => written,
+            Err(error) => {
+                let _ = upload.abort().await;
+                self.photos.delete(id).await?;
+                return Err(error);
+            }
+        };
         tracing::info!(%id, bytes = written, "photo uploaded");
         Ok(Uploaded { id: id.to_owned(), key, bytes: written as u64 })
     }
+}
+
+/// The original's extension, by its leading bytes (`bin` when it is no image we take).
+fn extension_for(first: &[u8]) -> &'static str {
+    match thumbnail::sniff(first) {
+        Ok(thumbnail::SourceFormat::Jpeg) => "jpg",
+        Ok(thumbnail::SourceFormat::Png) => "png",
+        Ok(thumbnail::SourceFormat::Webp) => "webp",
+        Ok(thumbnail::SourceFormat::Gif) => "gif",
+        Err(_) => "bin",
+    }
+}
+
+/// Copies `first` and the rest of `chunks` into `upload`, refusing more than `limit` bytes.
+async fn copy<S, E>(
+    upload: &mut dyn object_store::MultipartUpload,
+    first: Bytes,
+    chunks: &mut S,
+    limit: usize,
+) -> Result<usize, UploadError<E>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + 'static,
+{
+    let mut written = 0usize;
+    let mut next = Some(Ok(first));
+    while let Some(chunk) = next.take() {
+        let chunk = chunk.map_err(UploadError::Source)?;
+        written += chunk.len();
+        if written > limit {
+            return Err(UploadError::TooLarge { limit });
+        }
+        if !chunk.is_empty() {
+            upload.put_part(PutPayload::from(chunk)).await?;
+        }
+        next = chunks.next().await;
+    }
+    Ok(written)
 }
