@@ -288,9 +288,17 @@ fn target(edge: &Edge, path: &str) -> Target {
         return Target::Redirect(location.clone());
     }
     match object_key(path) {
-        Some(key) if parse_key(&key).is_ok() => Target::Object(key),
+        Some(key) if parse_key(&key).is_ok() && servable(&key) => Target::Object(key),
         _ => Target::NotFound,
     }
+}
+
+/// Of the media bucket, only pictures: an upload that is no image is kept (as `.bin`) with its
+/// photo marked failed, but never served from the site's origin.
+fn servable(key: &str) -> bool {
+    key.strip_prefix(MEDIA_PREFIX).is_none_or(|media| {
+        [".jpg", ".png", ".webp", ".gif"].iter().any(|extension| media.ends_with(extension))
+    })
 }
 
 /// The bucket key a request path names (`/` and `…/` name their `index.html`), not yet

@@ -185,6 +185,11 @@ async fn bad_photos_end_failed_with_a_reason_and_uploads_are_guarded() {
         blog.app.platform.stream.dead_letters(Some("thumbnail")).expect("letters").is_empty(),
         "no retries"
     );
+    let impostor = photo(&blog, &ids[2]).await;
+    let stored = impostor["original"].as_str().expect("original");
+    assert!(stored.ends_with(".bin"), "kept, named by its content: {stored}");
+    let served = blog.app.http.get(blog.url(stored)).send().await.expect("request");
+    assert_eq!(served.status(), 404, "what is no image is never served from the site's origin");
 
     let before = keys_under(&blog, "photos").await;
     let (status, body) = upload(&blog, &blog.author, "huge.jpg", vec![0xFF; 300 * 1024]).await;
