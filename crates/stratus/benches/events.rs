@@ -54,6 +54,7 @@ async fn run() {
                 }
                 true
             });
+            // The resolution of the measurement; a bench-only poll, not a wait in a test.
             std::thread::sleep(Duration::from_micros(100));
         }
         latencies

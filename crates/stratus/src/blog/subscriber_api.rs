@@ -2,8 +2,7 @@
 //! cross-origin allowed), throttled per client address; authors list and export subscribers;
 //! a signed link unsubscribes. Browser routes answer with pages, the rest with JSON.
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -12,15 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::subscribers::{Address, SubscriberError, SubscriberStore, UnsubscribeTokens};
 use crate::config::BlogConfig;
-use crate::http::{Problem, page};
+use crate::http::{AddressLimit, Problem, page};
 use crate::identity::authorizer::{Authorizer, Principal};
 
 /// Largest subscription request: an address and some form overhead.
@@ -36,7 +33,7 @@ pub struct SubscriberContext {
     pub tokens: UnsubscribeTokens,
     pub authorizer: Arc<Authorizer>,
     pub config: BlogConfig,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    per_address: AddressLimit,
 }
 
 impl std::fmt::Debug for SubscriberContext {
@@ -52,14 +49,13 @@ impl SubscriberState {
         authorizer: Arc<Authorizer>,
         config: BlogConfig,
     ) -> Self {
-        let rate = NonZeroU32::new(config.subscribe_per_address_per_minute).unwrap_or(NonZeroU32::MIN);
-        let per_address = RateLimiter::keyed(Quota::per_minute(rate));
+        let per_address = AddressLimit::per_minute(config.subscribe_per_address_per_minute);
         Self(Arc::new(SubscriberContext { subscribers, tokens, authorizer, config, per_address }))
     }
 
     /// Forgets idle addresses so the limiter's memory stays bounded.
     pub fn prune(&self) {
-        self.0.per_address.retain_recent();
+        self.0.per_address.prune();
     }
 }
 
@@ -144,8 +140,9 @@ async fn subscribe(
             return Audience::Api.refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
         }
     };
-    if let Err(not_until) = state.per_address.check_key(&peer.ip()) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
+    if let Err(wait) = state.per_address.check(peer.ip()) {
+        // Whole seconds, rounded up: coming back at Retry-After must succeed.
+        let wait = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         let mut response = audience.refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many subscriptions from this address; try again later.",

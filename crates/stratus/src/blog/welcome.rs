@@ -116,12 +116,8 @@ pub fn unsubscribe_url(public_url: &str, token: &str) -> String {
 }
 
 fn environment() -> Environment<'static> {
-    let mut environment = Environment::new();
-    environment.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
-    });
-    // The templates are compiled into the binary and known to parse.
-    let _ = environment.add_template("welcome.txt", include_str!("../../templates/email/welcome.txt"));
-    let _ = environment.add_template("welcome.html", include_str!("../../templates/email/welcome.html"));
-    environment
+    crate::mail::templates::environment(&[
+        ("welcome.txt", include_str!("../../templates/email/welcome.txt")),
+        ("welcome.html", include_str!("../../templates/email/welcome.html")),
+    ])
 }

@@ -233,7 +233,8 @@ async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> an
                 .await
                 .with_context(|| format!("cannot open {}", file.display()))?;
             let chunks = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024);
-            let uploaded = media.upload(chunks, uploader, config.media.max_upload_bytes).await?;
+            let uploaded =
+                media.upload(&Media::new_id(), chunks, uploader, config.media.max_upload_bytes).await?;
             thumbnailer.handle(&uploaded.key).await?;
             let photo = media.photos.get(&uploaded.id).await?.context("the photo item vanished")?;
             match (photo.state, photo.width, photo.height) {

@@ -2,6 +2,7 @@
 //! balancers and Route 53-style probes. Product routes (site, API, identity) join this router in
 //! later components.
 
+mod limit;
 mod page;
 mod problem;
 mod request_id;
@@ -14,6 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+pub use limit::AddressLimit;
 pub use page::page;
 pub use problem::Problem;
 pub use request_id::RequestIds;

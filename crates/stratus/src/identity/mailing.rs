@@ -22,14 +22,10 @@ pub(crate) enum Purpose {
 }
 
 fn environment() -> Environment<'static> {
-    let mut environment = Environment::new();
-    environment.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
-    });
-    // The templates are compiled into the binary and known to parse.
-    let _ = environment.add_template("code.txt", include_str!("../../templates/email/code.txt"));
-    let _ = environment.add_template("code.html", include_str!("../../templates/email/code.html"));
-    environment
+    crate::mail::templates::environment(&[
+        ("code.txt", include_str!("../../templates/email/code.txt")),
+        ("code.html", include_str!("../../templates/email/code.html")),
+    ])
 }
 
 pub(crate) fn render(email: &CodeEmail<'_>) -> Result<Email, IdentityError> {

@@ -9,10 +9,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::IdentityError;
 use crate::config::IdentityConfig;
+use crate::http::AddressLimit;
 
 pub struct Throttle {
     per_user: DefaultKeyedRateLimiter<String>,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    per_address: AddressLimit,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -26,7 +27,7 @@ impl Throttle {
         let per_minute = |count: u32| Quota::per_minute(NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN));
         Self {
             per_user: RateLimiter::keyed(per_minute(config.sign_in_per_user_per_minute)),
-            per_address: RateLimiter::keyed(per_minute(config.requests_per_address_per_minute)),
+            per_address: AddressLimit::per_minute(config.requests_per_address_per_minute),
         }
     }
 
@@ -38,12 +39,12 @@ impl Throttle {
 
     /// One request from `address`.
     pub fn request(&self, address: IpAddr) -> Result<(), IdentityError> {
-        self.per_address.check_key(&address).map_err(|_| IdentityError::TooManyRequests)
+        self.per_address.check(address).map_err(|_| IdentityError::TooManyRequests)
     }
 
     /// Forgets idle keys so the limiters' memory stays bounded.
     pub fn prune(&self) {
         self.per_user.retain_recent();
-        self.per_address.retain_recent();
+        self.per_address.prune();
     }
 }

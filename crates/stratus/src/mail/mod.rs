@@ -9,6 +9,7 @@
 mod deduplicated;
 mod outbox;
 mod smtp;
+pub mod templates;
 
 use std::fmt::Debug;
 

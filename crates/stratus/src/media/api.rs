@@ -102,9 +102,11 @@ async fn upload(
         }
     };
     let uploaded =
-        context.media.upload(field, &principal.username, limit).await.map_err(|error| match error {
-            UploadError::Source(error) => multipart_problem(&error, limit),
-            other => upload_problem(other, limit),
+        context.media.upload(&Media::new_id(), field, &principal.username, limit).await.map_err(|error| {
+            match error {
+                UploadError::Source(error) => multipart_problem(&error, limit),
+                other => upload_problem(other, limit),
+            }
         })?;
     Ok(accepted(&uploaded.id))
 }
@@ -162,7 +164,7 @@ async fn upload_presigned(
     let limit = context.config.max_upload_bytes;
     let uploaded = context
         .media
-        .upload_as(&id, body.into_data_stream(), &uploader, limit)
+        .upload(&id, body.into_data_stream(), &uploader, limit)
         .await
         .map_err(|error| upload_problem(error, limit))?;
     Ok(accepted(&uploaded.id))

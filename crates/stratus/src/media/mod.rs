@@ -57,7 +57,7 @@ impl Media {
         &self,
         uploaded_by: &str,
     ) -> Result<(String, String, std::time::SystemTime), SigningError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = Self::new_id();
         let (token, expires) = self.upload_links.issue(&format!("{id} {uploaded_by}"))?;
         Ok((id, token, expires))
     }
@@ -96,26 +96,16 @@ pub struct Uploaded {
 }
 
 impl Media {
-    /// Streams `chunks` into `photos/<id>.<ext>`, the extension following the content (`bin`
-    /// when it is no image: the `thumbnail` function then says why). The photo item is written
-    /// first, so the function always finds it; on any failure both are removed.
-    pub async fn upload<S, E>(
-        &self,
-        chunks: S,
-        uploaded_by: &str,
-        limit: usize,
-    ) -> Result<Uploaded, UploadError<E>>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::error::Error + 'static,
-    {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        self.upload_as(&id, chunks, uploaded_by, limit).await
+    /// A fresh photo id.
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
     }
 
-    /// [`Media::upload`] under a chosen id (a presigned upload's); an id already used is
-    /// [`UploadError::Taken`].
-    pub async fn upload_as<S, E>(
+    /// Streams `chunks` into `photos/<id>.<ext>`, the extension following the content (`bin`
+    /// when it is no image: the `thumbnail` function then says why). The photo item is written
+    /// first, so the function always finds it; on any failure both are removed. An id already
+    /// used (a presigned URL's, twice) is [`UploadError::Taken`].
+    pub async fn upload<S, E>(
         &self,
         id: &str,
         mut chunks: S,
@@ -165,13 +155,7 @@ impl Media {
 
 /// The original's extension, by its leading bytes (`bin` when it is no image we take).
 fn extension_for(first: &[u8]) -> &'static str {
-    match thumbnail::sniff(first) {
-        Ok(thumbnail::SourceFormat::Jpeg) => "jpg",
-        Ok(thumbnail::SourceFormat::Png) => "png",
-        Ok(thumbnail::SourceFormat::Webp) => "webp",
-        Ok(thumbnail::SourceFormat::Gif) => "gif",
-        Err(_) => "bin",
-    }
+    thumbnail::sniff(first).map_or("bin", thumbnail::SourceFormat::extension)
 }
 
 /// Copies `first` and the rest of `chunks` into `upload`, refusing more than `limit` bytes.

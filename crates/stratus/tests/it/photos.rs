@@ -32,6 +32,11 @@ async fn upload(blog: &Blog, token: &str, name: &str, bytes: Vec<u8>) -> (u16, V
     (status, body)
 }
 
+/// An anonymous GET of `path`, as a browser or CDN would send it.
+async fn fetch(blog: &Blog, path: &str) -> reqwest::Response {
+    blog.app.http.get(blog.url(path)).send().await.expect("request")
+}
+
 async fn photo(blog: &Blog, id: &str) -> Value {
     let (status, _, body) = blog.send(blog.app.http.get(blog.url(&format!("/v1/photos/{id}")))).await;
     assert_eq!(status, 200, "{body}");
@@ -93,48 +98,32 @@ async fn an_uploaded_photo_gets_upright_thumbnails_once() {
     for url in
         [ready["original"].as_str().expect("original"), ready["thumbnails"][2]["url"].as_str().expect("url")]
     {
-        let first = blog.app.http.get(blog.url(url)).send().await.expect("request");
+        let first = fetch(&blog, url).await;
         assert_eq!(first.status(), 200, "{url}");
         assert_eq!(first.headers()["content-type"], "image/jpeg");
         assert_eq!(first.headers()["cache-control"], "public, max-age=31536000, immutable");
-        let second = blog.app.http.get(blog.url(url)).send().await.expect("request");
+        let second = fetch(&blog, url).await;
         assert_eq!(second.headers()["x-cache"], "Hit from stratus-edge");
         assert!(!second.bytes().await.expect("bytes").is_empty());
     }
-    assert_eq!(
-        blog.app.http.get(blog.url("/media/photos/nothing.jpg")).send().await.expect("request").status(),
-        404
-    );
+    assert_eq!(fetch(&blog, "/media/photos/nothing.jpg").await.status(), 404);
 
     // Variants on request: an offered width, made once, then from memory; others refused.
     let original_url = ready["original"].as_str().expect("original").to_owned();
-    let variant = blog
-        .app
-        .http
-        .get(blog.url(&format!("{original_url}?w=640&format=webp")))
-        .send()
-        .await
-        .expect("request");
+    let variant = fetch(&blog, &format!("{original_url}?w=640&format=webp")).await;
     assert_eq!(variant.status(), 200);
     assert_eq!(variant.headers()["content-type"], "image/webp");
     let picture = image::load_from_memory(&variant.bytes().await.expect("bytes")).expect("webp");
     assert_eq!((picture.width(), picture.height()), (480, 640), "upright, 640 on the long edge");
-    let again = blog
-        .app
-        .http
-        .get(blog.url(&format!("{original_url}?w=640&format=webp")))
-        .send()
-        .await
-        .expect("request");
+    let again = fetch(&blog, &format!("{original_url}?w=640&format=webp")).await;
     assert_eq!(again.headers()["x-cache"], "Hit from stratus-edge");
     let made = keys_under(&blog, "variants").await;
     assert_eq!(made.len(), 1, "made once: {made:?}");
     for refused in ["?w=641", "?w=640&format=gif", "?format=webp"] {
-        let response =
-            blog.app.http.get(blog.url(&format!("{original_url}{refused}"))).send().await.expect("request");
+        let response = fetch(&blog, &format!("{original_url}{refused}")).await;
         assert_eq!(response.status(), 400, "{refused}");
     }
-    let missing = blog.app.http.get(blog.url("/media/photos/none.jpg?w=640")).send().await.expect("request");
+    let missing = fetch(&blog, "/media/photos/none.jpg?w=640").await;
     assert_eq!(missing.status(), 404);
 
     // The same original written again (an event delivered twice): the same set, rewritten.
@@ -188,7 +177,7 @@ async fn bad_photos_end_failed_with_a_reason_and_uploads_are_guarded() {
     let impostor = photo(&blog, &ids[2]).await;
     let stored = impostor["original"].as_str().expect("original");
     assert!(stored.ends_with(".bin"), "kept, named by its content: {stored}");
-    let served = blog.app.http.get(blog.url(stored)).send().await.expect("request");
+    let served = fetch(&blog, stored).await;
     assert_eq!(served.status(), 404, "what is no image is never served from the site's origin");
 
     let before = keys_under(&blog, "photos").await;
