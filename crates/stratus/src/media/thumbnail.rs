@@ -71,7 +71,7 @@ pub enum ThumbnailError {
     NotAnImage,
     #[error("the image is {width}×{height}, more than {limit} pixels")]
     TooManyPixels { width: u64, height: u64, limit: u64 },
-    #[error("the image cannot be decoded: {0}")]
+    #[error("the image is truncated or corrupt ({0})")]
     Corrupt(String),
     #[error("the thumbnail cannot be encoded: {0}")]
     Encode(String),
