@@ -1,5 +1,6 @@
 //! Thumbnails: decide the format by content, refuse bombs from the header alone, decode as
-//! little as the largest thumbnail needs (JPEG: scaled IDCT, 1/2 to 1/8, in the DCT domain),
+//! little as the largest thumbnail needs (JPEG: libjpeg-turbo's scaled IDCT, n/8 in the DCT
+//! domain, through `stratus-jpeg`),
 //! resize with SIMD (`fast_image_resize`, Lanczos3), turn upright by the EXIF orientation, and
 //! encode JPEG or WebP from pixels alone, so no metadata (EXIF, GPS, XMP) survives.
 
@@ -73,8 +74,19 @@ pub enum ThumbnailError {
     TooManyPixels { width: u64, height: u64, limit: u64 },
     #[error("the image is truncated or corrupt ({0})")]
     Corrupt(String),
+    #[error("decoding the image needs {needed} bytes of memory, more than the {limit} allowed")]
+    TooMuchMemory { needed: u64, limit: u64 },
     #[error("the thumbnail cannot be encoded: {0}")]
     Encode(String),
+}
+
+impl From<stratus_jpeg::JpegError> for ThumbnailError {
+    fn from(error: stratus_jpeg::JpegError) -> Self {
+        match error {
+            stratus_jpeg::JpegError::Corrupt(reason) => Self::Corrupt(reason),
+            stratus_jpeg::JpegError::TooMuchMemory { needed, limit } => Self::TooMuchMemory { needed, limit },
+        }
+    }
 }
 
 /// What a photo is, read from its header.
@@ -125,10 +137,8 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, ThumbnailError> {
     let format = sniff(bytes)?;
     let (width, height) = match format {
         SourceFormat::Jpeg => {
-            let mut decoder = jpeg_decoder::Decoder::new(bytes);
-            decoder.read_info().map_err(|e| ThumbnailError::Corrupt(e.to_string()))?;
-            let info = decoder.info().ok_or_else(|| ThumbnailError::Corrupt("no frame header".into()))?;
-            (u32::from(info.width), u32::from(info.height))
+            let header = stratus_jpeg::read_header(bytes)?;
+            (header.width, header.height)
         }
         _ => reader(bytes, format)?.into_dimensions().map_err(|e| ThumbnailError::Corrupt(e.to_string()))?,
     };
@@ -245,23 +255,16 @@ fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<Decoded, Thumbna
     let corrupt = |e: &dyn std::fmt::Display| ThumbnailError::Corrupt(e.to_string());
     match probe.format {
         SourceFormat::Jpeg => {
-            let mut decoder = jpeg_decoder::Decoder::new(bytes);
-            decoder.set_max_decoding_buffer_size(DECODE_ALLOCATION_LIMIT as usize);
-            decoder.read_info().map_err(|e| corrupt(&e))?;
-            // The smallest IDCT scale whose output still covers the largest thumbnail.
-            let (target_w, target_h) = fit(probe.width, probe.height, long_edge);
-            let clamp = |side: u32| u16::try_from(side).unwrap_or(u16::MAX);
-            let (width, height) = decoder.scale(clamp(target_w), clamp(target_h)).map_err(|e| corrupt(&e))?;
-            let pixels = decoder.decode().map_err(|e| corrupt(&e))?;
-            let info = decoder.info().ok_or_else(|| ThumbnailError::Corrupt("no frame header".into()))?;
-            let rgb = to_rgb(pixels, info.pixel_format)?;
-            let image = RgbImage::from_raw(u32::from(width), u32::from(height), rgb)
+            let (width, height) = fit(probe.width, probe.height, long_edge);
+            let jpeg = stratus_jpeg::decode(bytes, (width, height), DECODE_ALLOCATION_LIMIT)?;
+            let pixels = RgbImage::from_raw(jpeg.width, jpeg.height, jpeg.rgb)
                 .ok_or_else(|| ThumbnailError::Corrupt("truncated pixel data".into()))?;
-            let orientation = decoder
-                .exif_data()
+            let orientation = jpeg
+                .exif
+                .as_deref()
                 .and_then(Orientation::from_exif_chunk)
                 .unwrap_or(Orientation::NoTransforms);
-            Ok(Decoded { pixels: image, orientation, icc: decoder.icc_profile() })
+            Ok(Decoded { pixels, orientation, icc: jpeg.icc })
         }
         format => {
             let mut decoder = reader(bytes, format)?.into_decoder().map_err(|e| corrupt(&e))?;
@@ -270,25 +273,6 @@ fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<Decoded, Thumbna
             let image = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(&e))?;
             Ok(Decoded { pixels: flatten(image), orientation, icc })
         }
-    }
-}
-
-/// RGB from what a JPEG decodes to (grey, RGB or Adobe's inverted CMYK).
-fn to_rgb(pixels: Vec<u8>, format: jpeg_decoder::PixelFormat) -> Result<Vec<u8>, ThumbnailError> {
-    match format {
-        jpeg_decoder::PixelFormat::RGB24 => Ok(pixels),
-        jpeg_decoder::PixelFormat::L8 => Ok(pixels.iter().flat_map(|&l| [l, l, l]).collect()),
-        jpeg_decoder::PixelFormat::L16 => {
-            Ok(pixels.chunks_exact(2).flat_map(|l| [l[0], l[0], l[0]]).collect())
-        }
-        jpeg_decoder::PixelFormat::CMYK32 => Ok(pixels
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let k = u16::from(p[3]);
-                let channel = |c: u8| ((u16::from(c) * k + 127) / 255) as u8;
-                [channel(p[0]), channel(p[1]), channel(p[2])]
-            })
-            .collect()),
     }
 }
 
