@@ -314,14 +314,19 @@ async fn media_functions(
         media.photos.clone(),
         &config.media,
     ));
+    let max_attempts = config.stream.max_attempts;
     host.on_object_event(
         "thumbnail",
         media.bucket.stream_source(),
         ObjectTrigger::created(&config.stream).prefix("photos/"),
-        move |_, event| {
+        move |invocation, event| {
             let thumbnailer = Arc::clone(&thumbnailer);
+            let last_attempt = invocation.attempt >= max_attempts;
             async move {
-                thumbnailer.handle(&event.key()).await.map_err(|error| Box::new(error) as FunctionError)
+                thumbnailer
+                    .handle(&event.key(), last_attempt)
+                    .await
+                    .map_err(|error| Box::new(error) as FunctionError)
             }
         },
     )?;

@@ -235,7 +235,9 @@ async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> an
             let chunks = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024);
             let uploaded =
                 media.upload(&Media::new_id(), chunks, uploader, config.media.max_upload_bytes).await?;
-            thumbnailer.handle(&uploaded.key).await?;
+            // Not the last attempt: the upload's event is still delivered to the `thumbnail`
+            // function of a server, whose retries decide a photo's fate after a storage error.
+            thumbnailer.handle(&uploaded.key, false).await?;
             let photo = media.photos.get(&uploaded.id).await?.context("the photo item vanished")?;
             match (photo.state, photo.width, photo.height) {
                 (crate::media::photos::PhotoState::Ready, Some(w), Some(h)) => {

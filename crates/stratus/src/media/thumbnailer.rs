@@ -13,6 +13,7 @@ use super::photos::{PhotoError, PhotoStore, ThumbnailRef, id_of_key};
 use super::thumbnail::{Rendered, render};
 use crate::blobs::EventedStore;
 use crate::config::MediaConfig;
+use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThumbnailerError {
@@ -41,8 +42,23 @@ impl Thumbnailer {
 
     /// Handles the creation of `key`. A picture that cannot be thumbnailed marks its photo
     /// `failed` with the reason and succeeds (retrying cannot help); storage errors fail the
-    /// invocation so the stream retries it.
-    pub async fn handle(&self, key: &str) -> Result<(), ThumbnailerError> {
+    /// invocation so the stream retries it. When that was the `last_attempt`, the photo is
+    /// marked `failed` too rather than left `pending` behind a dead letter; redriving the letter
+    /// runs this again and a success marks it `ready`.
+    pub async fn handle(&self, key: &str, last_attempt: bool) -> Result<(), ThumbnailerError> {
+        let result = self.thumbnail(key).await;
+        if let (Err(error), true, Some(id)) = (&result, last_attempt, id_of_key(key)) {
+            // The top-level message only: the causes name paths of the server, and photos are public.
+            tracing::warn!(key, error = %error_chain(error), "photo failed after its last attempt");
+            let reason = format!("thumbnails could not be stored: {error}");
+            if let Err(marking) = self.photos.mark_failed(id, &reason).await {
+                tracing::warn!(key, error = %error_chain(&marking), "cannot mark the photo failed");
+            }
+        }
+        result
+    }
+
+    async fn thumbnail(&self, key: &str) -> Result<(), ThumbnailerError> {
         let Some(id) = id_of_key(key) else { return Ok(()) };
         if self.photos.get(id).await?.is_none() {
             tracing::warn!(key, "an original without a photo item: ignored");

@@ -253,3 +253,33 @@ async fn a_presigned_url_allows_one_direct_upload_until_it_expires() {
     assert_eq!(status, 403, "expired: {body}");
     blog.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_photo_whose_thumbnails_cannot_be_stored_ends_failed_and_a_redrive_makes_it_ready() {
+    let blog = Blog::start().await;
+    // A file where the `thumbnails/` folder must go: every thumbnail write fails, as on a full
+    // or broken disk, while the original is stored.
+    let blocker = blog.app.stage_dir().join("buckets/media/thumbnails");
+    std::fs::write(&blocker, b"in the way").expect("blocker");
+    let (status, body) = upload(&blog, &blog.author, "holiday.jpg", sideways_jpeg()).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    blog.app.drain().await;
+
+    let failed = photo(&blog, &id).await;
+    assert_eq!(failed["state"], "failed", "not left pending behind a dead letter: {failed}");
+    let reason = failed["reason"].as_str().expect("reason");
+    assert_eq!(reason, "thumbnails could not be stored: cannot read or write the media bucket");
+    let letters = blog.app.platform.stream.dead_letters(Some("thumbnail")).expect("letters");
+    assert_eq!(letters.len(), 1, "retried, then kept for a redrive");
+    assert_eq!(letters[0].attempts, 3);
+
+    std::fs::remove_file(&blocker).expect("remove blocker");
+    assert_eq!(blog.app.platform.stream.redrive("thumbnail", None).expect("redrive"), 1);
+    blog.app.drain().await;
+    let ready = photo(&blog, &id).await;
+    assert_eq!(ready["state"], "ready", "{ready}");
+    assert!(ready.get("reason").is_none_or(Value::is_null), "{ready}");
+    assert_eq!(keys_under(&blog, &format!("thumbnails/photos/{id}")).await.len(), 4);
+    blog.app.stop().await;
+}

@@ -242,7 +242,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// A running `Application` on port 0 with a manual clock, and clients for its protocols.
 pub struct TestApp {
-    _dir: TempDir,
+    dir: TempDir,
     pub base: String,
     pub clock: ManualClock,
     pub pool_id: String,
@@ -260,6 +260,11 @@ pub const OPERATOR_KEY: &str = "TESTOPERATOR";
 pub const OPERATOR_SECRET: &str = "test-operator-secret-0123456789";
 
 impl TestApp {
+    /// Where the stage's state lives: `stratus.db`, `buckets/`, `outbox/`.
+    pub fn stage_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("test")
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}, |_| {}).await
     }
@@ -294,7 +299,7 @@ impl TestApp {
             let _ = stopped.await;
         }));
         Self {
-            _dir: dir,
+            dir,
             base,
             clock,
             pool_id,
