@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use stratus::media::thumbnail::{DEFAULT_MAX_PIXELS, OutputFormat, render};
+use stratus::media::thumbnail::{DecodeLimits, OutputFormat, render};
 
 const AT_A_TIME: usize = 4;
 const ROUNDS: usize = 3;
@@ -40,7 +40,7 @@ fn main() {
                         &photo,
                         &[256, 1024],
                         &[OutputFormat::Jpeg, OutputFormat::Webp],
-                        DEFAULT_MAX_PIXELS,
+                        DecodeLimits::DEFAULT,
                     )
                     .expect("render");
                     assert_eq!(rendered.thumbnails.len(), 4);

@@ -12,6 +12,8 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::media::thumbnail::DecodeLimits;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {} does not exist", path.display())]
@@ -208,6 +210,11 @@ pub struct MediaConfig {
     pub thumbnail_formats: Vec<crate::media::thumbnail::OutputFormat>,
     /// Largest photo accepted, in pixels (width × height, read from the header).
     pub max_pixels: u64,
+    /// Memory one decode may take, in bytes, known from the header before decoding: a PNG,
+    /// WebP or GIF is decoded whole (4 bytes a pixel for RGBA, plus an RGB copy); a JPEG only at
+    /// the scale its largest thumbnail needs, except progressive ones, which hold 2 bytes a pixel
+    /// and component. At most one decode runs per core.
+    pub max_decode_bytes: u64,
     /// Largest upload accepted, in bytes (413 beyond).
     pub max_upload_bytes: usize,
     /// Widths the edge makes on request (`/media/<key>?w=640&format=webp`); others get 400.
@@ -217,6 +224,12 @@ pub struct MediaConfig {
     pub upload_link_ttl: Duration,
 }
 
+impl MediaConfig {
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits { max_pixels: self.max_pixels, max_bytes: self.max_decode_bytes }
+    }
+}
+
 impl Default for MediaConfig {
     fn default() -> Self {
         use crate::media::thumbnail::OutputFormat;
@@ -224,7 +237,8 @@ impl Default for MediaConfig {
             bucket: "media".into(),
             thumbnail_widths: vec![256, 1024],
             thumbnail_formats: vec![OutputFormat::Jpeg, OutputFormat::Webp],
-            max_pixels: crate::media::thumbnail::DEFAULT_MAX_PIXELS,
+            max_pixels: DecodeLimits::DEFAULT.max_pixels,
+            max_decode_bytes: DecodeLimits::DEFAULT.max_bytes,
             max_upload_bytes: 25 * 1024 * 1024,
             variant_widths: vec![320, 640, 960, 1280, 1920],
             upload_link_ttl: Duration::from_secs(15 * 60),
@@ -687,6 +701,9 @@ impl Config {
         }
         if !(1_000_000..=1_000_000_000).contains(&media.max_pixels) {
             return invalid("media.max_pixels", "must be between 1 and 1000 megapixels");
+        }
+        if !(16 * 1024 * 1024..=16 * 1024 * 1024 * 1024).contains(&media.max_decode_bytes) {
+            return invalid("media.max_decode_bytes", "must be between 16 MiB and 16 GiB");
         }
         if !(1024..=1024 * 1024 * 1024).contains(&media.max_upload_bytes) {
             return invalid("media.max_upload_bytes", "must be between 1 KiB and 1 GiB");

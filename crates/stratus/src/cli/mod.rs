@@ -279,7 +279,7 @@ fn thumbnail(args: &ThumbnailArgs, config: &Config) -> anyhow::Result<()> {
     };
     let bytes =
         std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
-    let rendered = render(&bytes, &[args.width], &[format], config.media.max_pixels)
+    let rendered = render(&bytes, &[args.width], &[format], config.media.decode_limits())
         .with_context(|| format!("{}", args.input.display()))?;
     let thumbnail = rendered.thumbnails.first().context("no thumbnail was produced")?;
     std::fs::write(&args.output, &thumbnail.bytes)

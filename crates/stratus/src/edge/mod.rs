@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::blobs::{EventedStore, parse_key};
 use crate::config::{EdgeConfig, MediaConfig};
+use crate::media::thumbnail::DecodeLimits;
 
 /// Objects larger than this are served but not kept in memory.
 const MAX_CACHED_OBJECT: usize = 8 * 1024 * 1024;
@@ -69,9 +70,9 @@ pub struct Edge {
     media: Arc<EventedStore>,
     cache: moka::sync::Cache<String, Arc<Cached>>,
     config: EdgeConfig,
-    /// Widths offered as on-the-fly variants of photos, and the pixel limit for their originals.
+    /// Widths offered as on-the-fly variants of photos, and the decode limits for their originals.
     variant_widths: Vec<u32>,
-    max_pixels: u64,
+    decode_limits: DecodeLimits,
     /// Variants are made one per core at a time.
     renders: tokio::sync::Semaphore,
     /// The viewer-response hook's headers, parsed once.
@@ -120,7 +121,7 @@ impl Edge {
             cache,
             config: config.clone(),
             variant_widths: media_config.variant_widths.clone(),
-            max_pixels: media_config.max_pixels,
+            decode_limits: media_config.decode_limits(),
             renders: tokio::sync::Semaphore::new(cores),
             security_headers,
         }
@@ -243,7 +244,7 @@ impl Edge {
         if matches!(self.load(&key).await, Ok(Some(_))) {
             return Ok(key);
         }
-        match variants::make(&self.media, original, variant, self.max_pixels, &self.renders).await {
+        match variants::make(&self.media, original, variant, self.decode_limits, &self.renders).await {
             Ok(()) => Ok(key),
             Err(variants::VariantError::NoOriginal) => {
                 Err(Box::new(error_page(StatusCode::NOT_FOUND, "There is no photo at this address.")))

@@ -8,7 +8,7 @@ use object_store::{ObjectStoreExt as _, PutPayload};
 use tokio::sync::Semaphore;
 
 use crate::blobs::EventedStore;
-use crate::media::thumbnail::{OutputFormat, ThumbnailError, render};
+use crate::media::thumbnail::{DecodeLimits, OutputFormat, ThumbnailError, render};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Variant {
@@ -62,7 +62,7 @@ pub(super) async fn make(
     media: &EventedStore,
     original: &str,
     variant: Variant,
-    max_pixels: u64,
+    limits: DecodeLimits,
     renders: &Semaphore,
 ) -> Result<(), VariantError> {
     let bytes = match media.get(&Path::from(original)).await {
@@ -72,7 +72,7 @@ pub(super) async fn make(
     };
     let rendered = {
         let _permit = renders.acquire().await;
-        tokio::task::spawn_blocking(move || render(&bytes, &[variant.width], &[variant.format], max_pixels))
+        tokio::task::spawn_blocking(move || render(&bytes, &[variant.width], &[variant.format], limits))
             .await??
     };
     let thumbnail =

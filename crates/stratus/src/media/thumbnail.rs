@@ -11,10 +11,19 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder as _, ImageReader, RgbImage};
 
-/// Largest picture accepted, in pixels (width × height from the header).
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
-/// What a decoder may allocate beyond the picture itself.
-const DECODE_ALLOCATION_LIMIT: u64 = 512 * 1024 * 1024;
+/// How large a picture may be, checked from its header before anything is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Width × height.
+    pub max_pixels: u64,
+    /// Memory one decode may take: the decoded pixels (or, for progressive JPEGs, their
+    /// coefficients) and the RGB copy made of them.
+    pub max_bytes: u64,
+}
+
+impl DecodeLimits {
+    pub const DEFAULT: Self = Self { max_pixels: 100_000_000, max_bytes: 256 * 1024 * 1024 };
+}
 const JPEG_QUALITY: u8 = 82;
 const WEBP_QUALITY: f32 = 80.0;
 
@@ -140,7 +149,9 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, ThumbnailError> {
             let header = stratus_jpeg::read_header(bytes)?;
             (header.width, header.height)
         }
-        _ => reader(bytes, format)?.into_dimensions().map_err(|e| ThumbnailError::Corrupt(e.to_string()))?,
+        _ => reader(bytes, format, u64::MAX)?
+            .into_dimensions()
+            .map_err(|e| ThumbnailError::Corrupt(e.to_string()))?,
     };
     let (wide, high) = (u64::from(width), u64::from(height));
     if wide * high > max_pixels {
@@ -158,11 +169,11 @@ pub fn render(
     bytes: &[u8],
     long_edges: &[u32],
     formats: &[OutputFormat],
-    max_pixels: u64,
+    limits: DecodeLimits,
 ) -> Result<Rendered, ThumbnailError> {
-    let probe = probe(bytes, max_pixels)?;
+    let probe = probe(bytes, limits.max_pixels)?;
     let largest = long_edges.iter().copied().max().unwrap_or(1).max(1);
-    let Decoded { pixels: decoded, orientation, icc } = decode(bytes, probe, largest)?;
+    let Decoded { pixels: decoded, orientation, icc } = decode(bytes, probe, largest, limits.max_bytes)?;
     let to_srgb = icc.as_deref().and_then(srgb_transform);
     let upright = |(w, h): (u32, u32)| if swaps_axes(orientation) { (h, w) } else { (w, h) };
     let (width, height) = upright((probe.width, probe.height));
@@ -228,7 +239,11 @@ fn swaps_axes(orientation: Orientation) -> bool {
     )
 }
 
-fn reader(bytes: &[u8], format: SourceFormat) -> Result<ImageReader<Cursor<&[u8]>>, ThumbnailError> {
+fn reader(
+    bytes: &[u8],
+    format: SourceFormat,
+    max_bytes: u64,
+) -> Result<ImageReader<Cursor<&[u8]>>, ThumbnailError> {
     let format = match format {
         SourceFormat::Jpeg => image::ImageFormat::Jpeg,
         SourceFormat::Png => image::ImageFormat::Png,
@@ -237,7 +252,7 @@ fn reader(bytes: &[u8], format: SourceFormat) -> Result<ImageReader<Cursor<&[u8]
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
-    limits.max_alloc = Some(DECODE_ALLOCATION_LIMIT);
+    limits.max_alloc = Some(max_bytes);
     reader.limits(limits);
     Ok(reader)
 }
@@ -250,13 +265,15 @@ struct Decoded {
     icc: Option<Vec<u8>>,
 }
 
-/// Decodes at least `long_edge` on the long side when the picture is that large.
-fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<Decoded, ThumbnailError> {
+/// Decodes at least `long_edge` on the long side when the picture is that large, in at most
+/// `max_bytes` of memory: what a decode needs is known from the header, so a picture that needs
+/// more is refused before anything is allocated.
+fn decode(bytes: &[u8], probe: Probe, long_edge: u32, max_bytes: u64) -> Result<Decoded, ThumbnailError> {
     let corrupt = |e: &dyn std::fmt::Display| ThumbnailError::Corrupt(e.to_string());
     match probe.format {
         SourceFormat::Jpeg => {
             let (width, height) = fit(probe.width, probe.height, long_edge);
-            let jpeg = stratus_jpeg::decode(bytes, (width, height), DECODE_ALLOCATION_LIMIT)?;
+            let jpeg = stratus_jpeg::decode(bytes, (width, height), max_bytes)?;
             let pixels = RgbImage::from_raw(jpeg.width, jpeg.height, jpeg.rgb)
                 .ok_or_else(|| ThumbnailError::Corrupt("truncated pixel data".into()))?;
             let orientation = jpeg
@@ -267,7 +284,14 @@ fn decode(bytes: &[u8], probe: Probe, long_edge: u32) -> Result<Decoded, Thumbna
             Ok(Decoded { pixels, orientation, icc: jpeg.icc })
         }
         format => {
-            let mut decoder = reader(bytes, format)?.into_decoder().map_err(|e| corrupt(&e))?;
+            let mut decoder = reader(bytes, format, max_bytes)?.into_decoder().map_err(|e| corrupt(&e))?;
+            // No scaled decoding here: the whole picture, then an RGB copy unless it is RGB.
+            let (width, height) = decoder.dimensions();
+            let copy = if decoder.color_type() == image::ColorType::Rgb8 { 0 } else { 3 };
+            let needed = decoder.total_bytes().saturating_add(u64::from(width) * u64::from(height) * copy);
+            if needed > max_bytes {
+                return Err(ThumbnailError::TooMuchMemory { needed, limit: max_bytes });
+            }
             let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
             let icc = decoder.icc_profile().ok().flatten();
             let image = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(&e))?;
@@ -365,8 +389,8 @@ mod tests {
 
     /// A thumbnail's pixels, decoded at full size.
     fn pixels(bytes: &[u8]) -> RgbImage {
-        let probe = probe(bytes, DEFAULT_MAX_PIXELS).unwrap();
-        decode(bytes, probe, probe.width.max(probe.height)).unwrap().pixels
+        let probe = probe(bytes, DecodeLimits::DEFAULT.max_pixels).unwrap();
+        decode(bytes, probe, probe.width.max(probe.height), DecodeLimits::DEFAULT.max_bytes).unwrap().pixels
     }
 
     fn close(pixel: &image::Rgb<u8>, expected: [u8; 3]) -> bool {
@@ -390,7 +414,8 @@ mod tests {
             stored.apply_orientation(inverse(n));
             let jpeg = jpeg_with_orientation(&stored.into_rgb8(), u16::from(n));
             let rendered =
-                render(&jpeg, &[80], &[OutputFormat::Jpeg, OutputFormat::Webp], DEFAULT_MAX_PIXELS).unwrap();
+                render(&jpeg, &[80], &[OutputFormat::Jpeg, OutputFormat::Webp], DecodeLimits::DEFAULT)
+                    .unwrap();
             assert_eq!((rendered.width, rendered.height), (160, 80), "orientation {n}: upright size");
             for thumbnail in &rendered.thumbnails {
                 let decoded = pixels(&thumbnail.bytes);
@@ -468,7 +493,7 @@ mod tests {
             bytes
         };
         let centre = |jpeg: &[u8]| {
-            let rendered = render(jpeg, &[32], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS).unwrap();
+            let rendered = render(jpeg, &[32], &[OutputFormat::Jpeg], DecodeLimits::DEFAULT).unwrap();
             *pixels(&rendered.thumbnails[0].bytes).get_pixel(16, 16)
         };
         let swapped = centre(&encode(Some(icc_profile(green, red, blue))));
@@ -496,7 +521,7 @@ mod tests {
             encoder.encode_frames([first, second]).unwrap();
         }
         for (name, bytes) in [("png", png), ("webp", webp), ("gif", gif)] {
-            let rendered = render(&bytes, &[80], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS).unwrap();
+            let rendered = render(&bytes, &[80], &[OutputFormat::Jpeg], DecodeLimits::DEFAULT).unwrap();
             let thumbnail = pixels(&rendered.thumbnails[0].bytes);
             assert_eq!(thumbnail.dimensions(), (80, 40), "{name}");
             assert!(close(thumbnail.get_pixel(20, 10), [255, 0, 0]), "{name}: the first frame, upright");
@@ -508,7 +533,7 @@ mod tests {
     fn widths_and_formats_are_as_asked_and_never_upscaled() {
         let jpeg = jpeg_with_orientation(&upright(), 1);
         let rendered =
-            render(&jpeg, &[64, 1024], &[OutputFormat::Jpeg, OutputFormat::Webp], DEFAULT_MAX_PIXELS)
+            render(&jpeg, &[64, 1024], &[OutputFormat::Jpeg, OutputFormat::Webp], DecodeLimits::DEFAULT)
                 .unwrap();
         let summary: Vec<_> =
             rendered.thumbnails.iter().map(|t| (t.long_edge, t.format, t.width, t.height)).collect();
@@ -538,17 +563,54 @@ mod tests {
         crc.update(&bomb[12..29]);
         bomb[29..33].copy_from_slice(&crc.sum().to_be_bytes());
         let started = std::time::Instant::now();
-        let refused = render(&bomb, &[256], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS);
+        let refused = render(&bomb, &[256], &[OutputFormat::Jpeg], DecodeLimits::DEFAULT);
         assert!(matches!(refused, Err(ThumbnailError::TooManyPixels { width: 50_000, .. })), "{refused:?}");
         assert!(started.elapsed() < std::time::Duration::from_millis(100));
 
         let jpeg = jpeg_with_orientation(&upright(), 1);
-        let truncated = render(&jpeg[..jpeg.len() / 2], &[64], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS);
+        let truncated = render(&jpeg[..jpeg.len() / 2], &[64], &[OutputFormat::Jpeg], DecodeLimits::DEFAULT);
         assert!(matches!(truncated, Err(ThumbnailError::Corrupt(_))), "{truncated:?}");
         let html =
-            render(b"<!doctype html><title>x</title>", &[64], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS);
+            render(b"<!doctype html><title>x</title>", &[64], &[OutputFormat::Jpeg], DecodeLimits::DEFAULT);
         assert_eq!(html, Err(ThumbnailError::NotAnImage));
-        assert_eq!(render(b"", &[64], &[OutputFormat::Jpeg], DEFAULT_MAX_PIXELS), Err(ThumbnailError::Empty));
+        assert_eq!(
+            render(b"", &[64], &[OutputFormat::Jpeg], DecodeLimits::DEFAULT),
+            Err(ThumbnailError::Empty)
+        );
+    }
+
+    #[test]
+    fn pictures_needing_more_memory_than_allowed_are_refused_before_decoding() {
+        let png = |colour: image::ExtendedColorType, channels: usize| {
+            let mut bytes = Vec::new();
+            image::codecs::png::PngEncoder::new(&mut bytes)
+                .write_image(&vec![0u8; 1000 * 1000 * channels], 1000, 1000, colour)
+                .unwrap();
+            bytes
+        };
+        let limits = |max_bytes: u64| DecodeLimits { max_bytes, ..DecodeLimits::DEFAULT };
+        // RGBA: 4 bytes a pixel decoded, then 3 for the RGB copy.
+        let rgba = png(image::ExtendedColorType::Rgba8, 4);
+        assert_eq!(
+            render(&rgba, &[64], &[OutputFormat::Jpeg], limits(6_999_999)),
+            Err(ThumbnailError::TooMuchMemory { needed: 7_000_000, limit: 6_999_999 })
+        );
+        assert!(render(&rgba, &[64], &[OutputFormat::Jpeg], limits(7_000_000)).is_ok());
+        // RGB needs no copy.
+        let rgb = png(image::ExtendedColorType::Rgb8, 3);
+        assert!(render(&rgb, &[64], &[OutputFormat::Jpeg], limits(3_000_000)).is_ok());
+        // A progressive JPEG holds its coefficients: 2 bytes a pixel and component (4:2:0 here).
+        let mut progressive = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut progressive, 80);
+        encoder.set_progressive(true);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder.encode(&vec![0u8; 1024 * 1024 * 3], 1024, 1024, jpeg_encoder::ColorType::Rgb).unwrap();
+        let needed = 1024 * 1024 * 3;
+        assert_eq!(
+            render(&progressive, &[64], &[OutputFormat::Jpeg], limits(needed - 1)),
+            Err(ThumbnailError::TooMuchMemory { needed, limit: needed - 1 })
+        );
+        assert!(render(&progressive, &[64], &[OutputFormat::Jpeg], limits(needed)).is_ok());
     }
 
     #[test]

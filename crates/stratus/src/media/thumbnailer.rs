@@ -72,12 +72,12 @@ impl Thumbnailer {
         };
         let rendered = {
             let _permit = self.renders.acquire().await;
-            let (widths, formats, max_pixels) = (
+            let (widths, formats, limits) = (
                 self.config.thumbnail_widths.clone(),
                 self.config.thumbnail_formats.clone(),
-                self.config.max_pixels,
+                self.config.decode_limits(),
             );
-            tokio::task::spawn_blocking(move || render(&bytes, &widths, &formats, max_pixels)).await?
+            tokio::task::spawn_blocking(move || render(&bytes, &widths, &formats, limits)).await?
         };
         match rendered {
             Ok(rendered) => self.store(id, rendered).await,

@@ -283,3 +283,59 @@ async fn a_photo_whose_thumbnails_cannot_be_stored_ends_failed_and_a_redrive_mak
     assert_eq!(keys_under(&blog, &format!("thumbnails/photos/{id}")).await.len(), 4);
     blog.app.stop().await;
 }
+
+#[tokio::test]
+async fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    // Under the pixel limit, but 30 MP of RGBA: 120 MB decoded and 90 MB more as RGB, in a
+    // 120 kB file.
+    let mut wide = Vec::new();
+    {
+        use image::ImageEncoder as _;
+        image::codecs::png::PngEncoder::new(&mut wide)
+            .write_image(&vec![0u8; 6000 * 5000 * 4], 6000, 5000, image::ExtendedColorType::Rgba8)
+            .expect("png");
+    }
+    let files = [
+        write("wide.png", &wide),
+        write("cut.jpg", &sideways_jpeg()[..100_000]),
+        write("page.jpg", b"<!doctype html><title>not a photo</title>"),
+        write("empty.jpg", b""),
+        write("good.jpg", &sideways_jpeg()),
+    ];
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["photos", "upload"])
+        .args(&files)
+        .args(["--stage", "test", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("STRATUS_LOG__FILTER", "warn")
+        .env("STRATUS_MEDIA__MAX_DECODE_BYTES", (64 * 1024 * 1024).to_string())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(
+        lines[0].ends_with(
+            "failed: decoding the image needs 210000000 bytes of memory, more than the 67108864 allowed"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains(" failed: the image is truncated or corrupt (Premature end of JPEG file)"),
+        "{stdout}"
+    );
+    assert!(lines[2].contains(" failed: not a JPEG, PNG, WebP or GIF image"), "{stdout}");
+    assert!(lines[3].contains(" failed: the file is empty"), "{stdout}");
+    assert!(lines[4].ends_with("ready 1200x1600, 4 thumbnails"), "{stdout}");
+    // The largest resident set of any child this test process has waited for, this one included.
+    let peak_kb = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage")
+        .max_rss();
+    assert!(peak_kb < 100 * 1024, "peak resident memory {peak_kb} kB: the bomb was decoded");
+}
