@@ -284,8 +284,8 @@ async fn a_photo_whose_thumbnails_cannot_be_stored_ends_failed_and_a_redrive_mak
     blog.app.stop().await;
 }
 
-#[tokio::test]
-async fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
+#[test]
+fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
     let dir = tempfile::TempDir::new().expect("dir");
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.path().join(name);
@@ -301,25 +301,52 @@ async fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
             .write_image(&vec![0u8; 6000 * 5000 * 4], 6000, 5000, image::ExtendedColorType::Rgba8)
             .expect("png");
     }
+    // The last photo comes through a FIFO: the process blocks opening it after the others, and
+    // is measured then, alive, through /proc.
+    let last = dir.path().join("last.jpg");
+    nix::unistd::mkfifo(&last, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
     let files = [
         write("wide.png", &wide),
         write("cut.jpg", &sideways_jpeg()[..100_000]),
         write("page.jpg", b"<!doctype html><title>not a photo</title>"),
         write("empty.jpg", b""),
-        write("good.jpg", &sideways_jpeg()),
+        last.clone(),
     ];
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(["photos", "upload"])
         .args(&files)
         .args(["--stage", "test", "--data-dir"])
         .arg(dir.path().join("data"))
         .env("STRATUS_LOG__FILTER", "warn")
         .env("STRATUS_MEDIA__MAX_DECODE_BYTES", (64 * 1024 * 1024).to_string())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run");
+    let (opened, reached) = std::sync::mpsc::channel();
+    let (go, proceed) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // Opening a FIFO for writing returns once the reader has opened it.
+        let mut fifo = std::fs::OpenOptions::new().write(true).open(&last).expect("open fifo");
+        opened.send(()).expect("report");
+        if proceed.recv().is_ok() {
+            std::io::Write::write_all(&mut fifo, &sideways_jpeg()).expect("feed");
+        }
+    });
+    reached.recv_timeout(std::time::Duration::from_secs(120)).expect("the last photo is opened");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    go.send(()).expect("go");
+    let output = child.wait_with_output().expect("wait");
+    assert!(peak_kb < 100 * 1024, "peak resident memory after the bombs: {peak_kb} kB");
+
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines.len(), 5, "{stdout} {}", String::from_utf8_lossy(&output.stderr));
     assert!(
         lines[0].ends_with(
             "failed: decoding the image needs 210000000 bytes of memory, more than the 67108864 allowed"
@@ -333,9 +360,4 @@ async fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
     assert!(lines[2].contains(" failed: not a JPEG, PNG, WebP or GIF image"), "{stdout}");
     assert!(lines[3].contains(" failed: the file is empty"), "{stdout}");
     assert!(lines[4].ends_with("ready 1200x1600, 4 thumbnails"), "{stdout}");
-    // The largest resident set of any child this test process has waited for, this one included.
-    let peak_kb = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .expect("getrusage")
-        .max_rss();
-    assert!(peak_kb < 100 * 1024, "peak resident memory {peak_kb} kB: the bomb was decoded");
 }
