@@ -314,17 +314,15 @@ async fn media_functions(
         media.photos.clone(),
         &config.media,
     ));
-    let max_attempts = config.stream.max_attempts;
     host.on_object_event(
         "thumbnail",
         media.bucket.stream_source(),
         ObjectTrigger::created(&config.stream).prefix("photos/"),
         move |invocation, event| {
             let thumbnailer = Arc::clone(&thumbnailer);
-            let last_attempt = invocation.attempt >= max_attempts;
             async move {
                 thumbnailer
-                    .handle(&event.key(), last_attempt)
+                    .handle(&event.key(), invocation.last_attempt)
                     .await
                     .map_err(|error| Box::new(error) as FunctionError)
             }

@@ -19,7 +19,8 @@ use crate::config::{FunctionsConfig, StreamConfig};
 use crate::events::{BatchResponse, ObjectEvent, TableChange};
 use crate::stream::consumer::Consumer;
 use crate::stream::{
-    ConsumerSpec, Deliver, DeliveryOptions, EventFilter, KeyFilter, Outcome, Record, StreamError, StreamLog,
+    Attempt, ConsumerSpec, Deliver, DeliveryOptions, EventFilter, KeyFilter, Outcome, Record, StreamError,
+    StreamLog,
 };
 use crate::telemetry::error_chain;
 
@@ -34,6 +35,9 @@ pub struct Invocation {
     pub function: Arc<str>,
     /// 1 for the first delivery of these records, then 2, 3, …
     pub attempt: u32,
+    /// A failure now sends the records to the dead-letter queue rather than back for a retry:
+    /// the last chance to record the failure where users see it.
+    pub last_attempt: bool,
     pub deadline: Instant,
 }
 
@@ -327,7 +331,7 @@ impl HostHealth {
 async fn invoke<T>(
     function: &Arc<str>,
     limits: &Limits,
-    attempt: u32,
+    attempt: Attempt,
     records: usize,
     call: impl FnOnce(Invocation) -> std::pin::Pin<Box<dyn Future<Output = Result<T, FunctionError>> + Send>>,
 ) -> Result<T, String> {
@@ -339,11 +343,17 @@ async fn invoke<T>(
     let invocation = Invocation {
         request_id: request_id.clone(),
         function: Arc::clone(function),
-        attempt,
+        attempt: attempt.number,
+        last_attempt: attempt.last,
         deadline: started + limits.timeout,
     };
-    let span =
-        tracing::info_span!("invocation", function = %function, request_id = %request_id, attempt, records);
+    let span = tracing::info_span!(
+        "invocation",
+        function = %function,
+        request_id = %request_id,
+        attempt = attempt.number,
+        records
+    );
     async move {
         let running = AssertUnwindSafe(call(invocation)).catch_unwind();
         let outcome = match tokio::time::timeout(limits.timeout, running).await {
@@ -395,7 +405,7 @@ where
     F: Fn(Invocation, Vec<TableChange>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<BatchResponse, FunctionError>> + Send + 'static,
 {
-    async fn deliver(&self, records: &[Record], attempt: u32) -> Outcome {
+    async fn deliver(&self, records: &[Record], attempt: Attempt) -> Outcome {
         let changes = match records.iter().map(decode_table_change).collect::<Result<Vec<_>, _>>() {
             Ok(changes) => changes,
             Err(error) => return Outcome::Failed(error),
@@ -435,7 +445,7 @@ where
     F: Fn(Invocation, ObjectEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), FunctionError>> + Send + 'static,
 {
-    async fn deliver(&self, records: &[Record], attempt: u32) -> Outcome {
+    async fn deliver(&self, records: &[Record], attempt: Attempt) -> Outcome {
         // Object functions get one event per invocation (batch size 1); a larger batch is
         // delivered event by event and the first failure stops it.
         for record in records {

@@ -24,10 +24,20 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// Which delivery of a window of records this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first delivery of these records, then 2, 3, …
+    pub number: u32,
+    /// A failure now dead-letters the records instead of retrying them (the attempts or the
+    /// record age are used up), unless the window is split first (`bisect_on_error`).
+    pub last: bool,
+}
+
 /// Invokes a consumer's function with one batch.
 #[async_trait]
 pub trait Deliver: Send + Sync + 'static {
-    async fn deliver(&self, records: &[Record], attempt: u32) -> Outcome;
+    async fn deliver(&self, records: &[Record], attempt: Attempt) -> Outcome;
 }
 
 impl std::fmt::Debug for dyn Deliver {
@@ -192,6 +202,10 @@ impl Consumer {
         }
     }
 
+    fn age(&self, record: &Record) -> Duration {
+        Duration::from_millis(u64::try_from(self.log.now_millis() - record.created_at_ms).unwrap_or_default())
+    }
+
     async fn advance(
         &self,
         checkpoint: &mut u64,
@@ -220,7 +234,11 @@ impl Consumer {
                 return Ok(Err(()));
             }
             let window = &records[start..end];
-            let outcome = self.deliver.deliver(window, attempts + 1).await;
+            let attempt = Attempt {
+                number: attempts + 1,
+                last: attempts + 1 >= options.max_attempts || self.age(&window[0]) > options.max_record_age,
+            };
+            let outcome = self.deliver.deliver(window, attempt).await;
             let failure = match outcome {
                 Outcome::Success => {
                     self.advance(checkpoint, window[window.len() - 1].seq, Vec::new()).await?;
@@ -246,10 +264,7 @@ impl Consumer {
                 }
             };
             attempts += 1;
-            let oldest_age = Duration::from_millis(
-                u64::try_from(self.log.now_millis() - window[0].created_at_ms).unwrap_or_default(),
-            );
-            if attempts >= options.max_attempts || oldest_age > options.max_record_age {
+            if attempts >= options.max_attempts || self.age(&window[0]) > options.max_record_age {
                 let dead = window.iter().map(|record| (record.clone(), failure.clone(), attempts)).collect();
                 tracing::warn!(
                     consumer = %self.spec.name,

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::StartingPosition;
 use crate::sqlite::{Database, DbError};
 
-pub use consumer::{ConsumerSpec, Deliver, DeliveryOptions, KeyFilter, Outcome};
+pub use consumer::{Attempt, ConsumerSpec, Deliver, DeliveryOptions, KeyFilter, Outcome};
 pub use filter::{EventFilter, FilterError};
 
 const SCHEMA: &str = "

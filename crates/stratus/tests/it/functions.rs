@@ -141,6 +141,48 @@ async fn panics_and_timeouts_are_failures_that_are_retried() {
 }
 
 #[tokio::test]
+async fn a_function_is_told_which_attempt_is_its_last_before_dead_lettering() {
+    let mut test = TestPlatform::new();
+    test.config.stream.max_attempts = 3;
+    test.config.stream.max_record_age = Duration::from_secs(60);
+    test.reopen();
+    let table = jobs_table(&test);
+    let seen = Recorder::<(String, u32, bool)>::default();
+    let run = |test: &TestPlatform| {
+        let mut host = Host::new(Arc::clone(&test.platform.stream), &test.config.functions);
+        let record = seen.clone();
+        host.on_table_change(
+            "doomed",
+            table.stream_source(),
+            StreamTrigger::new(&test.config.stream),
+            move |invocation, batch| {
+                record.push((job_id(&batch[0]), invocation.attempt, invocation.last_attempt));
+                async { Err::<BatchResponse, FunctionError>("always failing".into()) }
+            },
+        )
+        .expect("register");
+        host.start().expect("start");
+        async move {
+            host.drain().await.expect("drain");
+            host.shutdown().await;
+        }
+    };
+    table.put(item! { "id" => "fresh" }, None).await.expect("put");
+    run(&test).await;
+    // A record past its maximum age gets one attempt, and it is the last.
+    table.put(item! { "id" => "stale" }, None).await.expect("put");
+    test.clock.advance(Duration::from_secs(120));
+    run(&test).await;
+
+    let attempts = |id: &str| -> Vec<(u32, bool)> {
+        seen.all().into_iter().filter(|(job, ..)| job == id).map(|(_, n, last)| (n, last)).collect()
+    };
+    assert_eq!(attempts("fresh"), [(1, false), (2, false), (3, true)]);
+    assert_eq!(attempts("stale"), [(1, true)]);
+    assert_eq!(test.platform.stream.dead_letters(Some("doomed")).expect("dlq").len(), 2);
+}
+
+#[tokio::test]
 async fn invocations_respect_the_concurrency_limit() {
     let mut test = TestPlatform::new();
     test.config.functions.concurrency = 1;
