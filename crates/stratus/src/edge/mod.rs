@@ -73,8 +73,6 @@ pub struct Edge {
     /// Widths offered as on-the-fly variants of photos, and the decode limits for their originals.
     variant_widths: Vec<u32>,
     decode_limits: DecodeLimits,
-    /// Variants are made one per core at a time.
-    renders: tokio::sync::Semaphore,
     /// The viewer-response hook's headers, parsed once.
     security_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
@@ -114,7 +112,6 @@ impl Edge {
                 HeaderValue::from_static("max-age=63072000; includeSubDomains"),
             ));
         }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Self {
             site,
             media,
@@ -122,7 +119,6 @@ impl Edge {
             config: config.clone(),
             variant_widths: media_config.variant_widths.clone(),
             decode_limits: media_config.decode_limits(),
-            renders: tokio::sync::Semaphore::new(cores),
             security_headers,
         }
     }
@@ -244,7 +240,7 @@ impl Edge {
         if matches!(self.load(&key).await, Ok(Some(_))) {
             return Ok(key);
         }
-        match variants::make(&self.media, original, variant, self.decode_limits, &self.renders).await {
+        match variants::make(&self.media, original, variant, self.decode_limits).await {
             Ok(()) => Ok(key),
             Err(variants::VariantError::NoOriginal) => {
                 Err(Box::new(error_page(StatusCode::NOT_FOUND, "There is no photo at this address.")))

@@ -5,10 +5,9 @@
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload};
-use tokio::sync::Semaphore;
 
 use crate::blobs::EventedStore;
-use crate::media::thumbnail::{DecodeLimits, OutputFormat, ThumbnailError, render};
+use crate::media::thumbnail::{DecodeLimits, OutputFormat, ThumbnailError, render_queued};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Variant {
@@ -63,18 +62,13 @@ pub(super) async fn make(
     original: &str,
     variant: Variant,
     limits: DecodeLimits,
-    renders: &Semaphore,
 ) -> Result<(), VariantError> {
     let bytes = match media.get(&Path::from(original)).await {
         Ok(result) => result.bytes().await?,
         Err(object_store::Error::NotFound { .. }) => return Err(VariantError::NoOriginal),
         Err(error) => return Err(error.into()),
     };
-    let rendered = {
-        let _permit = renders.acquire().await;
-        tokio::task::spawn_blocking(move || render(&bytes, &[variant.width], &[variant.format], limits))
-            .await??
-    };
+    let rendered = render_queued(bytes, vec![variant.width], vec![variant.format], limits).await??;
     let thumbnail =
         rendered.thumbnails.into_iter().next().ok_or(ThumbnailError::Encode("nothing rendered".into()))?;
     media.put(&Path::from(key(original, variant)), PutPayload::from(thumbnail.bytes)).await?;

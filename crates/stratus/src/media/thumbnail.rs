@@ -5,6 +5,10 @@
 //! encode JPEG or WebP from pixels alone, so no metadata (EXIF, GPS, XMP) survives.
 
 use std::io::Cursor;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -161,6 +165,22 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, ThumbnailError> {
         return Err(ThumbnailError::Corrupt("the image has no pixels".into()));
     }
     Ok(Probe { format, width, height })
+}
+
+/// Decodes running at once in this process, whoever asks (the `thumbnail` function, the edge's
+/// variants): one per core, so decoding memory stays within cores × `max_decode_bytes`.
+static DECODE_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get)));
+
+/// [`render`] on the blocking pool once a decode slot is free. `Err` only if it panicked.
+pub async fn render_queued(
+    bytes: Bytes,
+    long_edges: Vec<u32>,
+    formats: Vec<OutputFormat>,
+    limits: DecodeLimits,
+) -> Result<Result<Rendered, ThumbnailError>, tokio::task::JoinError> {
+    let _slot = DECODE_SLOTS.acquire().await;
+    tokio::task::spawn_blocking(move || render(&bytes, &long_edges, &formats, limits)).await
 }
 
 /// Every thumbnail of `long_edges` × `formats` from one decode. Long edges larger than the

@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload};
-use tokio::sync::Semaphore;
 
 use super::photos::{PhotoError, PhotoStore, ThumbnailRef, id_of_key};
-use super::thumbnail::{Rendered, render};
+use super::thumbnail::{Rendered, render_queued};
 use crate::blobs::EventedStore;
 use crate::config::MediaConfig;
 use crate::telemetry::error_chain;
@@ -30,14 +29,11 @@ pub struct Thumbnailer {
     bucket: Arc<EventedStore>,
     photos: PhotoStore,
     config: MediaConfig,
-    /// Decoding is CPU- and memory-heavy: at most one photo per core at a time.
-    renders: Semaphore,
 }
 
 impl Thumbnailer {
     pub fn new(bucket: Arc<EventedStore>, photos: PhotoStore, config: &MediaConfig) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Self { bucket, photos, config: config.clone(), renders: Semaphore::new(cores) }
+        Self { bucket, photos, config: config.clone() }
     }
 
     /// Handles the creation of `key`. A picture that cannot be thumbnailed marks its photo
@@ -70,15 +66,8 @@ impl Thumbnailer {
             Err(object_store::Error::NotFound { .. }) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
-        let rendered = {
-            let _permit = self.renders.acquire().await;
-            let (widths, formats, limits) = (
-                self.config.thumbnail_widths.clone(),
-                self.config.thumbnail_formats.clone(),
-                self.config.decode_limits(),
-            );
-            tokio::task::spawn_blocking(move || render(&bytes, &widths, &formats, limits)).await?
-        };
+        let (widths, formats) = (self.config.thumbnail_widths.clone(), self.config.thumbnail_formats.clone());
+        let rendered = render_queued(bytes, widths, formats, self.config.decode_limits()).await?;
         match rendered {
             Ok(rendered) => self.store(id, rendered).await,
             Err(reason) => {
