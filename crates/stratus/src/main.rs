@@ -26,10 +26,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A server's failure belongs in its logs; a command's is for the person who typed it.
+    let serving = matches!(cli.command, cli::Command::Serve(_));
     match runtime.block_on(cli::run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "stratus failed");
+            if serving {
+                tracing::error!(error = format!("{error:#}"), "stratus failed");
+            }
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

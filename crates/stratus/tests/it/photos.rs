@@ -217,7 +217,7 @@ async fn the_cli_uploads_photos_and_reports_each_final_state() {
         "{stdout}"
     );
     assert!(lines[1].contains(" failed: not a JPEG, PNG, WebP or GIF image"), "{stdout}");
-    assert!(stderr.contains("1 of 2 photos were not made ready"), "{stderr}");
+    assert_eq!(stderr.matches("1 of 2 photos were not made ready").count(), 1, "said once: {stderr}");
 }
 
 #[tokio::test]
