@@ -140,6 +140,19 @@ impl PhotoStore {
         Ok(())
     }
 
+    /// Failed, unless it is no longer pending: thumbnails made earlier stay listed when a later
+    /// re-run of the function gives up. Whether it was marked.
+    pub async fn give_up(&self, id: &str, reason: &str) -> Result<bool, PhotoError> {
+        let update =
+            [UpdateAction::set("state", PhotoState::Failed.as_str()), UpdateAction::set("reason", reason)];
+        let pending = Condition::eq("state", PhotoState::Pending.as_str());
+        match self.table.update(&item! { "id" => id }, &update, Some(pending)).await {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     pub async fn mark_failed(&self, id: &str, reason: &str) -> Result<(), PhotoError> {
         // Nothing of an earlier success remains listed.
         let update = [

@@ -38,7 +38,7 @@ impl Thumbnailer {
 
     /// Handles the creation of `key`. A picture that cannot be thumbnailed marks its photo
     /// `failed` with the reason and succeeds (retrying cannot help); storage errors fail the
-    /// invocation so the stream retries it. When that was the `last_attempt`, the photo is
+    /// invocation so the stream retries it. When that was the `last_attempt`, a pending photo is
     /// marked `failed` too rather than left `pending` behind a dead letter; redriving the letter
     /// runs this again and a success marks it `ready`.
     pub async fn handle(&self, key: &str, last_attempt: bool) -> Result<(), ThumbnailerError> {
@@ -47,7 +47,7 @@ impl Thumbnailer {
             // The top-level message only: the causes name paths of the server, and photos are public.
             tracing::warn!(key, error = %error_chain(error), "photo failed after its last attempt");
             let reason = format!("thumbnails could not be stored: {error}");
-            if let Err(marking) = self.photos.mark_failed(id, &reason).await {
+            if let Err(marking) = self.photos.give_up(id, &reason).await {
                 tracing::warn!(key, error = %error_chain(&marking), "cannot mark the photo failed");
             }
         }

@@ -361,3 +361,25 @@ fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
     assert!(lines[3].contains(" failed: the file is empty"), "{stdout}");
     assert!(lines[4].ends_with("ready 1200x1600, 4 thumbnails"), "{stdout}");
 }
+
+#[tokio::test]
+async fn giving_up_marks_a_pending_photo_failed_but_never_undoes_a_ready_one() {
+    use stratus::media::photos::{PhotoState, PhotoStore, table_spec};
+    let test = crate::support::TestPlatform::new();
+    let table = test.platform.table(table_spec()).expect("table");
+    let photos = PhotoStore::new(std::sync::Arc::new(table), std::sync::Arc::new(test.clock.clone()));
+    for id in ["stuck", "done"] {
+        photos.create(id, &format!("photos/{id}.jpg"), "writer").await.expect("create");
+    }
+    photos.mark_ready("done", 1600, 1200, &[]).await.expect("ready");
+
+    assert!(photos.give_up("stuck", "thumbnails could not be stored").await.expect("give up"));
+    assert!(!photos.give_up("done", "thumbnails could not be stored").await.expect("give up"));
+    let stuck = photos.get("stuck").await.expect("get").expect("photo");
+    assert_eq!(
+        (stuck.state, stuck.reason.as_deref()),
+        (PhotoState::Failed, Some("thumbnails could not be stored"))
+    );
+    let done = photos.get("done").await.expect("get").expect("photo");
+    assert_eq!((done.state, done.width), (PhotoState::Ready, Some(1600)));
+}
