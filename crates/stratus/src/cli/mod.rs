@@ -72,13 +72,14 @@ pub enum PhotosCommand {
 pub struct ThumbnailArgs {
     /// A JPEG, PNG, WebP or GIF file.
     input: PathBuf,
-    /// Where to write the thumbnail.
+    /// Where to write the thumbnail; its extension (.jpg, .jpeg, .webp) gives the format.
     output: PathBuf,
     /// Long edge in pixels (a smaller photo keeps its size).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     width: u32,
-    #[arg(long, value_enum, default_value = "jpeg")]
-    format: ThumbnailFormat,
+    /// The format, whatever the output is named.
+    #[arg(long, value_enum)]
+    format: Option<ThumbnailFormat>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -274,8 +275,18 @@ async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> an
 fn thumbnail(args: &ThumbnailArgs, config: &Config) -> anyhow::Result<()> {
     use crate::media::thumbnail::{OutputFormat, render};
     let format = match args.format {
-        ThumbnailFormat::Jpeg => OutputFormat::Jpeg,
-        ThumbnailFormat::Webp => OutputFormat::Webp,
+        Some(ThumbnailFormat::Jpeg) => OutputFormat::Jpeg,
+        Some(ThumbnailFormat::Webp) => OutputFormat::Webp,
+        None => args
+            .output
+            .extension()
+            .and_then(|extension| OutputFormat::parse(&extension.to_string_lossy()))
+            .with_context(|| {
+                format!(
+                    "cannot tell a format from {}: name it .jpg or .webp, or pass --format",
+                    args.output.display()
+                )
+            })?,
     };
     let bytes =
         std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;

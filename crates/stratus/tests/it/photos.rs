@@ -383,3 +383,63 @@ async fn giving_up_marks_a_pending_photo_failed_but_never_undoes_a_ready_one() {
     let done = photos.get("done").await.expect("get").expect("photo");
     assert_eq!((done.state, done.width), (PhotoState::Ready, Some(1600)));
 }
+
+#[test]
+fn the_thumbnail_command_writes_the_format_its_output_is_named_for() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let (photo, page) = (dir.path().join("sideways.jpg"), dir.path().join("page.jpg"));
+    std::fs::write(&photo, sideways_jpeg()).expect("write");
+    std::fs::write(&page, b"<!doctype html><title>not a photo</title>").expect("write");
+    let thumbnail = |args: &[&std::ffi::OsStr]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("thumbnail")
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let out = |name: &str| dir.path().join(name).into_os_string();
+
+    let (code, stdout, stderr) =
+        thumbnail(&[photo.as_os_str(), &out("small.webp"), "--width".as_ref(), "256".as_ref()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let named = dir.path().join("small.webp");
+    assert!(stdout.starts_with(&format!("{} 192x256 (", named.display())), "{stdout}");
+    let written = std::fs::read(out("small.webp")).expect("written");
+    assert_eq!(image::guess_format(&written).expect("format"), image::ImageFormat::WebP);
+    let picture = image::load_from_memory(&written).expect("decode");
+    assert_eq!((picture.width(), picture.height()), (192, 256), "upright: EXIF orientation 6 applied");
+
+    let (code, _, _) = thumbnail(&[
+        photo.as_os_str(),
+        &out("named.png"),
+        "--width".as_ref(),
+        "64".as_ref(),
+        "--format".as_ref(),
+        "jpeg".as_ref(),
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        image::guess_format(&std::fs::read(out("named.png")).expect("written")).expect("format"),
+        image::ImageFormat::Jpeg
+    );
+
+    let (code, _, stderr) =
+        thumbnail(&[photo.as_os_str(), &out("unknown.png"), "--width".as_ref(), "64".as_ref()]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("name it .jpg or .webp, or pass --format"), "{stderr}");
+    let (code, _, stderr) =
+        thumbnail(&[photo.as_os_str(), &out("zero.jpg"), "--width".as_ref(), "0".as_ref()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) =
+        thumbnail(&[page.as_os_str(), &out("page-small.jpg"), "--width".as_ref(), "64".as_ref()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.trim_end(), format!("error: {}: not a JPEG, PNG, WebP or GIF image", page.display()));
+    for refused in ["unknown.png", "zero.jpg", "page-small.jpg"] {
+        assert!(!dir.path().join(refused).exists(), "nothing written for a refused {refused}");
+    }
+}
