@@ -140,3 +140,29 @@ fn greyscale_and_adobe_cmyk_come_out_as_rgb() {
         &decoded.rgb[..3]
     );
 }
+
+#[test]
+fn failures_unwind_independently_on_many_threads_at_once() {
+    let good = ramp(320, 240, false, &[]);
+    let cut = good[..good.len() / 2].to_vec();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    assert_eq!(
+                        decode(&cut, (40, 30), UNLIMITED),
+                        Err(JpegError::Corrupt("Premature end of JPEG file".into()))
+                    );
+                    assert_eq!(decode(&good, (40, 30), UNLIMITED).expect("decode").width, 40);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn only_libjpegs_failures_become_errors_other_panics_go_on() {
+    let bug = std::panic::catch_unwind(|| crate::strict::catch::<()>(|| panic!("a bug, not a bad file")));
+    let payload = bug.expect_err("the panic goes on");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"a bug, not a bad file"));
+}
