@@ -15,6 +15,10 @@ pub enum JpegError {
     /// libjpeg's own words: "Premature end of JPEG file", "Not a JPEG file: …".
     #[error("{0}")]
     Corrupt(String),
+    /// Well-formed, but a kind of JPEG this decoder leaves out: "Unsupported JPEG data precision
+    /// 12", arithmetic coding.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("decoding needs {needed} bytes of memory, more than the {limit} allowed")]
     TooMuchMemory { needed: u64, limit: u64 },
 }

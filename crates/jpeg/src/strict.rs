@@ -9,8 +9,8 @@ use std::ffi::{CStr, c_char, c_int};
 use std::panic::{self, AssertUnwindSafe};
 
 use mozjpeg_sys::{
-    JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF, JWRN_MUST_RESYNC, jpeg_common_struct, jpeg_error_mgr,
-    jpeg_std_error,
+    JERR_ARITH_NOTIMPL, JERR_BAD_PRECISION, JERR_NOT_COMPILED, JERR_NOTIMPL, JWRN_HIT_MARKER,
+    JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF, JWRN_MUST_RESYNC, jpeg_common_struct, jpeg_error_mgr, jpeg_std_error,
 };
 
 use crate::JpegError;
@@ -19,7 +19,12 @@ use crate::JpegError;
 const MESSAGE_LENGTH: usize = 200;
 
 /// The payload this module unwinds with, so [`catch`] can tell it from a panic.
-struct Failure(String);
+struct Failure {
+    message: String,
+    /// A well-formed file using what this build of libjpeg leaves out (arithmetic coding,
+    /// 12-bit samples), as opposed to a damaged one.
+    unsupported: bool,
+}
 
 /// Runs `work`, turning libjpeg's failures into [`JpegError::Corrupt`]. Other panics go on.
 pub(crate) fn catch<T>(work: impl FnOnce() -> Result<T, JpegError>) -> Result<T, JpegError> {
@@ -28,7 +33,8 @@ pub(crate) fn catch<T>(work: impl FnOnce() -> Result<T, JpegError>) -> Result<T,
     match panic::catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
         Err(payload) => match payload.downcast::<Failure>() {
-            Ok(failure) => Err(JpegError::Corrupt(failure.0)),
+            Ok(failure) if failure.unsupported => Err(JpegError::Unsupported(failure.message)),
+            Ok(failure) => Err(JpegError::Corrupt(failure.message)),
             Err(other) => panic::resume_unwind(other),
         },
     }
@@ -47,7 +53,10 @@ pub(crate) fn error_manager() -> jpeg_error_mgr {
 }
 
 extern "C-unwind" fn fail(cinfo: &mut jpeg_common_struct) {
-    panic::resume_unwind(Box::new(Failure(message(cinfo))));
+    let code = error_manager_of(cinfo).msg_code;
+    let unsupported =
+        [JERR_ARITH_NOTIMPL, JERR_BAD_PRECISION, JERR_NOT_COMPILED, JERR_NOTIMPL].contains(&code);
+    panic::resume_unwind(Box::new(Failure { message: message(cinfo), unsupported }));
 }
 
 /// Levels below zero are warnings; of those, the ones that mean pixels are missing or wrong

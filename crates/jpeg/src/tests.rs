@@ -75,6 +75,17 @@ fn garbage_in_the_entropy_data_fails_with_libjpegs_reason() {
 }
 
 #[test]
+fn well_formed_kinds_this_build_leaves_out_are_unsupported_not_corrupt() {
+    let mut twelve_bit = ramp(64, 48, false, &[]);
+    let frame = twelve_bit.windows(2).position(|pair| pair == [0xFF, 0xC0]).expect("SOF0");
+    twelve_bit[frame + 4] = 12; // sample precision
+    assert_eq!(
+        decode(&twelve_bit, (8, 6), UNLIMITED),
+        Err(JpegError::Unsupported("Unsupported JPEG data precision 12".into()))
+    );
+}
+
+#[test]
 fn headers_that_are_no_jpeg_fail_with_a_reason() {
     for bytes in [&b""[..], b"<html></html>", &[0xFF, 0xD8, 0xFF]] {
         let error = read_header(bytes).expect_err("not a JPEG");

@@ -87,6 +87,8 @@ pub enum ThumbnailError {
     TooManyPixels { width: u64, height: u64, limit: u64 },
     #[error("the image is truncated or corrupt ({0})")]
     Corrupt(String),
+    #[error("this kind of image is not supported ({0})")]
+    Unsupported(String),
     #[error("decoding the image needs {needed} bytes of memory, more than the {limit} allowed")]
     TooMuchMemory { needed: u64, limit: u64 },
     #[error("the thumbnail cannot be encoded: {0}")]
@@ -97,6 +99,7 @@ impl From<stratus_jpeg::JpegError> for ThumbnailError {
     fn from(error: stratus_jpeg::JpegError) -> Self {
         match error {
             stratus_jpeg::JpegError::Corrupt(reason) => Self::Corrupt(reason),
+            stratus_jpeg::JpegError::Unsupported(reason) => Self::Unsupported(reason),
             stratus_jpeg::JpegError::TooMuchMemory { needed, limit } => Self::TooMuchMemory { needed, limit },
         }
     }
