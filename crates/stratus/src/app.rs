@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -18,7 +18,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::events::BatchResponse;
 use crate::functions::{FunctionError, Host, HostError, ObjectTrigger, StreamTrigger};
-use crate::http::{self, HealthState};
+use crate::http::body::BodyLimit;
+use crate::http::metrics::HttpMetrics;
+use crate::http::server::Listener;
+use crate::http::{self, HealthState, MetricsState, Problem};
 use crate::identity::authorizer::Authorizer;
 use crate::identity::{Identity, IdentityError, operator_credentials};
 use crate::platform::{Platform, PlatformError};
@@ -45,8 +48,6 @@ pub enum AppError {
     Media(#[from] crate::media::MediaError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 #[derive(Debug)]
@@ -60,8 +61,10 @@ pub struct Application {
     subscriptions: SubscriberState,
     /// Serves the site for every path no function claims.
     edge: Arc<crate::edge::Edge>,
-    listener: TcpListener,
-    local_addr: SocketAddr,
+    listener: Listener,
+    http_metrics: HttpMetrics,
+    /// Every component's metrics, registered while the system is built.
+    metrics: Registry,
     public_url: String,
 }
 
@@ -74,9 +77,11 @@ impl Application {
         let platform = Arc::new(Platform::open(&config, clock)?);
         let mut host = Host::new(Arc::clone(&platform.stream), &config.functions);
         let address = config.server.listen;
-        let listener =
-            TcpListener::bind(address).await.map_err(|source| AppError::Bind { address, source })?;
-        let local_addr = listener.local_addr().map_err(|source| AppError::Bind { address, source })?;
+        let socket = TcpListener::bind(address).await.map_err(|source| AppError::Bind { address, source })?;
+        let http_metrics = HttpMetrics::default();
+        let listener = Listener::new(socket, &config.server, http_metrics.clone())
+            .map_err(|source| AppError::Bind { address, source })?;
+        let local_addr = listener.local_addr();
         let public_url = config
             .server
             .public_url
@@ -98,6 +103,10 @@ impl Application {
         let edge = edge(&platform, &config, &public_url, &mut host)?;
         let photos = media_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
         let blog = blog.merge(photos);
+        let mut metrics = Registry::with_prefix("stratus");
+        http_metrics.register(&mut metrics);
+        metrics.register_collector(Box::new(Arc::clone(listener.admission())));
+        metrics.register_collector(Box::new(crate::functions::slots::PoolMetrics(host.pools())));
         Ok(Self {
             platform,
             identity,
@@ -107,13 +116,14 @@ impl Application {
             subscriptions,
             edge,
             listener,
-            local_addr,
+            http_metrics,
+            metrics,
             public_url,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listener.local_addr()
     }
 
     pub fn public_url(&self) -> &str {
@@ -139,9 +149,11 @@ impl Application {
     }
 
     /// Mounts an HTTP function: an axum `Router`, the same value `lambda_http::run` serves on
-    /// AWS. Its requests share the function host's concurrency limit.
+    /// AWS. Its requests are read whole (up to `functions.max_body_bytes`) and then invoked in
+    /// the host's HTTP slots.
     pub fn mount(&mut self, function: Router) {
-        let function = within_concurrency_limit(&self.host, function);
+        let limit = BodyLimit::new(self.platform.config.functions.max_body_bytes, Problem::body_refused);
+        let function = self.host.http_function(function, limit);
         self.functions = std::mem::take(&mut self.functions).merge(function);
     }
 
@@ -177,6 +189,8 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting requests, lets in-flight
     /// invocations finish and writes their checkpoints.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        let config = Arc::clone(&self.platform);
+        let config = &config.config;
         self.host.start()?;
         let background = CancellationToken::new();
         let sweeper = tokio::spawn(sweep_expired_items(Arc::clone(&self.platform), background.clone()));
@@ -190,13 +204,24 @@ impl Application {
             self.host.consumer_names(),
             background.clone(),
         ));
-        let state = HealthState {
+        let reporter = tokio::spawn(report_pressure(
+            self.http_metrics.clone(),
+            Arc::clone(self.listener.admission()),
+            self.host.pools(),
+            background.clone(),
+        ));
+        let health = HealthState {
             db: Arc::clone(&self.platform.db),
             stream: Arc::clone(&self.platform.stream),
             host: self.host.health(),
+            saturation_threshold: config.functions.saturation_threshold,
+        };
+        let metrics = MetricsState {
+            registry: Arc::new(std::mem::take(&mut self.metrics)),
+            access: config.server.metrics,
         };
         let functions = std::mem::take(&mut self.functions);
-        let routes = http::router(state)
+        let routes = http::router(health, metrics)
             .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
             .merge(functions);
         // Around the whole router, once per request, rather than around each route.
@@ -207,22 +232,14 @@ impl Application {
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .service(Arc::clone(&self.edge).serve_unrouted(routes));
         let router = Arc::clone(&self.edge).in_front_of(origin);
-        tracing::info!(address = %self.local_addr, "listening");
-        // Responses go out as soon as they are written, not when Nagle's algorithm allows.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        tracing::info!(address = %self.listener.local_addr(), "listening");
+        self.listener.serve(router, shutdown).await;
         tracing::info!("shutting down: finishing in-flight invocations");
         background.cancel();
-        let _ = tokio::join!(sweeper, trimmer, pruner);
+        let _ = tokio::join!(sweeper, trimmer, pruner, reporter);
         self.host.shutdown().await;
         tracing::info!("stopped");
-        served.map_err(AppError::Serve)
+        Ok(())
     }
 }
 
@@ -274,15 +291,20 @@ async fn blog_functions(
     let subscriptions =
         SubscriberState::new(blog.subscribers, blog.tokens, Arc::clone(authorizer), config.blog.clone());
     // Subscriptions and unsubscribe links are never answered from the response cache.
-    let subscriber_api =
-        within_concurrency_limit(host, crate::blog::subscriber_api::router(subscriptions.clone()));
+    let subscriber_api = host.http_function(
+        crate::blog::subscriber_api::router(subscriptions.clone()),
+        BodyLimit::new(crate::blog::subscriber_api::MAX_SUBSCRIBE_BODY, Problem::body_refused),
+    );
     let state = crate::blog::api::BlogState::new(blog.posts, Arc::clone(authorizer), config.blog.clone());
-    let posts_api = within_concurrency_limit(host, crate::blog::api::router(state));
+    let posts_api = host.http_function(
+        crate::blog::api::router(state),
+        BodyLimit::new(config.blog.max_body_bytes, Problem::body_refused),
+    );
     if config.gateway.cache_ttl.is_zero() {
         return Ok((posts_api.merge(subscriber_api), subscriptions));
     }
     // The stage's response cache: anonymous reads from memory, cleared by any post change. It
-    // stands outside the concurrency limit: a hit invokes no function, as on API Gateway.
+    // stands outside the function's slot: a hit invokes no function, as on API Gateway.
     let cache =
         Arc::new(crate::gateway::ResponseCache::new(config.gateway.cache_bytes, config.gateway.cache_ttl));
     let cleared = Arc::clone(&cache);
@@ -335,12 +357,9 @@ async fn media_functions(
         authors_group: config.blog.authors_group.clone(),
         public_url: public_url.to_owned(),
     });
-    Ok(within_concurrency_limit(host, crate::media::api::router(state)))
-}
-
-/// An HTTP function's requests share the function host's concurrency limit.
-fn within_concurrency_limit(host: &Host, function: Router) -> Router {
-    function.layer(GlobalConcurrencyLimitLayer::with_semaphore(host.concurrency()))
+    let limit = BodyLimit::new(config.functions.max_body_bytes, Problem::body_refused);
+    let functions = host.http_function(crate::media::api::functions(state.clone()), limit);
+    Ok(functions.merge(crate::media::api::uploads(state)))
 }
 
 /// The edge in front of the site and media buckets, kept fresh by their object events.
@@ -379,6 +398,57 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     let request_id =
         request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or_default();
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+}
+
+/// Every 10 s in which a connection was refused, a timeout fired or a request found no function
+/// slot, one warning says so with the counts, so an operator sees an attack or an overload in
+/// the log as it happens (`/metrics` has the running totals).
+async fn report_pressure(
+    metrics: HttpMetrics,
+    admission: Arc<crate::http::admission::Admission>,
+    pools: Vec<Arc<crate::functions::slots::Pool>>,
+    stop: CancellationToken,
+) {
+    use crate::http::metrics::{Refusal, Timeout};
+    let totals = || {
+        let timeouts = Timeout::ALL.map(|kind| metrics.timeouts(kind));
+        let refused = Refusal::ALL.map(|reason| metrics.refusals(reason));
+        let rejected: u64 = pools.iter().map(|pool| pool.rejected()).sum();
+        (timeouts, refused, rejected)
+    };
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut last = totals();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now = totals();
+        if now == last {
+            continue;
+        }
+        let delta = |new: u64, old: u64| new - old;
+        let connections = admission.snapshot();
+        let slots: Vec<String> = pools
+            .iter()
+            .map(|pool| format!("{} {}/{}", pool.name(), pool.in_use(), pool.capacity()))
+            .collect();
+        tracing::warn!(
+            connections = connections.open,
+            busiest_client = connections.busiest,
+            clients_at_limit = connections.at_limit,
+            refused_per_address = delta(now.1[0], last.1[0]),
+            refused_total = delta(now.1[1], last.1[1]),
+            header_timeouts = delta(now.0[0], last.0[0]),
+            idle_timeouts = delta(now.0[1], last.0[1]),
+            body_timeouts = delta(now.0[2], last.0[2]),
+            send_timeouts = delta(now.0[3], last.0[3]),
+            no_free_slot = delta(now.2, last.2),
+            slots = %slots.join(", "),
+            "HTTP pressure in the last 10 s"
+        );
+        last = now;
+    }
 }
 
 async fn sweep_expired_items(platform: Arc<Platform>, stop: CancellationToken) {

@@ -62,6 +62,44 @@ pub struct ServerConfig {
     /// The URL clients use to reach this server (links, token issuers). Defaults to
     /// `http://<listen address>`.
     pub public_url: Option<String>,
+    /// A new connection's first request head (request line and headers) must arrive within
+    /// this time; a later one within this time of its first byte.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection waiting for its next request is closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A request body has this long, plus one second for every `body_min_rate` bytes it has
+    /// delivered, to arrive whole (Apache's `RequestReadTimeout body=…,MinRate=…`).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must keep up, on average, once `body_timeout` has passed.
+    pub body_min_rate: u64,
+    /// A response the client has stopped reading for this long is abandoned and its
+    /// connection closed.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Connections open at once; beyond, a new connection is answered 503 and closed. Lowered
+    /// at start-up to what the process's file descriptor limit allows.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client: its /64); beyond, a
+    /// new connection is answered 429 and closed. Behind a reverse proxy, raise it.
+    pub max_connections_per_address: usize,
+    /// After a shutdown signal, how long in-flight requests may take before their connections
+    /// are closed.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Who may read `/metrics` (Prometheus text): `loopback` clients only, `any` client, or
+    /// `off`.
+    pub metrics: MetricsAccess,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    Loopback,
+    Any,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,11 +163,26 @@ pub struct StreamConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FunctionsConfig {
-    /// Invocations running at once, across all functions.
-    pub concurrency: usize,
-    /// An invocation running longer than this fails (and is retried like any failure).
+    /// Invocations of HTTP functions running at once. A slot is taken once the request body
+    /// has arrived and given back when the response is ready, never held by a slow socket.
+    pub http_concurrency: usize,
+    /// How long a request may wait for a free HTTP slot before it is answered 503.
     #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
+    pub http_queue_timeout: Duration,
+    /// An HTTP function running longer than this is answered 504.
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
+    /// Largest request body of an HTTP function that sets no limit of its own (413 beyond).
+    pub max_body_bytes: usize,
+    /// Invocations of stream and object-event functions running at once, in slots of their own
+    /// that HTTP requests never take.
+    pub background_concurrency: usize,
+    /// A background invocation running longer than this fails (and is retried like any failure).
+    #[serde(with = "humantime_serde")]
+    pub background_timeout: Duration,
+    /// `/readyz` reports unavailable once either pool has had no free slot for this long.
+    #[serde(with = "humantime_serde")]
+    pub saturation_threshold: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -467,7 +520,7 @@ impl Default for Config {
             database: DatabaseConfig { synchronous: Synchronous::Normal },
             table: TableConfig { ttl_sweep_interval: Duration::from_secs(5) },
             stream: StreamConfig::default(),
-            functions: FunctionsConfig { concurrency: 64, timeout: Duration::from_secs(30) },
+            functions: FunctionsConfig::default(),
             mail: MailConfig::default(),
             identity: IdentityConfig::default(),
             blog: BlogConfig::default(),
@@ -481,7 +534,19 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), public_url: None }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 1024,
+            send_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            shutdown_grace: Duration::from_secs(10),
+            metrics: MetricsAccess::Loopback,
+        }
     }
 }
 
@@ -518,7 +583,16 @@ impl Default for StreamConfig {
 
 impl Default for FunctionsConfig {
     fn default() -> Self {
-        Config::default().functions
+        Self {
+            http_concurrency: 64,
+            http_queue_timeout: Duration::from_secs(1),
+            // API Gateway's integration timeout.
+            http_timeout: Duration::from_secs(29),
+            max_body_bytes: 1024 * 1024,
+            background_concurrency: 16,
+            background_timeout: Duration::from_secs(30),
+            saturation_threshold: Duration::from_secs(5),
+        }
     }
 }
 
@@ -627,12 +701,8 @@ impl Config {
         if self.table.ttl_sweep_interval.is_zero() {
             return invalid("table.ttl_sweep_interval", "must be positive");
         }
-        if self.functions.concurrency == 0 {
-            return invalid("functions.concurrency", "must be at least 1");
-        }
-        if self.functions.timeout.is_zero() {
-            return invalid("functions.timeout", "must be positive");
-        }
+        self.validate_server()?;
+        self.validate_functions()?;
         if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
             return invalid("mail.from", &format!("is not a valid mailbox: {e}"));
         }
@@ -652,6 +722,57 @@ impl Config {
         }
         self.validate_identity()?;
         self.validate_blog()
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.into() });
+        let server = &self.server;
+        let positive = [
+            ("server.header_read_timeout", server.header_read_timeout),
+            ("server.idle_timeout", server.idle_timeout),
+            ("server.body_timeout", server.body_timeout),
+            ("server.send_timeout", server.send_timeout),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, timeout)| timeout.is_zero()) {
+            return invalid(key, "must be positive");
+        }
+        if server.body_min_rate == 0 {
+            return invalid("server.body_min_rate", "must be at least 1 byte per second");
+        }
+        if server.max_connections == 0 {
+            return invalid("server.max_connections", "must be at least 1");
+        }
+        if !(1..=server.max_connections).contains(&server.max_connections_per_address) {
+            return invalid(
+                "server.max_connections_per_address",
+                "must be between 1 and server.max_connections",
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_functions(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.into() });
+        let functions = &self.functions;
+        if functions.http_concurrency == 0 {
+            return invalid("functions.http_concurrency", "must be at least 1");
+        }
+        if functions.background_concurrency == 0 {
+            return invalid("functions.background_concurrency", "must be at least 1");
+        }
+        if functions.http_timeout.is_zero() {
+            return invalid("functions.http_timeout", "must be positive");
+        }
+        if functions.background_timeout.is_zero() {
+            return invalid("functions.background_timeout", "must be positive");
+        }
+        if functions.saturation_threshold.is_zero() {
+            return invalid("functions.saturation_threshold", "must be positive");
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&functions.max_body_bytes) {
+            return invalid("functions.max_body_bytes", "must be between 1 KiB and 64 MiB");
+        }
+        Ok(())
     }
 
     fn validate_blog(&self) -> Result<(), ConfigError> {

@@ -21,7 +21,7 @@ use crate::http::{AddressLimit, Problem, page};
 use crate::identity::authorizer::{Authorizer, Principal};
 
 /// Largest subscription request: an address and some form overhead.
-const MAX_SUBSCRIBE_BODY: usize = 4 * 1024;
+pub const MAX_SUBSCRIBE_BODY: usize = 4 * 1024;
 /// Rows per page of the CSV export's reads.
 const EXPORT_PAGE: usize = 500;
 

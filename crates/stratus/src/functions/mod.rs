@@ -1,7 +1,10 @@
 //! The local function host: registers functions with their triggers and invokes them with
 //! Lambda's delivery semantics — one invocation at a time per consumer (so order per item
-//! holds), all invocations under one concurrency limit, each with a request id, a timeout and a
-//! `tracing` span. Shutdown lets in-flight invocations finish and their checkpoints land.
+//! holds), each with a request id, a timeout and a `tracing` span, in slots of their own kind
+//! (`slots`: HTTP and background pools). Shutdown lets in-flight invocations finish and their
+//! checkpoints land.
+
+pub mod slots;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -9,20 +12,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use axum::Router;
 use futures::FutureExt as _;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::config::{FunctionsConfig, StreamConfig};
 use crate::events::{BatchResponse, ObjectEvent, TableChange};
+use crate::http::body::{BodyLimit, read_whole_body};
 use crate::stream::consumer::Consumer;
 use crate::stream::{
     Attempt, ConsumerSpec, Deliver, DeliveryOptions, EventFilter, KeyFilter, Outcome, Record, StreamError,
     StreamLog,
 };
 use crate::telemetry::error_chain;
+use slots::{HttpInvoker, Pool, invoke_http};
 
 /// What a function returns when it fails; its message (with causes) is logged and kept with
 /// dead letters.
@@ -132,8 +138,10 @@ pub struct Host {
 
 #[derive(Debug)]
 struct Limits {
-    concurrency: Arc<Semaphore>,
+    /// Stream and object-event invocations.
+    background: Arc<Pool>,
     timeout: Duration,
+    http: HttpInvoker,
 }
 
 #[derive(Debug, Clone)]
@@ -145,8 +153,15 @@ struct RunningConsumer {
 
 impl Host {
     pub fn new(log: Arc<StreamLog>, config: &FunctionsConfig) -> Self {
-        let limits =
-            Limits { concurrency: Arc::new(Semaphore::new(config.concurrency)), timeout: config.timeout };
+        let limits = Limits {
+            background: Pool::new("background", config.background_concurrency),
+            timeout: config.background_timeout,
+            http: HttpInvoker {
+                pool: Pool::new("http", config.http_concurrency),
+                queue_timeout: config.http_queue_timeout,
+                timeout: config.http_timeout,
+            },
+        };
         Self {
             log,
             limits: Arc::new(limits),
@@ -243,9 +258,21 @@ impl Host {
         Ok(())
     }
 
-    /// The permits every invocation takes, HTTP requests to functions included.
-    pub fn concurrency(&self) -> Arc<Semaphore> {
-        Arc::clone(&self.limits.concurrency)
+    /// Serves `function` (an axum `Router`, the value `lambda_http::run` serves on AWS) as the
+    /// local API Gateway invokes it: the request body is read whole within `limit` first, then
+    /// the function runs in an HTTP slot, within the HTTP timeout.
+    pub fn http_function(&self, function: Router, limit: BodyLimit) -> Router {
+        function
+            // The body has been read and bounded by now; the extractors' own limit would only
+            // be a second, different one.
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .layer(axum::middleware::from_fn_with_state(self.limits.http.clone(), invoke_http))
+            .layer(axum::middleware::from_fn_with_state(limit, read_whole_body))
+    }
+
+    /// The HTTP and background pools, for metrics.
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        vec![Arc::clone(&self.limits.http.pool), Arc::clone(&self.limits.background)]
     }
 
     /// Names of the running consumers.
@@ -255,7 +282,10 @@ impl Host {
 
     /// A cheap handle for health checks.
     pub fn health(&self) -> HostHealth {
-        HostHealth { consumers: self.running.iter().map(|c| (c.name.clone(), c.progress.clone())).collect() }
+        HostHealth {
+            consumers: self.running.iter().map(|c| (c.name.clone(), c.progress.clone())).collect(),
+            pools: self.pools(),
+        }
     }
 
     /// Waits until every consumer has processed (or dead-lettered, or filtered out) every record
@@ -305,10 +335,11 @@ impl Drainer {
     }
 }
 
-/// Whether the host's consumers are still running.
+/// Whether the host's consumers are still running, and how busy its pools are.
 #[derive(Debug, Clone)]
 pub struct HostHealth {
     consumers: Vec<(String, watch::Receiver<u64>)>,
+    pools: Vec<Arc<Pool>>,
 }
 
 impl HostHealth {
@@ -324,10 +355,14 @@ impl HostHealth {
             .map(|(name, _)| name.clone())
             .collect()
     }
+
+    pub fn pools(&self) -> &[Arc<Pool>] {
+        &self.pools
+    }
 }
 
-/// Runs one invocation under the concurrency limit and timeout, in its own span; a panic is a
-/// failure like any other.
+/// Runs one invocation in a background slot, within the timeout, in its own span; a panic is
+/// a failure like any other.
 async fn invoke<T>(
     function: &Arc<str>,
     limits: &Limits,
@@ -335,7 +370,7 @@ async fn invoke<T>(
     records: usize,
     call: impl FnOnce(Invocation) -> std::pin::Pin<Box<dyn Future<Output = Result<T, FunctionError>> + Send>>,
 ) -> Result<T, String> {
-    let Ok(_permit) = limits.concurrency.acquire().await else {
+    let Ok(_slot) = limits.background.acquire().await else {
         return Err("the function host is shutting down".into());
     };
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -357,7 +392,10 @@ async fn invoke<T>(
     async move {
         let running = AssertUnwindSafe(call(invocation)).catch_unwind();
         let outcome = match tokio::time::timeout(limits.timeout, running).await {
-            Err(_) => Err(format!("timed out after {:?}", limits.timeout)),
+            Err(_) => {
+                limits.background.timed_out();
+                Err(format!("timed out after {:?}", limits.timeout))
+            }
             Ok(Err(_panic)) => Err("the function panicked".to_owned()),
             Ok(Ok(Err(error))) => Err(error_chain(error.as_ref())),
             Ok(Ok(Ok(value))) => Ok(value),

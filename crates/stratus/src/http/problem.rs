@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::body::BodyRefusal;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub status: StatusCode,
@@ -44,10 +46,23 @@ impl Problem {
         self
     }
 
+    /// A request body that was not accepted, as the REST API answers it: its
+    /// [`RenderRefusal`](super::body::RenderRefusal).
+    pub fn body_refused(refusal: BodyRefusal) -> Response {
+        Self::from(refusal).into_response()
+    }
+
     /// A 500 whose cause is logged here and not shown to the client.
     pub fn internal(error: &dyn std::error::Error) -> Self {
         tracing::error!(error = %crate::telemetry::error_chain(error), "request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "The server could not complete the request.")
+    }
+}
+
+/// 413, 408 or 400, saying which.
+impl From<BodyRefusal> for Problem {
+    fn from(refusal: BodyRefusal) -> Self {
+        Self::new(refusal.status(), refusal.message())
     }
 }
 

@@ -18,13 +18,15 @@ use serde_json::{Value, json};
 use tower_http::cors::{Any, CorsLayer};
 use tracing::Instrument as _;
 
+use crate::http::body::{BodyLimit, BodyRefusal, read_whole_body};
+
 use super::{
     AdminCreateUser, AuthOutcome, CodeDelivery, Identity, IdentityError, Tokens, UserPool, UserRecord,
 };
 
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-/// Cognito requests are small; anything bigger is refused before parsing.
+/// Cognito requests are small; anything bigger is refused while it streams in.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The identity endpoint: mount it on the listener.
@@ -40,8 +42,32 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/", post(dispatch).options(|| async { StatusCode::NO_CONTENT }))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/{pool_id}/.well-known/openid-configuration", get(discovery))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimit::new(MAX_BODY_BYTES, body_refused),
+            read_whole_body,
+        ))
         .layer(cors)
         .with_state(identity)
+}
+
+/// A refused body in Cognito's error shape, with AWS's exception names for the statuses.
+fn body_refused(refusal: BodyRefusal) -> Response {
+    let type_name = match refusal {
+        BodyRefusal::TooLarge { .. } => "RequestEntityTooLargeException",
+        BodyRefusal::TooSlow => "RequestTimeoutException",
+        BodyRefusal::Unreadable => "SerializationException",
+    };
+    shaped_error(refusal.status(), type_name, &refusal.message())
+}
+
+/// `{"__type": …, "message": …}` with `x-amzn-ErrorType`, as AWS's JSON protocols answer.
+fn shaped_error(status: StatusCode, type_name: &'static str, message: &str) -> Response {
+    let body = json!({ "__type": type_name, "message": message });
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(type_name));
+    response
 }
 
 async fn jwks(State(identity): State<Arc<Identity>>, Path(pool_id): Path<String>) -> Response {
@@ -69,12 +95,7 @@ fn error_response(error: &IdentityError) -> Response {
     }
     let status =
         if error.is_internal() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::BAD_REQUEST };
-    let body = json!({ "__type": error.type_name(), "message": error.to_string() });
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    headers.insert("x-amzn-errortype", HeaderValue::from_static(error.type_name()));
-    response
+    shaped_error(status, error.type_name(), &error.to_string())
 }
 
 async fn dispatch(
@@ -118,9 +139,6 @@ async fn handle(
         headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with(CONTENT_TYPE) && !content_type.starts_with("application/json") {
         return Err(IdentityError::Serialization(format!("Content-Type must be {CONTENT_TYPE}")));
-    }
-    if body.len() > MAX_BODY_BYTES {
-        return Err(IdentityError::Serialization(format!("Request body exceeds {MAX_BODY_BYTES} bytes")));
     }
     let input: Value = if body.is_empty() {
         json!({})

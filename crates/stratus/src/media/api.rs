@@ -14,6 +14,7 @@ use super::photos::{Photo, PhotoError};
 use super::{Media, UploadError};
 use crate::config::MediaConfig;
 use crate::http::Problem;
+use crate::http::body::{BodyLimit, BodyRefusal, limit_streamed_body};
 use crate::identity::authorizer::{Authorizer, Principal};
 
 /// Room for multipart boundaries and part headers beyond the file itself.
@@ -44,14 +45,31 @@ impl FromRef<PhotoState> for Arc<Authorizer> {
     }
 }
 
-pub fn router(state: PhotoState) -> Router {
-    let limit = state.0.config.max_upload_bytes + MULTIPART_OVERHEAD;
+/// The photo functions: a photo's state, and URLs for direct uploads.
+pub fn functions(state: PhotoState) -> Router {
     Router::new()
-        .route("/v1/photos", post(upload))
         .route("/v1/photos/uploads", post(presign))
-        .route("/v1/photos/uploads/{id}", put(upload_presigned).layer(direct_upload_cors()))
         .route("/v1/photos/{id}", get(show))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The uploads themselves stream into the media bucket, as a `PUT` to S3 does on AWS (where
+/// Lambda's 6 MB payload limit rules out a function): they take no function slot, and the body
+/// pace and `media.max_upload_bytes` bound them.
+pub fn uploads(state: PhotoState) -> Router {
+    let max = state.0.config.max_upload_bytes;
+    let limit = |max_bytes| BodyLimit::new(max_bytes, Problem::body_refused);
+    let multipart = Router::new()
+        .route("/v1/photos", post(upload))
+        .layer(axum::middleware::from_fn_with_state(limit(max + MULTIPART_OVERHEAD), limit_streamed_body));
+    let direct = Router::new()
+        .route("/v1/photos/uploads/{id}", put(upload_presigned).layer(direct_upload_cors()))
+        .layer(axum::middleware::from_fn_with_state(limit(max), limit_streamed_body));
+    multipart
+        .merge(direct)
+        // `limit_streamed_body` bounds the body; the multipart extractor's own limit would be
+        // a second one.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -75,10 +93,10 @@ fn too_large(limit: usize) -> Problem {
 }
 
 fn multipart_problem(error: &axum::extract::multipart::MultipartError, limit: usize) -> Problem {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(limit)
-    } else {
-        Problem::new(StatusCode::BAD_REQUEST, error.body_text())
+    match BodyRefusal::of(error, limit) {
+        BodyRefusal::TooSlow => Problem::from(BodyRefusal::TooSlow),
+        _ if error.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(limit),
+        _ => Problem::new(StatusCode::BAD_REQUEST, error.body_text()),
     }
 }
 
@@ -115,7 +133,11 @@ fn upload_problem<E: std::error::Error + 'static>(error: UploadError<E>, limit: 
     match error {
         UploadError::TooLarge { .. } => too_large(limit),
         UploadError::Taken => Problem::new(StatusCode::CONFLICT, error.to_string()),
-        UploadError::Source(_) => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
+        UploadError::Source(ref source) => match BodyRefusal::of(source, limit) {
+            BodyRefusal::TooLarge { .. } => too_large(limit),
+            BodyRefusal::TooSlow => Problem::from(BodyRefusal::TooSlow),
+            BodyRefusal::Unreadable => Problem::new(StatusCode::BAD_REQUEST, error.to_string()),
+        },
         other => Problem::internal(&other),
     }
 }

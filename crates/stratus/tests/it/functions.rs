@@ -109,7 +109,7 @@ async fn shutdown_lets_an_in_flight_invocation_finish_and_checkpoints_it() {
 #[tokio::test]
 async fn panics_and_timeouts_are_failures_that_are_retried() {
     let mut test = TestPlatform::new();
-    test.config.functions.timeout = Duration::from_millis(50);
+    test.config.functions.background_timeout = Duration::from_millis(50);
     test.reopen();
     let table = jobs_table(&test);
     table.put(item! { "id" => "job-1" }, None).await.expect("put");
@@ -185,7 +185,7 @@ async fn a_function_is_told_which_attempt_is_its_last_before_dead_lettering() {
 #[tokio::test]
 async fn invocations_respect_the_concurrency_limit() {
     let mut test = TestPlatform::new();
-    test.config.functions.concurrency = 1;
+    test.config.functions.background_concurrency = 1;
     test.reopen();
     let table = jobs_table(&test);
     for i in 0..20 {

@@ -550,10 +550,6 @@ async fn malformed_requests_get_cognito_errors_never_500() {
             "SerializationException",
         ),
         (
-            raw("AWSCognitoIdentityProviderService.SignUp", cognito, vec![b' '; 100 * 1024]).await,
-            "SerializationException",
-        ),
-        (
             raw("AWSCognitoIdentityProviderService.InitiateAuth", cognito, br#"{"ClientId": 5}"#.to_vec())
                 .await,
             "InvalidParameterException",

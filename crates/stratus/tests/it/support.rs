@@ -21,7 +21,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.stream.backoff_initial = Duration::from_millis(1);
     config.stream.backoff_max = Duration::from_millis(4);
     config.stream.max_attempts = 3;
-    config.functions.timeout = Duration::from_secs(10);
+    config.functions.background_timeout = Duration::from_secs(10);
     config
 }
 

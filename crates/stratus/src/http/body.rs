@@ -1,0 +1,251 @@
+//! Request bodies. Every body the listener hands on must arrive at a minimum pace ([`Paced`]);
+//! an endpoint refuses a body over its limit while it streams, before buffering it
+//! ([`BodyLimit`]); and a function's body is read whole before the function is invoked, as API
+//! Gateway receives a request before it invokes Lambda, so a slow client never holds a
+//! function slot.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use tokio::time::{Instant, Sleep};
+
+use super::metrics::{HttpMetrics, Timeout};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// How fast a request body must arrive: within `initial`, plus one second for every `min_rate`
+/// bytes delivered so far. A client that stops, or trickles below the rate, runs out of time.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    pub initial: Duration,
+    pub min_rate: u64,
+}
+
+impl BodyPace {
+    fn deadline(&self, started: Instant, received: u64) -> Instant {
+        #[expect(clippy::cast_precision_loss, reason = "a deadline, in seconds")]
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate.max(1) as f64);
+        started + self.initial + earned
+    }
+}
+
+/// The body did not arrive at the minimum pace; the request is answered 408.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time: {received} bytes in {elapsed:?}")]
+pub struct BodyTimeout {
+    received: u64,
+    elapsed: Duration,
+}
+
+/// A request body held to a [`BodyPace`]. The clock starts when the request head has arrived.
+pub struct Paced<B> {
+    inner: B,
+    pace: BodyPace,
+    started: Instant,
+    received: u64,
+    timer: Pin<Box<Sleep>>,
+    timed_out: bool,
+    metrics: HttpMetrics,
+}
+
+impl<B> std::fmt::Debug for Paced<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paced").field("pace", &self.pace).field("received", &self.received).finish()
+    }
+}
+
+impl<B> Paced<B> {
+    pub fn new(inner: B, pace: BodyPace, metrics: HttpMetrics) -> Self {
+        let started = Instant::now();
+        let timer = Box::pin(tokio::time::sleep_until(pace.deadline(started, 0)));
+        Self { inner, pace, started, received: 0, timer, timed_out: false, metrics }
+    }
+
+    fn timeout(&self) -> BoxError {
+        Box::new(BodyTimeout { received: self.received, elapsed: self.started.elapsed() })
+    }
+}
+
+impl<B> http_body::Body for Paced<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.timed_out {
+            return Poll::Ready(Some(Err(this.timeout())));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    let deadline = this.pace.deadline(this.started, this.received);
+                    this.timer.as_mut().reset(deadline);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => Poll::Ready(other.map(|frame| frame.map_err(Into::into))),
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.timed_out = true;
+                this.metrics.timed_out(Timeout::Body);
+                tracing::debug!(received = this.received, "request body too slow");
+                Poll::Ready(Some(Err(this.timeout())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Why a request body was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRefusal {
+    /// Longer than the endpoint's limit (413).
+    TooLarge { limit: usize },
+    /// Slower than the minimum pace (408).
+    TooSlow,
+    /// The connection failed or the framing was invalid (400).
+    Unreadable,
+}
+
+impl BodyRefusal {
+    /// What reading a body failed with, from the error's chain.
+    pub fn of(error: &(dyn StdError + 'static), limit: usize) -> Self {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<BodyTimeout>() {
+                return Self::TooSlow;
+            }
+            if error.is::<LengthLimitError>() {
+                return Self::TooLarge { limit };
+            }
+            cause = error.source();
+        }
+        Self::Unreadable
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::Unreadable => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn message(self) -> String {
+        match self {
+            Self::TooLarge { limit } => format!("The request body exceeds {limit} bytes."),
+            Self::TooSlow => "The request body did not arrive in time.".to_owned(),
+            Self::Unreadable => "The request body could not be read.".to_owned(),
+        }
+    }
+}
+
+/// Renders a refusal in the endpoint's protocol (problem+json, Cognito's JSON, S3's XML).
+pub type RenderRefusal = fn(BodyRefusal) -> Response;
+
+/// An endpoint's body limit and how it words a refusal; used as middleware state.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    pub max_bytes: usize,
+    pub render: RenderRefusal,
+}
+
+impl BodyLimit {
+    pub fn new(max_bytes: usize, render: RenderRefusal) -> Self {
+        Self { max_bytes, render }
+    }
+
+    fn refuse(self, refusal: BodyRefusal) -> Response {
+        let mut response = (self.render)(refusal);
+        // The rest of the body is never read, so the connection cannot carry another request.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+
+    /// Whether the declared length is over the limit, so the body need not be read at all.
+    fn declared_too_large(self, request: &Request) -> bool {
+        request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .is_some_and(|length| length > self.max_bytes as u64)
+    }
+
+    fn too_large(self) -> Response {
+        self.refuse(BodyRefusal::TooLarge { limit: self.max_bytes })
+    }
+}
+
+/// Middleware that reads the whole body, within the limit, before the rest of the stack runs:
+/// `router.layer(axum::middleware::from_fn_with_state(limit, read_whole_body))`.
+pub async fn read_whole_body(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+    if limit.declared_too_large(&request) {
+        return limit.too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match Limited::new(body, limit.max_bytes).collect().await {
+        Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
+        Err(error) => limit.refuse(BodyRefusal::of(error.as_ref(), limit.max_bytes)),
+    }
+}
+
+/// Middleware for endpoints that stream their bodies (uploads): a declared length over the
+/// limit is refused at once, and the body is cut off where it passes the limit.
+pub async fn limit_streamed_body(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+    if limit.declared_too_large(&request) {
+        return limit.too_large();
+    }
+    next.run(request.map(|body| Body::new(Limited::new(body, limit.max_bytes)))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_grows_by_a_second_for_every_min_rate_bytes() {
+        let pace = BodyPace { initial: Duration::from_secs(10), min_rate: 1000 };
+        let start = Instant::now();
+        assert_eq!(pace.deadline(start, 0), start + Duration::from_secs(10));
+        assert_eq!(pace.deadline(start, 2500), start + Duration::from_millis(12_500));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_found_anywhere_in_the_error_chain() {
+        let wrapped = axum::Error::new(BodyTimeout { received: 3, elapsed: Duration::from_secs(2) });
+        assert_eq!(BodyRefusal::of(&wrapped, 10), BodyRefusal::TooSlow);
+        let body = Limited::new(Body::from("more than ten bytes"), 10);
+        let too_long = axum::Error::new(body.collect().await.expect_err("over the limit"));
+        assert_eq!(BodyRefusal::of(&too_long, 10), BodyRefusal::TooLarge { limit: 10 });
+        let other = std::io::Error::other("reset");
+        assert_eq!(BodyRefusal::of(&other, 10), BodyRefusal::Unreadable);
+    }
+}
