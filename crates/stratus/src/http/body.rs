@@ -53,7 +53,8 @@ pub struct Paced<B> {
     pace: BodyPace,
     started: Instant,
     received: u64,
-    timer: Pin<Box<Sleep>>,
+    /// Armed the first time the body has to wait for the client.
+    timer: Option<Pin<Box<Sleep>>>,
     timed_out: bool,
     metrics: HttpMetrics,
 }
@@ -66,9 +67,7 @@ impl<B> std::fmt::Debug for Paced<B> {
 
 impl<B> Paced<B> {
     pub fn new(inner: B, pace: BodyPace, metrics: HttpMetrics) -> Self {
-        let started = Instant::now();
-        let timer = Box::pin(tokio::time::sleep_until(pace.deadline(started, 0)));
-        Self { inner, pace, started, received: 0, timer, timed_out: false, metrics }
+        Self { inner, pace, started: Instant::now(), received: 0, timer: None, timed_out: false, metrics }
     }
 
     fn timeout(&self) -> BoxError {
@@ -96,14 +95,17 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
-                    let deadline = this.pace.deadline(this.started, this.received);
-                    this.timer.as_mut().reset(deadline);
+                    if let Some(timer) = &mut this.timer {
+                        timer.as_mut().reset(this.pace.deadline(this.started, this.received));
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(other) => Poll::Ready(other.map(|frame| frame.map_err(Into::into))),
             Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_pending() {
+                let deadline = this.pace.deadline(this.started, this.received);
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 this.timed_out = true;

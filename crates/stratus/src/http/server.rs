@@ -28,9 +28,10 @@ use super::connection::Watched;
 use super::metrics::{HttpMetrics, Refusal};
 use crate::config::ServerConfig;
 
-/// hyper's read buffer: a request head may take up to this much, and a body is read in chunks
-/// of at most this much, so an endpoint stops reading within this much past its limit.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// hyper's read buffer. A request head must fit in it (Node.js's default limit; larger heads get
+/// 431), and a body is read in pieces of at most this size, so an endpoint refusing a body has
+/// read at most its limit, one piece, and the one piece hyper reads when it gives up the rest.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// File descriptors kept for the database, buckets and the blocking pool when the connection
 /// limit is fitted to the process's descriptor limit.
