@@ -189,8 +189,8 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting requests, lets in-flight
     /// invocations finish and writes their checkpoints.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let config = Arc::clone(&self.platform);
-        let config = &config.config;
+        let platform = Arc::clone(&self.platform);
+        let config = &platform.config;
         self.host.start()?;
         let background = CancellationToken::new();
         let sweeper = tokio::spawn(sweep_expired_items(Arc::clone(&self.platform), background.clone()));
@@ -413,7 +413,7 @@ async fn report_pressure(
     let totals = || {
         let timeouts = Timeout::ALL.map(|kind| metrics.timeouts(kind));
         let refused = Refusal::ALL.map(|reason| metrics.refusals(reason));
-        let rejected: u64 = pools.iter().map(|pool| pool.rejected()).sum();
+        let rejected: u64 = pools.iter().map(|pool| pool.rejections()).sum();
         (timeouts, refused, rejected)
     };
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(10));

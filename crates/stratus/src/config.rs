@@ -82,8 +82,9 @@ pub struct ServerConfig {
     /// Connections open at once; beyond, a new connection is answered 503 and closed. Lowered
     /// at start-up to what the process's file descriptor limit allows.
     pub max_connections: usize,
-    /// Connections open at once from one client address (an IPv6 client: its /64); beyond, a
-    /// new connection is answered 429 and closed. Behind a reverse proxy, raise it.
+    /// Connections open at once from one client address (an IPv6 client: its /64), at most
+    /// `max_connections`; beyond, a new connection is answered 429 and closed. Behind a reverse
+    /// proxy, raise it.
     pub max_connections_per_address: usize,
     /// After a shutdown signal, how long in-flight requests may take before their connections
     /// are closed.
@@ -742,11 +743,8 @@ impl Config {
         if server.max_connections == 0 {
             return invalid("server.max_connections", "must be at least 1");
         }
-        if !(1..=server.max_connections).contains(&server.max_connections_per_address) {
-            return invalid(
-                "server.max_connections_per_address",
-                "must be between 1 and server.max_connections",
-            );
+        if server.max_connections_per_address == 0 {
+            return invalid("server.max_connections_per_address", "must be at least 1");
         }
         Ok(())
     }

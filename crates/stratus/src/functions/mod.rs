@@ -393,7 +393,7 @@ async fn invoke<T>(
         let running = AssertUnwindSafe(call(invocation)).catch_unwind();
         let outcome = match tokio::time::timeout(limits.timeout, running).await {
             Err(_) => {
-                limits.background.timed_out();
+                limits.background.record_timeout();
                 Err(format!("timed out after {:?}", limits.timeout))
             }
             Ok(Err(_panic)) => Err("the function panicked".to_owned()),

@@ -4,6 +4,7 @@
 //! soon as its response is ready, never while a socket is read or written.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,8 @@ pub struct Pool {
     semaphore: Arc<Semaphore>,
     saturated_since: Mutex<Option<Instant>>,
     /// Requests refused because no slot came free in time (HTTP only).
-    rejected: std::sync::atomic::AtomicU64,
-    timeouts: std::sync::atomic::AtomicU64,
+    rejections: AtomicU64,
+    timeouts: AtomicU64,
 }
 
 /// One slot, given back when dropped.
@@ -52,8 +53,8 @@ impl Pool {
             capacity,
             semaphore: Arc::new(Semaphore::new(capacity)),
             saturated_since: Mutex::new(None),
-            rejected: 0.into(),
-            timeouts: 0.into(),
+            rejections: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
         })
     }
 
@@ -98,21 +99,22 @@ impl Pool {
         Slot { permit: Some(permit), pool: Arc::clone(self) }
     }
 
-    fn count(counter: &std::sync::atomic::AtomicU64) {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn timeouts(&self) -> u64 {
-        self.timeouts.load(std::sync::atomic::Ordering::Relaxed)
+    /// Counts a request refused because no slot came free in time.
+    pub fn record_rejection(&self) {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an invocation that ran out of time.
-    pub fn timed_out(&self) {
-        Self::count(&self.timeouts);
+    pub fn record_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejections(&self) -> u64 {
+        self.rejections.load(Ordering::Relaxed)
+    }
+
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
     }
 }
 
@@ -149,7 +151,7 @@ impl Collector for PoolMetrics {
             &mut encoder,
             "function_rejections",
             "Requests answered 503 because no slot came free in time",
-            Pool::rejected,
+            Pool::rejections,
         )?;
         self.counter(
             &mut encoder,
@@ -204,7 +206,7 @@ pub struct HttpInvoker {
 /// now): `router.layer(axum::middleware::from_fn_with_state(invoker, invoke_http))`.
 pub async fn invoke_http(State(invoker): State<HttpInvoker>, request: Request, next: Next) -> Response {
     let Some(slot) = invoker.pool.acquire_within(invoker.queue_timeout).await else {
-        Pool::count(&invoker.pool.rejected);
+        invoker.pool.record_rejection();
         tracing::warn!(pool = invoker.pool.name, "no function slot came free; answering 503");
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -231,7 +233,7 @@ pub async fn invoke_http(State(invoker): State<HttpInvoker>, request: Request, n
                 .into_response()
         }
         Err(_elapsed) => {
-            invoker.pool.timed_out();
+            invoker.pool.record_timeout();
             tracing::warn!(timeout = ?invoker.timeout, "HTTP function timed out; answering 504");
             Problem::new(StatusCode::GATEWAY_TIMEOUT, "The function did not answer in time.").into_response()
         }

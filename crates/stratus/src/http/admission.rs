@@ -85,9 +85,13 @@ impl Admission {
         let open = counts.clients.entry(client).or_insert(Open { count: 0, warned: None });
         if open.count >= self.per_client {
             let now = Instant::now();
-            if open.warned.is_none_or(|warned| now.duration_since(warned) >= WARN_EVERY) {
+            let warn = open.warned.is_none_or(|warned| now.duration_since(warned) >= WARN_EVERY);
+            if warn {
                 open.warned = Some(now);
-                tracing::warn!(%client, open = open.count, "connection refused: too many from one client");
+            }
+            drop(counts);
+            if warn {
+                tracing::warn!(%client, limit = self.per_client, "connections refused: too many from one client");
             }
             return Err(Refusal::PerAddress);
         }
