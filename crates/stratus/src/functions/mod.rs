@@ -140,7 +140,7 @@ pub struct Host {
 struct Limits {
     /// Stream and object-event invocations.
     background: Arc<Pool>,
-    timeout: Duration,
+    background_timeout: Duration,
     http: HttpInvoker,
 }
 
@@ -155,7 +155,7 @@ impl Host {
     pub fn new(log: Arc<StreamLog>, config: &FunctionsConfig) -> Self {
         let limits = Limits {
             background: Pool::new("background", config.background_concurrency),
-            timeout: config.background_timeout,
+            background_timeout: config.background_timeout,
             http: HttpInvoker {
                 pool: Pool::new("http", config.http_concurrency),
                 queue_timeout: config.http_queue_timeout,
@@ -380,7 +380,7 @@ async fn invoke<T>(
         function: Arc::clone(function),
         attempt: attempt.number,
         last_attempt: attempt.last,
-        deadline: started + limits.timeout,
+        deadline: started + limits.background_timeout,
     };
     let span = tracing::info_span!(
         "invocation",
@@ -391,10 +391,10 @@ async fn invoke<T>(
     );
     async move {
         let running = AssertUnwindSafe(call(invocation)).catch_unwind();
-        let outcome = match tokio::time::timeout(limits.timeout, running).await {
+        let outcome = match tokio::time::timeout(limits.background_timeout, running).await {
             Err(_) => {
                 limits.background.record_timeout();
-                Err(format!("timed out after {:?}", limits.timeout))
+                Err(format!("timed out after {:?}", limits.background_timeout))
             }
             Ok(Err(_panic)) => Err("the function panicked".to_owned()),
             Ok(Ok(Err(error))) => Err(error_chain(error.as_ref())),

@@ -33,7 +33,6 @@ pub struct BodyPace {
 
 impl BodyPace {
     fn deadline(&self, started: Instant, received: u64) -> Instant {
-        #[expect(clippy::cast_precision_loss, reason = "a deadline, in seconds")]
         let earned = Duration::from_secs_f64(received as f64 / self.min_rate.max(1) as f64);
         started + self.initial + earned
     }

@@ -113,9 +113,7 @@ struct Experience {
 impl Experience {
     fn success_rate(&self) -> f64 {
         let total = self.latencies.len() + self.failures.len();
-        #[expect(clippy::cast_precision_loss, reason = "a ratio")]
-        let rate = self.latencies.len() as f64 / total.max(1) as f64;
-        rate
+        self.latencies.len() as f64 / total.max(1) as f64
     }
 
     fn p99(&mut self) -> Duration {

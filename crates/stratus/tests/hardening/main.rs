@@ -22,7 +22,6 @@ mod timeouts;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::json;
 use stratus::config::Config;
 use support::TestApp;
 
@@ -50,17 +49,7 @@ pub fn address(app: &TestApp) -> SocketAddr {
 
 /// An author (member of `authors`): their access token.
 pub async fn author_token(app: &TestApp) -> String {
-    app.admin("CreateGroup", json!({"UserPoolId": app.pool_id, "GroupName": "authors"})).await;
-    app.signed_in_user("writer", PASSWORD).await;
-    app.admin(
-        "AdminAddUserToGroup",
-        json!({"UserPoolId": app.pool_id, "Username": "writer", "GroupName": "authors"}),
-    )
-    .await;
-    app.sign_in("writer", PASSWORD).await["AuthenticationResult"]["AccessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    app.author_token("writer", PASSWORD).await
 }
 
 /// One counter of `/metrics` (OpenMetrics text), summed over its labels when `labels` is empty.

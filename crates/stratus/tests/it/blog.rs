@@ -19,17 +19,7 @@ impl Blog {
 
     pub(crate) async fn start_with(configure: impl FnOnce(&mut stratus::config::Config)) -> Self {
         let app = TestApp::spawn_with(configure, |_| {}).await;
-        app.admin("CreateGroup", json!({"UserPoolId": app.pool_id, "GroupName": "authors"})).await;
-        app.signed_in_user("writer", PASSWORD).await;
-        app.admin(
-            "AdminAddUserToGroup",
-            json!({"UserPoolId": app.pool_id, "Username": "writer", "GroupName": "authors"}),
-        )
-        .await;
-        let author = app.sign_in("writer", PASSWORD).await["AuthenticationResult"]["AccessToken"]
-            .as_str()
-            .expect("token")
-            .to_owned();
+        let author = app.author_token("writer", PASSWORD).await;
         let reader = app.signed_in_user("reader", PASSWORD).await["AuthenticationResult"]["AccessToken"]
             .as_str()
             .expect("token")

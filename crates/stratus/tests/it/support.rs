@@ -413,6 +413,22 @@ impl TestApp {
         self.sign_in(username, password).await
     }
 
+    /// Signs up `username` into the group `authors` (created when missing); returns their
+    /// access token.
+    pub async fn author_token(&self, username: &str, password: &str) -> String {
+        self.admin("CreateGroup", serde_json::json!({"UserPoolId": self.pool_id, "GroupName": "authors"}))
+            .await;
+        self.signed_in_user(username, password).await;
+        let membership =
+            serde_json::json!({"UserPoolId": self.pool_id, "Username": username, "GroupName": "authors"});
+        let (status, body) = self.admin("AdminAddUserToGroup", membership).await;
+        assert_eq!(status, 200, "{body}");
+        self.sign_in(username, password).await["AuthenticationResult"]["AccessToken"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
     pub async fn sign_in(&self, username: &str, password: &str) -> serde_json::Value {
         let (status, body) = self
             .cognito(
