@@ -18,6 +18,7 @@ pub mod identity;
 pub mod mail;
 pub mod media;
 pub mod platform;
+pub mod settings;
 pub mod signing;
 pub mod sigv4;
 pub mod sqlite;

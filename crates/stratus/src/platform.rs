@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::blobs::{BlobError, Buckets};
 use crate::clock::Clock;
-use crate::config::{Config, MailTransport, Synchronous};
+use crate::config::Config;
+use crate::mail::MailTransport;
 use crate::mail::{Deduplicated, MailError, Mailer, OutboxMailer, SmtpMailer, parse_sender};
+use crate::sqlite::Synchronous;
 use crate::sqlite::{Database, DbError};
 use crate::stream::{StreamError, StreamLog};
 use crate::table::sqlite::SqliteTable;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::watch;
 
-use crate::config::Synchronous;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -173,4 +173,26 @@ fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connection, 
     connection.pragma_update(None, "synchronous", level).map_err(open_error)?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
+}
+
+/// `[database]`: how durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Survives a crash of the process; the last commits may be lost on power loss.
+    Normal,
+    /// Survives power loss: every commit is fsynced.
+    Full,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub synchronous: Synchronous,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { synchronous: Synchronous::Normal }
+    }
 }

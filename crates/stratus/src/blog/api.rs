@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::store::{Post, PostError, PostStore};
 use super::{PostInput, PostStatus, Slug, Tag};
-use crate::config::BlogConfig;
+use crate::blog::BlogConfig;
 use crate::http::Problem;
 use crate::identity::authorizer::{Authorizer, Principal};
 

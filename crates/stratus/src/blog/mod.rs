@@ -1,6 +1,9 @@
 //! The blog: posts written by authors (a user-pool group), stored in the table in a
 //! single-table design ([`store`]), served by a REST API ([`api`]).
 
+mod config;
+pub use config::BlogConfig;
+
 pub mod api;
 pub mod front_matter;
 mod markdown;

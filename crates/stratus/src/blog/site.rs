@@ -20,7 +20,7 @@ use super::markdown;
 use super::store::{Post, PostError, PostStore, post_from_item};
 use super::{PostStatus, Tag};
 use crate::blobs::EventedStore;
-use crate::config::BlogConfig;
+use crate::blog::BlogConfig;
 use crate::events::TableChange;
 use crate::table::Item;
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::subscribers::{Address, SubscriberError, SubscriberStore, UnsubscribeTokens};
-use crate::config::BlogConfig;
+use crate::blog::BlogConfig;
 use crate::http::{AddressLimit, Problem, page};
 use crate::identity::authorizer::{Authorizer, Principal};
 

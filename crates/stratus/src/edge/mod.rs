@@ -4,6 +4,9 @@
 //! cache that object events invalidate precisely. Edge hooks (Lambda@Edge's role) add security
 //! headers, redirects and the custom 404 page. Nothing else can read the bucket.
 
+mod config;
+pub use config::EdgeConfig;
+
 mod front;
 mod http_cache;
 mod variants;
@@ -22,7 +25,7 @@ use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{EventedStore, parse_key};
-use crate::config::{EdgeConfig, MediaConfig};
+use crate::media::MediaConfig;
 use crate::media::thumbnail::DecodeLimits;
 
 /// Objects larger than this are served but not kept in memory.

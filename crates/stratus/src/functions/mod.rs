@@ -4,6 +4,9 @@
 //! (`slots`: HTTP and background pools). Shutdown lets in-flight invocations finish and their
 //! checkpoints land.
 
+mod config;
+pub use config::FunctionsConfig;
+
 pub mod slots;
 
 use std::future::Future;
@@ -19,9 +22,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::config::{FunctionsConfig, StreamConfig};
 use crate::events::{BatchResponse, ObjectEvent, TableChange};
 use crate::http::body::{BodyLimit, read_whole_body};
+use crate::stream::StreamConfig;
 use crate::stream::consumer::Consumer;
 use crate::stream::{
     Attempt, ConsumerSpec, Deliver, DeliveryOptions, EventFilter, KeyFilter, Outcome, Record, StreamError,

@@ -3,6 +3,9 @@
 //! behind them changes (a write through the API clears it at once; other writers' changes clear
 //! it through the change stream).
 
+mod config;
+pub use config::GatewayConfig;
+
 use std::sync::Arc;
 use std::time::Duration;
 

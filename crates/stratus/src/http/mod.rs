@@ -2,6 +2,9 @@
 //! (`body`), and the routes that belong to the platform itself: health checks for load balancers
 //! and Route 53-style probes, and `/metrics` for Prometheus.
 
+mod config;
+pub use config::{MetricsAccess, ServerConfig};
+
 pub mod admission;
 pub mod body;
 mod connection;
@@ -29,7 +32,6 @@ pub use page::page;
 pub use problem::Problem;
 pub use request_id::RequestIds;
 
-use crate::config::MetricsAccess;
 use crate::functions::HostHealth;
 use crate::sqlite::Database;
 use crate::stream::StreamLog;

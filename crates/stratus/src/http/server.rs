@@ -26,7 +26,7 @@ use super::admission::{Admission, Admitted};
 use super::body::{BodyPace, Paced};
 use super::connection::Watched;
 use super::metrics::{HttpMetrics, Refusal};
-use crate::config::ServerConfig;
+use crate::http::ServerConfig;
 
 /// hyper's read buffer. A request head must fit in it (Node.js's default limit; larger heads get
 /// 431), and a body is read in pieces of at most this size, so an endpoint refusing a body has

@@ -18,8 +18,8 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::tokens::{self, AccessClaims, TokenError};
 use super::{UserPool, unverified_issuer};
-use crate::config::RemoteIssuer;
 use crate::http::Problem;
+use crate::identity::RemoteIssuer;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

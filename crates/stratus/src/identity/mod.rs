@@ -5,6 +5,9 @@
 //! On AWS the pool is Cognito itself; only [`authorizer`] is used there, pointed at Cognito's
 //! issuer URL.
 
+mod config;
+pub use config::{ClientConfig, IdentityConfig, PasswordPolicy, PoolConfig, RemoteIssuer};
+
 pub mod authorizer;
 mod filter;
 mod mailing;
@@ -23,7 +26,6 @@ pub use pool::{AdminCreateUser, AuthOutcome, CodeDelivery, Group, Tokens, UserPo
 pub use throttle::Throttle;
 
 use crate::clock::Clock;
-use crate::config::IdentityConfig;
 use crate::mail::Mailer;
 use crate::sqlite::{Database, DbError};
 

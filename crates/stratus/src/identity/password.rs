@@ -5,7 +5,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::config::PasswordPolicy;
+use crate::identity::PasswordPolicy;
 
 /// 19 MiB, 2 passes, 1 lane: OWASP's minimum for argon2id.
 const MEMORY_KIB: u32 = 19 * 1024;

@@ -22,7 +22,7 @@ use super::store::{
 use super::tokens::{self, AccessClaims, IdClaims, TokenError};
 use super::{IdentityError, password, totp};
 use crate::clock::Clock;
-use crate::config::PoolConfig;
+use crate::identity::PoolConfig;
 use crate::mail::Mailer;
 use crate::sqlite::Database;
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::IdentityError;
 use super::pool::UserStatus;
 use super::tokens::{self, SigningKey, VerifyingKey};
-use crate::config::PoolConfig;
+use crate::identity::PoolConfig;
 use crate::sqlite::Database;
 
 /// Wrong guesses that burn a code.

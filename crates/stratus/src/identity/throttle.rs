@@ -8,8 +8,8 @@ use std::num::NonZeroU32;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::IdentityError;
-use crate::config::IdentityConfig;
 use crate::http::AddressLimit;
+use crate::identity::IdentityConfig;
 
 pub struct Throttle {
     per_user: DefaultKeyedRateLimiter<String>,

@@ -6,6 +6,9 @@
 //! a send repeated after a crash (between the relay's acknowledgement and the log write) carries
 //! the same Message-ID for receivers to recognise.
 
+mod config;
+pub use config::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
+
 mod deduplicated;
 mod outbox;
 mod smtp;

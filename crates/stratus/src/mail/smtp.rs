@@ -8,7 +8,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{Email, MailError, Mailer, Sent, compose};
-use crate::config::{SmtpConfig, SmtpTls};
+use crate::mail::{SmtpConfig, SmtpTls};
 
 #[derive(Debug, Clone)]
 pub struct SmtpMailer {

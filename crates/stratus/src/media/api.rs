@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::photos::{Photo, PhotoError};
 use super::{Media, UploadError};
-use crate::config::MediaConfig;
 use crate::http::Problem;
 use crate::http::body::{BodyLimit, BodyRefusal, limit_streamed_body};
 use crate::identity::authorizer::{Authorizer, Principal};
+use crate::media::MediaConfig;
 
 /// Room for multipart boundaries and part headers beyond the file itself.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;

@@ -2,6 +2,9 @@
 //! their thumbnails (`thumbnailer`, over the `thumbnail` engine), and the photo items that record
 //! each one's state (`photos`).
 
+mod config;
+pub use config::MediaConfig;
+
 pub mod api;
 pub mod photos;
 pub mod thumbnail;

@@ -11,7 +11,7 @@ use object_store::{ObjectStoreExt as _, PutPayload};
 use super::photos::{PhotoError, PhotoStore, ThumbnailRef, id_of_key};
 use super::thumbnail::{Rendered, render_queued};
 use crate::blobs::EventedStore;
-use crate::config::MediaConfig;
+use crate::media::MediaConfig;
 use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]

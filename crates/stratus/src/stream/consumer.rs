@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{EventFilter, Record, StreamError, StreamLog};
-use crate::config::{StartingPosition, StreamConfig};
 use crate::events::decode_event_key;
+use crate::stream::{StartingPosition, StreamConfig};
 use crate::telemetry::error_chain;
 
 /// What an invocation of a consumer's function reported.

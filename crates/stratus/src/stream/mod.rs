@@ -4,6 +4,9 @@
 //! Streams → Lambda semantics: batches, retries with backoff, bisection, partial batch
 //! responses, dead letters and a retention window.
 
+mod config;
+pub use config::{StartingPosition, StreamConfig};
+
 pub mod consumer;
 pub mod filter;
 
@@ -14,7 +17,6 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::config::StartingPosition;
 use crate::sqlite::{Database, DbError};
 
 pub use consumer::{Attempt, ConsumerSpec, Deliver, DeliveryOptions, KeyFilter, Outcome};

@@ -4,6 +4,9 @@
 //! Adapters: [`sqlite::SqliteTable`] (embedded, the default). Every adapter must pass
 //! [`conformance`], the suite written once against this trait.
 
+mod config;
+pub use config::TableConfig;
+
 pub mod conformance;
 mod expr;
 mod keys;

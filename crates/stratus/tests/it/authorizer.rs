@@ -217,7 +217,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     let remote_client = issuer_app.client_id.clone();
     let api = spawn_api(|config| {
         config.identity.issuers =
-            vec![stratus::config::RemoteIssuer { issuer: issuer.clone(), client_ids: vec![remote_client] }];
+            vec![stratus::identity::RemoteIssuer { issuer: issuer.clone(), client_ids: vec![remote_client] }];
     })
     .await;
     let tokens = issuer_app.signed_in_user("federated", PASSWORD).await;
@@ -229,7 +229,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     assert_eq!(call(&api, "/v1/me", Some(&id_token)).await.0, 401);
 
     let strict = spawn_api(|config| {
-        config.identity.issuers = vec![stratus::config::RemoteIssuer {
+        config.identity.issuers = vec![stratus::identity::RemoteIssuer {
             issuer: issuer.clone(),
             client_ids: vec!["otherclient".into()],
         }];

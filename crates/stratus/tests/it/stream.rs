@@ -288,7 +288,7 @@ async fn a_consumer_behind_the_retention_is_reported_not_skipped_silently() {
     let stream = &test.platform.stream;
     let source = table.stream_source().to_owned();
     stream
-        .register_consumer("slow", &source, stratus::config::StartingPosition::TrimHorizon)
+        .register_consumer("slow", &source, stratus::stream::StartingPosition::TrimHorizon)
         .expect("register");
     for i in 0..3 {
         table.put(item! { "id" => format!("old{i}") }, None).await.expect("put");

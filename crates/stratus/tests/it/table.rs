@@ -23,7 +23,7 @@ impl SqliteFactory {
     fn new() -> Self {
         let dir = TempDir::new().expect("temporary directory");
         let db =
-            Database::open(&dir.path().join("stratus.db"), stratus::config::Synchronous::Normal).expect("db");
+            Database::open(&dir.path().join("stratus.db"), stratus::sqlite::Synchronous::Normal).expect("db");
         Self { _dir: dir, db: Arc::new(db) }
     }
 }
