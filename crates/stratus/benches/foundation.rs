@@ -27,7 +27,7 @@ fn main() {
     let mut config =
         Config { data_dir: dir.path().to_path_buf(), stage: "bench".into(), ..Config::default() };
     config.stream.batching_window = Duration::ZERO;
-    let platform = Arc::new(Platform::open(&config, Arc::new(SystemClock)).expect("platform"));
+    let platform = Arc::new(Platform::open(&config.platform(), Arc::new(SystemClock)).expect("platform"));
 
     let one_thread = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     one_thread.block_on(table_throughput(&platform));

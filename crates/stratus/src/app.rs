@@ -18,10 +18,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::events::BatchResponse;
 use crate::functions::{FunctionError, Host, HostError, ObjectTrigger, StreamTrigger};
+use crate::health::{self, HealthState, MetricsState};
 use crate::http::body::BodyLimit;
 use crate::http::metrics::HttpMetrics;
 use crate::http::server::Listener;
-use crate::http::{self, HealthState, MetricsState, Problem};
+use crate::http::{self, Problem};
 use crate::identity::authorizer::Authorizer;
 use crate::identity::{Identity, IdentityError, operator_credentials};
 use crate::platform::{Platform, PlatformError};
@@ -66,6 +67,7 @@ pub struct Application {
     /// Every component's metrics, registered while the system is built.
     metrics: Registry,
     public_url: String,
+    config: Config,
 }
 
 impl Application {
@@ -74,7 +76,7 @@ impl Application {
     }
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        let platform = Arc::new(Platform::open(&config, clock)?);
+        let platform = Arc::new(Platform::open(&config.platform(), clock)?);
         let mut host = Host::new(Arc::clone(&platform.stream), &config.functions);
         let address = config.server.listen;
         let socket = TcpListener::bind(address).await.map_err(|source| AppError::Bind { address, source })?;
@@ -87,7 +89,8 @@ impl Application {
             .public_url
             .clone()
             .map_or_else(|| format!("http://{local_addr}"), |url| url.trim_end_matches('/').to_owned());
-        let operator = operator_credentials(&config).map_err(AppError::OperatorCredentials)?;
+        let operator = operator_credentials(&config.identity, platform.stage_dir())
+            .map_err(AppError::OperatorCredentials)?;
         let identity = Arc::new(Identity::open(
             &config.identity,
             operator,
@@ -119,7 +122,13 @@ impl Application {
             http_metrics,
             metrics,
             public_url,
+            config,
         })
+    }
+
+    /// The configuration the system was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -152,7 +161,7 @@ impl Application {
     /// AWS. Its requests are read whole (up to `functions.max_body_bytes`) and then invoked in
     /// the host's HTTP slots.
     pub fn mount(&mut self, function: Router) {
-        let limit = BodyLimit::new(self.platform.config.functions.max_body_bytes, Problem::body_refused);
+        let limit = BodyLimit::new(self.config.functions.max_body_bytes, Problem::body_refused);
         let function = self.host.http_function(function, limit);
         self.functions = std::mem::take(&mut self.functions).merge(function);
     }
@@ -160,7 +169,7 @@ impl Application {
     /// What `stratus serve` prints once it listens.
     pub fn banner(&self) -> String {
         use std::fmt::Write as _;
-        let config = &self.platform.config;
+        let config = &self.config;
         let url = &self.public_url;
         let mut banner = format!(
             "Stratus is running: stage `{stage}`, data in {data}\n  \
@@ -179,7 +188,7 @@ impl Application {
             }
         }
         if config.identity.operator_secret_access_key.is_none() {
-            let path = crate::identity::operator_credentials_path(config);
+            let path = crate::identity::operator_credentials_path(self.platform.stage_dir());
             let _ = writeln!(banner, "  operator credentials (Admin* calls): {}", path.display());
         }
         banner.push_str("Stop with Ctrl-C (or SIGTERM).");
@@ -189,11 +198,14 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting requests, lets in-flight
     /// invocations finish and writes their checkpoints.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let platform = Arc::clone(&self.platform);
-        let config = &platform.config;
+        let config = self.config.clone();
         self.host.start()?;
         let background = CancellationToken::new();
-        let sweeper = tokio::spawn(sweep_expired_items(Arc::clone(&self.platform), background.clone()));
+        let sweeper = tokio::spawn(sweep_expired_items(
+            Arc::clone(&self.platform),
+            config.table.ttl_sweep_interval,
+            background.clone(),
+        ));
         let pruner = tokio::spawn(prune_throttles(
             Arc::clone(&self.identity),
             self.subscriptions.clone(),
@@ -201,6 +213,7 @@ impl Application {
         ));
         let trimmer = tokio::spawn(trim_stream(
             Arc::clone(&self.platform),
+            config.stream.clone(),
             self.host.consumer_names(),
             background.clone(),
         ));
@@ -221,7 +234,7 @@ impl Application {
             access: config.server.metrics,
         };
         let functions = std::mem::take(&mut self.functions);
-        let routes = http::router(health, metrics)
+        let routes = health::router(health, metrics)
             .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
             .merge(functions);
         // Around the whole router, once per request, rather than around each route.
@@ -252,7 +265,7 @@ async fn blog_functions(
     public_url: &str,
     host: &mut Host,
 ) -> Result<(Router, SubscriberState), AppError> {
-    let blog = crate::blog::Blog::open(platform, config, public_url).await?;
+    let blog = crate::blog::Blog::open(platform, &config.blog, public_url).await?;
     let only_posts =
         EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
     let generator = Arc::clone(&blog.generator);
@@ -330,7 +343,7 @@ async fn media_functions(
     public_url: &str,
     host: &mut Host,
 ) -> Result<Router, AppError> {
-    let media = crate::media::Media::open(platform, config).await?;
+    let media = crate::media::Media::open(platform, &config.media).await?;
     let thumbnailer = Arc::new(crate::media::thumbnailer::Thumbnailer::new(
         Arc::clone(&media.bucket),
         media.photos.clone(),
@@ -451,8 +464,8 @@ async fn report_pressure(
     }
 }
 
-async fn sweep_expired_items(platform: Arc<Platform>, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(platform.config.table.ttl_sweep_interval);
+async fn sweep_expired_items(platform: Arc<Platform>, every: std::time::Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -480,13 +493,18 @@ async fn prune_throttles(identity: Arc<Identity>, subscriptions: SubscriberState
     }
 }
 
-async fn trim_stream(platform: Arc<Platform>, consumers: Vec<String>, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(platform.config.stream.trim_interval);
+async fn trim_stream(
+    platform: Arc<Platform>,
+    config: crate::stream::StreamConfig,
+    consumers: Vec<String>,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(config.trim_interval);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {
-                if let Err(error) = platform.stream.trim(platform.config.stream.retention, &consumers).await {
+                if let Err(error) = platform.stream.trim(config.retention, &consumers).await {
                     tracing::error!(error = %error_chain(&error), "stream trimming failed");
                 }
             }

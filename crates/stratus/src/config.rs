@@ -21,6 +21,7 @@ use crate::http::ServerConfig;
 use crate::identity::IdentityConfig;
 use crate::mail::MailConfig;
 use crate::media::MediaConfig;
+use crate::platform::PlatformSettings;
 use crate::settings::{Invalid, invalid};
 use crate::sqlite::DatabaseConfig;
 use crate::stream::StreamConfig;
@@ -123,6 +124,17 @@ impl Config {
     /// The directory holding this stage's database, buckets and outbox.
     pub fn stage_dir(&self) -> PathBuf {
         self.data_dir.join(&self.stage)
+    }
+
+    /// What the stage's platform (the local adapters) is opened from.
+    pub fn platform(&self) -> PlatformSettings {
+        PlatformSettings {
+            stage: self.stage.clone(),
+            stage_dir: self.stage_dir(),
+            region: self.region.clone(),
+            database: self.database.clone(),
+            mail: self.mail.clone(),
+        }
     }
 
     /// Checks the settings that belong to no component, then each component's section, then

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod events;
 pub mod functions;
 pub mod gateway;
+pub mod health;
 pub mod http;
 pub mod identity;
 pub mod mail;

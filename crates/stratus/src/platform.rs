@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::blobs::{BlobError, Buckets};
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::mail::MailTransport;
-use crate::mail::{Deduplicated, MailError, Mailer, OutboxMailer, SmtpMailer, parse_sender};
-use crate::sqlite::Synchronous;
-use crate::sqlite::{Database, DbError};
+use crate::mail::{
+    Deduplicated, MailConfig, MailError, MailTransport, Mailer, OutboxMailer, SmtpMailer, parse_sender,
+};
+use crate::sqlite::{Database, DatabaseConfig, DbError, Synchronous};
 use crate::stream::{StreamError, StreamLog};
 use crate::table::sqlite::SqliteTable;
 use crate::table::{TableError, TableSpec};
@@ -38,9 +37,20 @@ pub enum PlatformError {
     Mail(#[from] MailError),
 }
 
+/// What a platform is opened from: the stage, where its data lives, its region, and the sections
+/// of the adapters it opens (`config::Config::platform` gives them).
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    pub stage: String,
+    pub stage_dir: PathBuf,
+    pub region: String,
+    pub database: DatabaseConfig,
+    pub mail: MailConfig,
+}
+
 #[derive(Debug)]
 pub struct Platform {
-    pub config: Config,
+    settings: PlatformSettings,
     pub clock: Arc<dyn Clock>,
     pub db: Arc<Database>,
     pub stream: Arc<StreamLog>,
@@ -50,8 +60,8 @@ pub struct Platform {
 }
 
 impl Platform {
-    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, PlatformError> {
-        let stage_dir = config.stage_dir();
+    pub fn open(config: &PlatformSettings, clock: Arc<dyn Clock>) -> Result<Self, PlatformError> {
+        let stage_dir = config.stage_dir.clone();
         std::fs::create_dir_all(&stage_dir)
             .map_err(|source| PlatformError::DataDirectory { path: stage_dir.clone(), source })?;
         let db = Arc::new(Database::open(&stage_dir.join("stratus.db"), config.database.synchronous)?);
@@ -76,7 +86,7 @@ impl Platform {
             }
         };
         Ok(Self {
-            config: config.clone(),
+            settings: config.clone(),
             clock,
             db,
             stream,
@@ -86,18 +96,33 @@ impl Platform {
         })
     }
 
+    /// The stage's name (`dev`, `prod`, …).
+    pub fn stage(&self) -> &str {
+        &self.settings.stage
+    }
+
+    /// The directory holding the stage's database, buckets and outbox.
+    pub fn stage_dir(&self) -> &std::path::Path {
+        &self.settings.stage_dir
+    }
+
+    /// The region reported in events and identifiers.
+    pub fn region(&self) -> &str {
+        &self.settings.region
+    }
+
     /// Opens (creating on first use) a table of this stage; its expired items are swept by
     /// [`Platform::sweep_expired`].
     pub fn table(&self, spec: TableSpec) -> Result<SqliteTable, TableError> {
         let table =
-            SqliteTable::open(Arc::clone(&self.db), spec, Arc::clone(&self.clock), &self.config.region)?;
+            SqliteTable::open(Arc::clone(&self.db), spec, Arc::clone(&self.clock), &self.settings.region)?;
         self.tables.lock().unwrap_or_else(PoisonError::into_inner).push(table.clone());
         Ok(table)
     }
 
     /// The outbox of this stage, for reading what was sent.
     pub fn outbox(&self) -> Result<OutboxMailer, MailError> {
-        OutboxMailer::new(&self.config.stage_dir().join("outbox"), parse_sender(&self.config.mail.from)?)
+        OutboxMailer::new(&self.settings.stage_dir.join("outbox"), parse_sender(&self.settings.mail.from)?)
     }
 
     /// Deletes expired items of every open table; returns how many.

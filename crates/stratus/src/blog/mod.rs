@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::platform::Platform;
 
 /// The blog's parts over a stage's platform, shared by the server and the CLI.
@@ -46,19 +45,18 @@ pub enum OpenError {
 impl Blog {
     /// `public_url` is the site's address in links, the feed and the sitemap. Templates in
     /// `<stage dir>/templates/` replace the default theme's files of the same name.
-    pub async fn open(platform: &Platform, config: &Config, public_url: &str) -> Result<Self, OpenError> {
+    pub async fn open(platform: &Platform, config: &BlogConfig, public_url: &str) -> Result<Self, OpenError> {
         let table = platform.table(store::table_spec())?;
         let source = table.stream_source().to_owned();
         let table: Arc<dyn crate::table::Table> = Arc::new(table);
         let clock = Arc::clone(&platform.clock);
         let posts = store::PostStore::new(Arc::clone(&table), Arc::clone(&clock));
         let subscribers = subscribers::SubscriberStore::new(Arc::clone(&table), Arc::clone(&clock));
-        let tokens =
-            subscribers::UnsubscribeTokens::open(&table, clock, config.blog.unsubscribe_link_ttl).await?;
-        let bucket = platform.buckets.bucket(&config.blog.site_bucket)?;
-        let overrides = config.stage_dir().join("templates");
+        let tokens = subscribers::UnsubscribeTokens::open(&table, clock, config.unsubscribe_link_ttl).await?;
+        let bucket = platform.buckets.bucket(&config.site_bucket)?;
+        let overrides = platform.stage_dir().join("templates");
         let generator =
-            Arc::new(site::SiteGenerator::new(posts.clone(), bucket, &config.blog, public_url, &overrides)?);
+            Arc::new(site::SiteGenerator::new(posts.clone(), bucket, config, public_url, &overrides)?);
         Ok(Self { posts, subscribers, tokens, generator, source })
     }
 }

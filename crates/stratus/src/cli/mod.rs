@@ -223,7 +223,7 @@ async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> an
     use crate::media::Media;
     use crate::media::thumbnailer::Thumbnailer;
     let platform = open_platform(config)?;
-    let media = Media::open(&platform, config).await?;
+    let media = Media::open(&platform, &config.media).await?;
     let thumbnailer = Thumbnailer::new(Arc::clone(&media.bucket), media.photos.clone(), &config.media);
     let watched = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = (files.len() > 1 && watched).then(|| progress_bar(files.len(), "photos"));
@@ -314,7 +314,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn open_platform(config: &Config) -> anyhow::Result<Platform> {
-    Platform::open(config, Arc::new(SystemClock)).context("cannot open the data directory")
+    Platform::open(&config.platform(), Arc::new(SystemClock)).context("cannot open the data directory")
 }
 
 fn stream(command: StreamCommand, config: &Config) -> anyhow::Result<()> {
@@ -390,8 +390,8 @@ fn mail(command: MailCommand, config: &Config) -> anyhow::Result<()> {
 
 async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()> {
     let platform = open_platform(config)?;
-    let operator =
-        crate::identity::operator_credentials(config).context("cannot read the operator credentials")?;
+    let operator = crate::identity::operator_credentials(&config.identity, &config.stage_dir())
+        .context("cannot read the operator credentials")?;
     let public_url =
         config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
     let identity = crate::identity::Identity::open(
@@ -516,7 +516,7 @@ async fn open_blog(config: &Config) -> anyhow::Result<crate::blog::Blog> {
     let platform = open_platform(config)?;
     let public_url =
         config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
-    Ok(crate::blog::Blog::open(&platform, config, &public_url).await?)
+    Ok(crate::blog::Blog::open(&platform, &config.blog, &public_url).await?)
 }
 
 fn progress_bar(length: usize, what: &str) -> indicatif::ProgressBar {

@@ -27,7 +27,7 @@ use crate::http::body::{BodyLimit, read_whole_body};
 use crate::stream::StreamConfig;
 use crate::stream::consumer::Consumer;
 use crate::stream::{
-    Attempt, ConsumerSpec, Deliver, DeliveryOptions, EventFilter, KeyFilter, Outcome, Record, StreamError,
+    Attempt, BodyFilter, ConsumerSpec, Deliver, DeliveryOptions, EventFilter, Outcome, Record, StreamError,
     StreamLog,
 };
 use crate::telemetry::error_chain;
@@ -85,6 +85,24 @@ impl StreamTrigger {
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.options.batch_size = batch_size;
         self
+    }
+}
+
+/// S3 notification filter rules on the object key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    pub prefix: String,
+    pub suffix: String,
+}
+
+impl KeyFilter {
+    /// Whether an object event's key (decoded as S3 encodes it) passes the rules.
+    fn accepts(&self, event: &serde_json::Value) -> bool {
+        let Some(encoded) = event.pointer("/s3/object/key").and_then(|key| key.as_str()) else {
+            return false;
+        };
+        let key = crate::events::decode_event_key(encoded);
+        key.starts_with(&self.prefix) && key.ends_with(&self.suffix)
     }
 }
 
@@ -192,7 +210,7 @@ impl Host {
             name: name.to_owned(),
             source: table_source.to_owned(),
             filter: trigger.filter,
-            key_filter: None,
+            body_filter: None,
             options: trigger.options,
         };
         let deliver = TableChangeFunction { name: name.into(), limits: Arc::clone(&self.limits), function };
@@ -221,7 +239,10 @@ impl Host {
             name: name.to_owned(),
             source: bucket_source.to_owned(),
             filter,
-            key_filter: Some(trigger.keys),
+            body_filter: Some({
+                let keys = trigger.keys;
+                BodyFilter::new(move |event| keys.accepts(event))
+            }),
             options: trigger.options,
         };
         let deliver = ObjectFunction { name: name.into(), limits: Arc::clone(&self.limits), function };

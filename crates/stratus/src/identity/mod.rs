@@ -224,12 +224,15 @@ pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
 /// The operator credentials of a stage: from configuration, or generated on first start and
 /// kept in `<stage dir>/identity/operator-credentials`, an AWS shared-credentials file readable
 /// only by its owner (`AWS_SHARED_CREDENTIALS_FILE=… aws cognito-idp admin-…` works).
-pub fn operator_credentials(config: &crate::config::Config) -> std::io::Result<OperatorCredentials> {
-    let access_key_id = config.identity.operator_access_key_id.clone();
-    if let Some(secret) = &config.identity.operator_secret_access_key {
+pub fn operator_credentials(
+    config: &IdentityConfig,
+    stage_dir: &std::path::Path,
+) -> std::io::Result<OperatorCredentials> {
+    let access_key_id = config.operator_access_key_id.clone();
+    if let Some(secret) = &config.operator_secret_access_key {
         return Ok(OperatorCredentials { access_key_id, secret_access_key: secret.clone() });
     }
-    let path = operator_credentials_path(config);
+    let path = operator_credentials_path(stage_dir);
     if let Ok(existing) = std::fs::read_to_string(&path)
         && let Some(secret) =
             existing.lines().find_map(|line| line.trim().strip_prefix("aws_secret_access_key = "))
@@ -250,8 +253,8 @@ pub fn operator_credentials(config: &crate::config::Config) -> std::io::Result<O
     Ok(OperatorCredentials { access_key_id, secret_access_key: secret })
 }
 
-pub fn operator_credentials_path(config: &crate::config::Config) -> std::path::PathBuf {
-    config.stage_dir().join("identity").join("operator-credentials")
+pub fn operator_credentials_path(stage_dir: &std::path::Path) -> std::path::PathBuf {
+    stage_dir.join("identity").join("operator-credentials")
 }
 
 #[cfg(unix)]

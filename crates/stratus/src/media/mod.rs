@@ -17,7 +17,6 @@ use futures::{Stream, StreamExt as _};
 use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload};
 
 use crate::blobs::EventedStore;
-use crate::config::Config;
 use crate::platform::Platform;
 use crate::signing::{SignedLinks, SigningError};
 
@@ -43,14 +42,14 @@ pub enum MediaError {
 }
 
 impl Media {
-    pub async fn open(platform: &Platform, config: &Config) -> Result<Self, MediaError> {
+    pub async fn open(platform: &Platform, config: &MediaConfig) -> Result<Self, MediaError> {
         let table: Arc<dyn crate::table::Table> = Arc::new(platform.table(photos::table_spec())?);
         let photos = photos::PhotoStore::new(Arc::clone(&table), Arc::clone(&platform.clock));
-        let bucket = platform.buckets.bucket(&config.media.bucket)?;
+        let bucket = platform.buckets.bucket(&config.bucket)?;
         let key = crate::item! { "id" => "SECRET#upload" };
         let clock = Arc::clone(&platform.clock);
         let upload_links =
-            SignedLinks::open(&table, key, UPLOAD_AUDIENCE, clock, config.media.upload_link_ttl).await?;
+            SignedLinks::open(&table, key, UPLOAD_AUDIENCE, clock, config.upload_link_ttl).await?;
         Ok(Self { photos, bucket, upload_links })
     }
 

@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{EventFilter, Record, StreamError, StreamLog};
-use crate::events::decode_event_key;
 use crate::stream::{StartingPosition, StreamConfig};
 use crate::telemetry::error_chain;
 
@@ -76,20 +75,21 @@ impl From<&StreamConfig> for DeliveryOptions {
     }
 }
 
-/// S3 notification filter rules on the object key (applied to object events).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyFilter {
-    pub prefix: String,
-    pub suffix: String,
+/// A further test of a record's body, for rules the event filter language cannot state (S3's
+/// key prefix and suffix compare the decoded key). A record it refuses is passed over like one
+/// the event filter refuses.
+#[derive(Clone)]
+pub struct BodyFilter(Arc<dyn Fn(&serde_json::Value) -> bool + Send + Sync>);
+
+impl BodyFilter {
+    pub fn new(accepts: impl Fn(&serde_json::Value) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(accepts))
+    }
 }
 
-impl KeyFilter {
-    fn matches(&self, record: &Record) -> bool {
-        let Some(encoded) = record.body.pointer("/s3/object/key").and_then(|key| key.as_str()) else {
-            return false;
-        };
-        let key = decode_event_key(encoded);
-        key.starts_with(&self.prefix) && key.ends_with(&self.suffix)
+impl std::fmt::Debug for BodyFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyFilter")
     }
 }
 
@@ -99,13 +99,14 @@ pub struct ConsumerSpec {
     /// `table/<name>` or `bucket/<name>`.
     pub source: String,
     pub filter: EventFilter,
-    pub key_filter: Option<KeyFilter>,
+    pub body_filter: Option<BodyFilter>,
     pub options: DeliveryOptions,
 }
 
 impl ConsumerSpec {
     fn accepts(&self, record: &Record) -> bool {
-        self.filter.matches(&record.body) && self.key_filter.as_ref().is_none_or(|keys| keys.matches(record))
+        self.filter.matches(&record.body)
+            && self.body_filter.as_ref().is_none_or(|accepts| (accepts.0)(&record.body))
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::sqlite::{Database, DbError};
 
-pub use consumer::{Attempt, ConsumerSpec, Deliver, DeliveryOptions, KeyFilter, Outcome};
+pub use consumer::{Attempt, BodyFilter, ConsumerSpec, Deliver, DeliveryOptions, Outcome};
 pub use filter::{EventFilter, FilterError};
 
 const SCHEMA: &str = "

@@ -4,6 +4,7 @@
 //! Adapters: [`sqlite::SqliteTable`] (embedded, the default). Every adapter must pass
 //! [`conformance`], the suite written once against this trait.
 
+pub mod change;
 mod config;
 pub use config::TableConfig;
 

@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 
+use super::change::{ChangeData, ChangeKind, TableChange, UserIdentity};
 use super::keys::{encode, prefix_successor};
 use super::{
     CancellationReason, Condition, Cursor, Item, MAX_PAGE_BYTES, MAX_TRANSACTION_ITEMS, Page, Query,
     SortCondition, Table, TableError, TableSpec, TransactOp, UpdateAction, expr, item_size,
 };
 use crate::clock::Clock;
-use crate::events::{ChangeData, ChangeKind, TableChange, UserIdentity};
 use crate::sqlite::Database;
 
 const SCHEMA: &str = "

@@ -147,7 +147,7 @@ async fn http_load_never_takes_background_slots_and_background_load_never_takes_
             app.mount(routes);
             let jobs =
                 app.platform().table(TableSpec::new("jobs", KeyAttribute::string("id"))).expect("table");
-            let trigger = StreamTrigger::new(&app.platform().config.stream);
+            let trigger = StreamTrigger::new(&app.config().stream);
             app.host_mut()
                 .on_table_change(
                     "jobs",

@@ -321,7 +321,7 @@ async fn a_batch_redelivered_after_a_crash_sends_no_second_welcome() {
         assert_eq!(response.expect("request").status(), 202);
     }
     app.drain().await;
-    let database = app.platform.config.stage_dir().join("stratus.db");
+    let database = app.platform.stage_dir().join("stratus.db");
     app.stop().await;
 
     // The crash: every welcome went out but the checkpoint never reached the disk, so the

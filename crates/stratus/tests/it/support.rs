@@ -38,14 +38,15 @@ impl TestPlatform {
         let dir = TempDir::new().expect("temporary directory");
         let config = test_config(dir.path());
         let clock = ManualClock::new(SystemTime::now());
-        let platform = Arc::new(Platform::open(&config, Arc::new(clock.clone())).expect("platform"));
+        let platform =
+            Arc::new(Platform::open(&config.platform(), Arc::new(clock.clone())).expect("platform"));
         Self { dir, config, clock, platform }
     }
 
     /// Drops the platform and opens the same data again, as a restarted process would.
     pub fn reopen(&mut self) {
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
-        self.platform = Arc::new(Platform::open(&self.config, clock).expect("reopen platform"));
+        self.platform = Arc::new(Platform::open(&self.config.platform(), clock).expect("reopen platform"));
     }
 }
 
