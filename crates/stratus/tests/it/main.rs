@@ -1,6 +1,7 @@
 //! Black-box tests of the `stratus` crate through its public surface: the ports, the function
 //! host, the HTTP listener and the `stratus` binary.
 
+mod architecture;
 mod authorizer;
 mod blobs;
 mod blog;
