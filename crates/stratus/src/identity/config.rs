@@ -2,14 +2,13 @@
 //! and the remote issuers whose tokens the API accepts.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{Invalid, invalid};
+use crate::settings::{Invalid, Secret, invalid};
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentityConfig {
     /// User pools by name; a pool `default` with a client `app` always exists.
@@ -18,7 +17,7 @@ pub struct IdentityConfig {
     pub operator_access_key_id: String,
     /// Its secret; when unset, one is generated on first start and kept in
     /// `<stage dir>/identity/operator-credentials` (readable by the owner only).
-    pub operator_secret_access_key: Option<String>,
+    pub operator_secret_access_key: Option<Secret>,
     /// Sign-in attempts allowed per username per minute (and as a burst).
     pub sign_in_per_user_per_minute: u32,
     /// Requests to the identity endpoint allowed per client address per minute.
@@ -26,22 +25,6 @@ pub struct IdentityConfig {
     /// Other OpenID Connect issuers whose access tokens the API accepts (e.g. a real Cognito
     /// pool).
     pub issuers: Vec<RemoteIssuer>,
-}
-
-impl fmt::Debug for IdentityConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityConfig")
-            .field("pools", &self.pools)
-            .field("operator_access_key_id", &self.operator_access_key_id)
-            .field(
-                "operator_secret_access_key",
-                &self.operator_secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("sign_in_per_user_per_minute", &self.sign_in_per_user_per_minute)
-            .field("requests_per_address_per_minute", &self.requests_per_address_per_minute)
-            .field("issuers", &self.issuers)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +121,7 @@ impl IdentityConfig {
         if self.operator_access_key_id.len() < 4 {
             return invalid("identity.operator_access_key_id", "must be at least 4 characters");
         }
-        if self.operator_secret_access_key.as_ref().is_some_and(|secret| secret.len() < 16) {
+        if self.operator_secret_access_key.as_ref().is_some_and(|secret| secret.expose().len() < 16) {
             return invalid("identity.operator_secret_access_key", "must be at least 16 characters");
         }
         if self.sign_in_per_user_per_minute == 0 || self.requests_per_address_per_minute == 0 {

@@ -230,7 +230,7 @@ pub fn operator_credentials(
 ) -> std::io::Result<OperatorCredentials> {
     let access_key_id = config.operator_access_key_id.clone();
     if let Some(secret) = &config.operator_secret_access_key {
-        return Ok(OperatorCredentials { access_key_id, secret_access_key: secret.clone() });
+        return Ok(OperatorCredentials { access_key_id, secret_access_key: secret.expose().to_owned() });
     }
     let path = operator_credentials_path(stage_dir);
     if let Ok(existing) = std::fs::read_to_string(&path)

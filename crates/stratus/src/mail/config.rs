@@ -1,12 +1,11 @@
 //! `[mail]`: the sender, and the transport (the file outbox or an SMTP relay).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{Invalid, invalid};
+use crate::settings::{Invalid, Secret, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,32 +35,18 @@ pub enum SmtpTls {
     None,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// A PEM certificate to trust in addition to the public roots, for relays with a private CA.
     pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-}
-
-impl fmt::Debug for SmtpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("ca_file", &self.ca_file)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 impl Default for MailConfig {

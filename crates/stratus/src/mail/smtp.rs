@@ -29,7 +29,7 @@ impl SmtpMailer {
             .tls(tls)
             .timeout(Some(config.timeout));
         if let (Some(username), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(username.clone(), password.expose().to_owned()));
         }
         Ok(Self { transport: builder.build(), from })
     }

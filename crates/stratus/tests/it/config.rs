@@ -88,15 +88,20 @@ fn a_bad_configuration_names_the_key_and_the_problem() {
 }
 
 #[test]
-fn the_smtp_password_is_never_printed() {
+fn secrets_are_never_printed() {
     let config = Config::load(
         None,
-        env(&[("STRATUS_MAIL__SMTP__USERNAME", "blog"), ("STRATUS_MAIL__SMTP__PASSWORD", "hunter2")]),
+        env(&[
+            ("STRATUS_MAIL__SMTP__USERNAME", "blog"),
+            ("STRATUS_MAIL__SMTP__PASSWORD", "hunter2"),
+            ("STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY", "operator-secret-0123456789"),
+        ]),
         &Overrides::default(),
     )
     .expect("config");
-    assert_eq!(config.mail.smtp.password.as_deref(), Some("hunter2"));
-    assert!(!format!("{config:?}").contains("hunter2"));
+    assert_eq!(config.mail.smtp.password.as_ref().map(stratus::settings::Secret::expose), Some("hunter2"));
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("hunter2") && !printed.contains("operator-secret"), "{printed}");
 }
 
 #[test]
