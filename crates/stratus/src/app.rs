@@ -49,6 +49,8 @@ pub enum AppError {
     Media(#[from] crate::media::MediaError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
+    #[error("cannot build the HTTP client that fetches remote issuers' keys")]
+    Authorizer(#[source] reqwest::Error),
 }
 
 #[derive(Debug)]
@@ -100,7 +102,9 @@ impl Application {
             &platform.mailer,
             &platform.clock,
         )?);
-        let authorizer = Arc::new(Authorizer::new(identity.pools(), &config.identity.issuers));
+        let authorizer = Arc::new(
+            Authorizer::new(identity.pools(), &config.identity.issuers).map_err(AppError::Authorizer)?,
+        );
         let (blog, subscriptions) =
             blog_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
         let edge = edge(&platform, &config, &public_url, &mut host)?;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::{InvalidPost, PostContent, PostStatus, Slug, Tag};
 use crate::clock::Clock;
 use crate::item;
+use crate::table::decode::{self, AttributeError};
 use crate::table::{
     AttributeValue, Condition, Cursor, IndexSpec, Item, KeyAttribute, Query, Table, TableError, TableSpec,
     TransactOp,
@@ -81,8 +82,8 @@ pub enum PostError {
     VersionMismatch { slug: Slug, expected: u64, current: u64 },
     #[error("invalid cursor")]
     InvalidCursor,
-    #[error("stored post is corrupt: {0}")]
-    Corrupt(String),
+    #[error("a stored post is corrupt")]
+    Corrupt(#[from] AttributeError),
     #[error("storage failure")]
     Table(#[source] TableError),
 }
@@ -111,10 +112,6 @@ pub struct PostStore {
 
 fn post_key(slug: &Slug) -> Item {
     item! { "pk" => format!("POST#{slug}"), "sk" => "POST" }
-}
-
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(AttributeValue::as_s).map(str::to_owned)
 }
 
 impl PostStore {
@@ -351,47 +348,41 @@ fn tag_entries(post: &Post) -> Vec<Item> {
         .collect()
 }
 
-fn tags_of(item: &Item) -> Vec<String> {
-    match item.get("tags") {
-        Some(AttributeValue::Ss(tags)) => tags.iter().cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
 pub fn post_from_item(item: &Item) -> Result<Post, PostError> {
-    let corrupt = |field: &str| PostError::Corrupt(format!("missing `{field}`"));
-    let slug = text(item, "slug").ok_or_else(|| corrupt("slug"))?;
-    let status = match text(item, "status").as_deref() {
-        Some("published") => PostStatus::Published,
-        _ => PostStatus::Draft,
+    let slug = decode::string(item, "slug")?;
+    let status = match decode::string(item, "status")?.as_str() {
+        "published" => PostStatus::Published,
+        "draft" => PostStatus::Draft,
+        other => return Err(AttributeError::invalid("status", other, "draft or published").into()),
     };
     Ok(Post {
-        slug: Slug::parse(&slug).map_err(|e| PostError::Corrupt(e.to_string()))?,
-        title: text(item, "title").ok_or_else(|| corrupt("title"))?,
-        body: text(item, "body").unwrap_or_default(),
-        summary: text(item, "summary").unwrap_or_default(),
-        tags: tags_of(item).iter().filter_map(|tag| Tag::parse(tag).ok()).collect(),
-        cover: text(item, "cover"),
-        publish_date: text(item, "publish_date"),
+        slug: Slug::parse(&slug).map_err(|e| AttributeError::invalid("slug", &slug, e.to_string()))?,
+        title: decode::string(item, "title")?,
+        body: decode::string(item, "body")?,
+        summary: decode::string(item, "summary")?,
+        tags: decode::string_set(item, "tags")?
+            .iter()
+            .map(|tag| Tag::parse(tag).map_err(|e| AttributeError::invalid("tags", tag, e.to_string())))
+            .collect::<Result<_, _>>()?,
+        cover: decode::optional_string(item, "cover")?,
+        publish_date: decode::optional_string(item, "publish_date")?,
         status,
-        version: item
-            .get("version")
-            .and_then(AttributeValue::as_n)
-            .and_then(|n| n.as_str().parse().ok())
-            .unwrap_or(0),
-        author: text(item, "author").unwrap_or_default(),
-        created_at: text(item, "created_at").unwrap_or_default(),
-        updated_at: text(item, "updated_at").unwrap_or_default(),
+        version: decode::number(item, "version")?,
+        author: decode::string(item, "author")?,
+        created_at: decode::string(item, "created_at")?,
+        updated_at: decode::string(item, "updated_at")?,
     })
 }
 
+/// A listed post: entries of the `published` index and of the tag partitions, both of which
+/// hold published posts only.
 fn summary_from_item(item: &Item) -> Result<PostSummary, PostError> {
     Ok(PostSummary {
-        slug: text(item, "slug").ok_or_else(|| PostError::Corrupt("missing `slug`".into()))?,
-        title: text(item, "title").unwrap_or_default(),
-        summary: text(item, "summary").unwrap_or_default(),
-        tags: tags_of(item),
-        cover: text(item, "cover"),
-        publish_date: text(item, "publish_date").unwrap_or_default(),
+        slug: decode::string(item, "slug")?,
+        title: decode::string(item, "title")?,
+        summary: decode::string(item, "summary")?,
+        tags: decode::string_set(item, "tags")?,
+        cover: decode::optional_string(item, "cover")?,
+        publish_date: decode::string(item, "publish_date")?,
     })
 }

@@ -93,7 +93,9 @@ impl From<SubscriberError> for Problem {
             SubscriberError::InvalidCursor | SubscriberError::InvalidToken => {
                 Problem::new(StatusCode::BAD_REQUEST, error.to_string())
             }
-            SubscriberError::Signing(_) | SubscriberError::Table(_) => Problem::internal(&error),
+            SubscriberError::Signing(_) | SubscriberError::Table(_) | SubscriberError::Corrupt(_) => {
+                Problem::internal(&error)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::item;
 use crate::signing::{SignedLinks, SigningError};
+use crate::table::decode::{self, AttributeError};
 use crate::table::{AttributeValue, Condition, Cursor, Item, Query, Table, TableError};
 
 /// Partition of the `subscribers` index: every subscriber, oldest first.
@@ -88,6 +89,8 @@ pub enum SubscriberError {
     InvalidToken,
     #[error("cannot sign or check the unsubscribe link")]
     Signing(#[from] SigningError),
+    #[error("a stored subscriber is corrupt")]
+    Corrupt(#[from] AttributeError),
     #[error("storage failure")]
     Table(#[source] TableError),
 }
@@ -166,14 +169,15 @@ impl SubscriberStore {
         let subscribers = page
             .items
             .iter()
-            .map(|item| Subscriber { email: text(item, "email"), subscribed_at: text(item, "subscribed_at") })
-            .collect();
+            .map(|item| {
+                Ok(Subscriber {
+                    email: decode::string(item, "email")?,
+                    subscribed_at: decode::string(item, "subscribed_at")?,
+                })
+            })
+            .collect::<Result<_, AttributeError>>()?;
         Ok(SubscriberPage { subscribers, next: page.next.map(|cursor| cursor.to_token()) })
     }
-}
-
-fn text(item: &Item, name: &str) -> String {
-    item.get(name).and_then(AttributeValue::as_s).unwrap_or_default().to_owned()
 }
 
 /// Unsubscribe links: a signed, expiring token naming the address.

@@ -91,7 +91,8 @@ enum FetchError {
 }
 
 impl Authorizer {
-    pub fn new(local: &[Arc<UserPool>], remote: &[RemoteIssuer]) -> Self {
+    /// Fails only when the HTTP client for remote issuers' keys cannot be built (no TLS roots).
+    pub fn new(local: &[Arc<UserPool>], remote: &[RemoteIssuer]) -> Result<Self, reqwest::Error> {
         let remote = remote
             .iter()
             .map(|issuer| Remote {
@@ -100,8 +101,8 @@ impl Authorizer {
                 keys: tokio::sync::Mutex::new(RemoteKeys::default()),
             })
             .collect();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { local: local.to_vec(), remote, http, verified: tokens::VerifiedTokens::default() }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        Ok(Self { local: local.to_vec(), remote, http, verified: tokens::VerifiedTokens::default() })
     }
 
     /// Verifies a bearer access token and returns its principal.

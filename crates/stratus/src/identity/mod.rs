@@ -80,6 +80,8 @@ pub enum IdentityError {
     Template(#[from] minijinja::Error),
     #[error("internal error")]
     Worker(#[source] tokio::task::JoinError),
+    #[error("internal error")]
+    Password(#[from] password::PasswordError),
 }
 
 impl From<rusqlite::Error> for IdentityError {
@@ -111,9 +113,12 @@ impl IdentityError {
             Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
             Self::UnrecognizedClient(_) => "UnrecognizedClientException",
-            Self::Storage(_) | Self::Keys(_) | Self::Mail(_) | Self::Template(_) | Self::Worker(_) => {
-                "InternalErrorException"
-            }
+            Self::Storage(_)
+            | Self::Keys(_)
+            | Self::Mail(_)
+            | Self::Template(_)
+            | Self::Worker(_)
+            | Self::Password(_) => "InternalErrorException",
         }
     }
 

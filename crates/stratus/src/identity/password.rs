@@ -12,23 +12,30 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
 
-fn hasher() -> Argon2<'static> {
-    // The constants are valid argon2 parameters.
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Hashing failed; with valid parameters and a fresh salt it does not, so this is a bug or a
+/// corrupt stored hash's parameters, never a wrong password.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct PasswordError(String);
+
+fn hasher() -> Result<Argon2<'static>, PasswordError> {
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| PasswordError(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 /// Hashes a password; CPU-heavy (tens of milliseconds), so callers run it on the blocking pool.
-pub(crate) fn hash(password: &str) -> String {
+pub(crate) fn hash(password: &str) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
-    // Hashing only fails for parameters out of range, which ours are not.
-    hasher().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string()).unwrap_or_default()
+    let hash =
+        hasher()?.hash_password(password.as_bytes(), &salt).map_err(|e| PasswordError(e.to_string()))?;
+    Ok(hash.to_string())
 }
 
-/// Checks a password against a stored PHC hash, with the parameters stored in it.
-pub(crate) fn verify(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
+/// Checks a password against a stored PHC hash, with the parameters stored in it. A stored
+/// value that is no PHC hash matches nothing.
+pub(crate) fn verify(password: &str, stored: &str) -> Result<bool, PasswordError> {
+    let Ok(parsed) = PasswordHash::new(stored) else { return Ok(false) };
+    Ok(hasher()?.verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Why a password does not meet the policy, in Cognito's words.
@@ -65,11 +72,11 @@ mod tests {
 
     #[test]
     fn hashes_carry_their_parameters_and_verify() {
-        let stored = hash("Correct-horse-1");
+        let stored = hash("Correct-horse-1").expect("hash");
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
-        assert!(verify("Correct-horse-1", &stored));
-        assert!(!verify("correct-horse-1", &stored));
-        assert!(!verify("anything", "not a hash"));
+        assert!(verify("Correct-horse-1", &stored).expect("verify"));
+        assert!(!verify("correct-horse-1", &stored).expect("verify"));
+        assert!(!verify("anything", "not a hash").expect("verify"));
     }
 
     #[test]

@@ -71,13 +71,11 @@ impl UserStatus {
         }
     }
 
-    pub(super) fn parse(text: &str) -> Self {
-        match text {
-            "CONFIRMED" => Self::Confirmed,
-            "FORCE_CHANGE_PASSWORD" => Self::ForceChangePassword,
-            "RESET_REQUIRED" => Self::ResetRequired,
-            _ => Self::Unconfirmed,
-        }
+    /// The status `as_str` wrote; `None` for anything else.
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        [Self::Unconfirmed, Self::Confirmed, Self::ForceChangePassword, Self::ResetRequired]
+            .into_iter()
+            .find(|status| status.as_str() == text)
     }
 }
 
@@ -246,7 +244,7 @@ impl UserPool {
             clock,
             keys: RwLock::new(keys),
             revocations: RwLock::new(Revocations { families: HashSet::new(), loaded_at: None }),
-            dummy_hash: password::hash(&random_token(16)),
+            dummy_hash: password::hash(&random_token(16))?,
             verified: tokens::VerifiedTokens::default(),
         })
     }
@@ -1493,14 +1491,18 @@ impl UserPool {
 
 async fn hash_password(password: &str) -> Result<String, IdentityError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || password::hash(&password)).await.map_err(IdentityError::Worker)
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(IdentityError::Worker)?
+        .map_err(IdentityError::from)
 }
 
 async fn verify_password(password: &str, stored: &str) -> Result<bool, IdentityError> {
     let (password, stored) = (password.to_owned(), stored.to_owned());
     tokio::task::spawn_blocking(move || password::verify(&password, &stored))
         .await
-        .map_err(IdentityError::Worker)
+        .map_err(IdentityError::Worker)?
+        .map_err(IdentityError::from)
 }
 
 fn validate_username(username: &str) -> Result<(), IdentityError> {

@@ -82,14 +82,21 @@ pub(super) struct UserRow {
 pub(super) const USER_COLUMNS: &str = "sub, username, attributes, password_hash, status, enabled, totp_secret, totp_pending, \
      totp_enabled, totp_last_step, created_at, updated_at";
 
+/// A stored value that does not read back is a conversion failure of its column, not a default.
+fn corrupt(column: usize, problem: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, problem.into())
+}
+
 pub(super) fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     let attributes: String = row.get(2)?;
+    let status: String = row.get(4)?;
     Ok(UserRow {
         sub: row.get(0)?,
         username: row.get(1)?,
-        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        attributes: serde_json::from_str(&attributes).map_err(|error| corrupt(2, error))?,
         password_hash: row.get(3)?,
-        status: UserStatus::parse(&row.get::<_, String>(4)?),
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| corrupt(4, format!("unknown user status `{status}`")))?,
         enabled: row.get(5)?,
         totp_secret: row.get(6)?,
         totp_pending: row.get(7)?,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::thumbnail::OutputFormat;
 use crate::clock::Clock;
 use crate::item;
+use crate::table::decode::{self, AttributeError};
 use crate::table::{
     AttributeValue, Condition, Item, KeyAttribute, Table, TableError, TableSpec, UpdateAction,
 };
@@ -64,6 +65,8 @@ pub struct Photo {
 pub enum PhotoError {
     #[error("storage failure")]
     Table(#[from] TableError),
+    #[error("a stored photo is corrupt")]
+    Corrupt(#[from] AttributeError),
 }
 
 /// The photo id in an original's key (`photos/<id>.<ext>`).
@@ -96,7 +99,7 @@ impl PhotoStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Photo>, PhotoError> {
-        Ok(self.table.get(&item! { "id" => id }).await?.map(|item| photo(&item)))
+        Ok(self.table.get(&item! { "id" => id }).await?.map(|item| photo(&item)).transpose()?)
     }
 
     /// Forgets an upload that never completed.
@@ -167,45 +170,44 @@ impl PhotoStore {
     }
 }
 
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(AttributeValue::as_s).map(str::to_owned)
-}
-
-fn number(item: &Item, name: &str) -> Option<u64> {
-    item.get(name).and_then(AttributeValue::as_n).and_then(|n| n.as_str().parse().ok())
-}
-
-fn photo(item: &Item) -> Photo {
-    let state = match text(item, "state").as_deref() {
-        Some("ready") => PhotoState::Ready,
-        Some("failed") => PhotoState::Failed,
-        _ => PhotoState::Pending,
+fn photo(item: &Item) -> Result<Photo, AttributeError> {
+    let state = match decode::string(item, "state")?.as_str() {
+        "pending" => PhotoState::Pending,
+        "ready" => PhotoState::Ready,
+        "failed" => PhotoState::Failed,
+        other => return Err(AttributeError::invalid("state", other, "pending, ready or failed")),
     };
-    let thumbnails = match item.get("thumbnails") {
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .filter_map(|value| match value {
-                AttributeValue::M(entry) => Some(ThumbnailRef {
-                    key: text(entry, "key")?,
-                    format: OutputFormat::parse(&text(entry, "format")?)?,
-                    width: u32::try_from(number(entry, "width")?).ok()?,
-                    height: u32::try_from(number(entry, "height")?).ok()?,
-                }),
-                _ => None,
+    let dimension = |entry: &Item, name: &str| {
+        let value: u64 = decode::number(entry, name)?;
+        u32::try_from(value).map_err(|_| AttributeError::invalid(name, value.to_string(), "a pixel count"))
+    };
+    let thumbnails = decode::maps(item, "thumbnails")?
+        .into_iter()
+        .map(|entry| {
+            let format = decode::string(entry, "format")?;
+            Ok(ThumbnailRef {
+                key: decode::string(entry, "key")?,
+                format: OutputFormat::parse(&format)
+                    .ok_or_else(|| AttributeError::invalid("format", &format, "jpeg or webp"))?,
+                width: dimension(entry, "width")?,
+                height: dimension(entry, "height")?,
             })
-            .collect(),
-        _ => Vec::new(),
+        })
+        .collect::<Result<_, AttributeError>>()?;
+    let optional_dimension = |name: &str| match item.get(name) {
+        None => Ok(None),
+        Some(_) => dimension(item, name).map(Some),
     };
-    Photo {
-        id: text(item, "id").unwrap_or_default(),
-        key: text(item, "key").unwrap_or_default(),
+    Ok(Photo {
+        id: decode::string(item, "id")?,
+        key: decode::string(item, "key")?,
         state,
-        reason: text(item, "reason"),
-        width: number(item, "width").and_then(|n| u32::try_from(n).ok()),
-        height: number(item, "height").and_then(|n| u32::try_from(n).ok()),
-        bytes: number(item, "bytes").unwrap_or_default(),
+        reason: decode::optional_string(item, "reason")?,
+        width: optional_dimension("width")?,
+        height: optional_dimension("height")?,
+        bytes: decode::number(item, "bytes")?,
         thumbnails,
-        uploaded_by: text(item, "uploaded_by").unwrap_or_default(),
-        uploaded_at: text(item, "uploaded_at").unwrap_or_default(),
-    }
+        uploaded_by: decode::string(item, "uploaded_by")?,
+        uploaded_at: decode::string(item, "uploaded_at")?,
+    })
 }

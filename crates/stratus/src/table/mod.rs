@@ -9,6 +9,7 @@ mod config;
 pub use config::TableConfig;
 
 pub mod conformance;
+pub mod decode;
 mod expr;
 mod keys;
 pub mod sqlite;

@@ -443,3 +443,31 @@ fn the_thumbnail_command_writes_the_format_its_output_is_named_for() {
         assert!(!dir.path().join(refused).exists(), "nothing written for a refused {refused}");
     }
 }
+
+#[tokio::test]
+async fn a_stored_item_that_does_not_read_back_is_an_error_never_a_default() {
+    use stratus::table::Table as _;
+    let blog = Blog::start().await;
+    let photos = blog.app.platform.table(stratus::media::photos::table_spec()).expect("table");
+    let id = "0123456789abcdef0123456789abcdef";
+    let stored = stratus::item! {
+        "id" => id, "key" => format!("photos/{id}.jpg"), "state" => "exploded", "bytes" => 10,
+        "uploaded_by" => "writer", "uploaded_at" => "2026-12-02T00:00:00Z",
+    };
+    photos.put(stored, None).await.expect("put");
+    let response = fetch(&blog, &format!("/v1/photos/{id}")).await;
+    assert_eq!(response.status(), 500, "an unknown state is not read as `pending`");
+    let body: Value = response.json().await.expect("problem");
+    assert!(!body.to_string().contains("exploded"), "the cause is logged, not sent: {body}");
+
+    let posts = blog.app.platform.table(stratus::blog::store::table_spec()).expect("table");
+    let untitled = stratus::item! {
+        "pk" => "POST#untitled", "sk" => "POST", "slug" => "untitled", "body" => "", "summary" => "",
+        "status" => "draft", "version" => 1, "author" => "writer", "created_at" => "x", "updated_at" => "x",
+    };
+    posts.put(untitled, None).await.expect("put");
+    let (status, _, _) =
+        blog.send(blog.app.http.get(blog.url("/v1/posts/untitled")).bearer_auth(&blog.author)).await;
+    assert_eq!(status, 500, "a post without its title is corrupt, not untitled");
+    blog.app.stop().await;
+}
