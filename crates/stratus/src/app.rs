@@ -103,7 +103,8 @@ impl Application {
             &platform.clock,
         )?);
         let authorizer = Arc::new(
-            Authorizer::new(identity.pools(), &config.identity.issuers).map_err(AppError::Authorizer)?,
+            Authorizer::new(identity.pools(), &config.identity.issuers, Arc::clone(&platform.clock))
+                .map_err(AppError::Authorizer)?,
         );
         let (blog, subscriptions) =
             blog_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;

@@ -18,6 +18,7 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::tokens::{self, AccessClaims, TokenError};
 use super::{UserPool, unverified_issuer};
+use crate::clock::Clock;
 use crate::http::Problem;
 use crate::identity::RemoteIssuer;
 
@@ -59,6 +60,8 @@ pub struct Authorizer {
     local: Vec<Arc<UserPool>>,
     remote: Vec<Remote>,
     http: reqwest::Client,
+    /// Token lifetimes are checked against it.
+    clock: Arc<dyn Clock>,
     /// Tokens verified before, from any issuer; revocation is still checked on every hit.
     verified: tokens::VerifiedTokens,
 }
@@ -92,7 +95,11 @@ enum FetchError {
 
 impl Authorizer {
     /// Fails only when the HTTP client for remote issuers' keys cannot be built (no TLS roots).
-    pub fn new(local: &[Arc<UserPool>], remote: &[RemoteIssuer]) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        local: &[Arc<UserPool>],
+        remote: &[RemoteIssuer],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, reqwest::Error> {
         let remote = remote
             .iter()
             .map(|issuer| Remote {
@@ -102,13 +109,12 @@ impl Authorizer {
             })
             .collect();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-        Ok(Self { local: local.to_vec(), remote, http, verified: tokens::VerifiedTokens::default() })
+        Ok(Self { local: local.to_vec(), remote, http, clock, verified: tokens::VerifiedTokens::default() })
     }
 
     /// Verifies a bearer access token and returns its principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
-        let now = crate::clock::millis_since_epoch(std::time::SystemTime::now()) / 1000;
-        if let Some(claims) = self.verified.get(token, now) {
+        if let Some(claims) = self.verified.get(token, self.now()) {
             let local = self.local.iter().find(|pool| pool.issuer() == claims.iss);
             if local.is_some_and(|pool| pool.is_revoked(&claims.origin_jti)) {
                 return Err(TokenError::Revoked);
@@ -124,12 +130,16 @@ impl Authorizer {
         Ok(principal(&claims))
     }
 
+    fn now(&self) -> i64 {
+        self.clock.now_millis().div_euclid(1000)
+    }
+
     async fn verify_remote(&self, token: &str, issuer: &str) -> Result<AccessClaims, TokenError> {
         let kid = tokens::check_header(token)?;
         let remote =
             self.remote.iter().find(|remote| remote.issuer == issuer).ok_or(TokenError::WrongIssuer)?;
         let key = self.remote_key(remote, &kid).await?;
-        let claims: AccessClaims = tokens::verify(token, &key, &remote.issuer)?;
+        let claims: AccessClaims = tokens::verify(token, &key, &remote.issuer, self.now())?;
         if claims.token_use != "access" {
             return Err(TokenError::WrongUse);
         }

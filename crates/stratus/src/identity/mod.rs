@@ -134,6 +134,8 @@ pub struct Identity {
     pools: Vec<Arc<UserPool>>,
     pub throttle: Throttle,
     operator: OperatorCredentials,
+    /// Signed requests' dates are checked against it.
+    clock: Arc<dyn Clock>,
 }
 
 /// The credentials Admin* requests must be signed with.
@@ -176,7 +178,7 @@ impl Identity {
             )?;
             pools.push(Arc::new(pool));
         }
-        Ok(Self { pools, throttle: Throttle::new(config), operator })
+        Ok(Self { pools, throttle: Throttle::new(config), operator, clock: Arc::clone(clock) })
     }
 
     pub fn pools(&self) -> &[Arc<UserPool>] {
@@ -213,6 +215,11 @@ impl Identity {
 
     pub fn operator(&self) -> &OperatorCredentials {
         &self.operator
+    }
+
+    /// The time signed requests are checked at.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
     }
 }
 

@@ -838,8 +838,7 @@ impl UserPool {
     /// Verifies one of this pool's access tokens: signature, issuer, lifetime, use, client and
     /// revocation.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let now = crate::clock::millis_since_epoch(std::time::SystemTime::now()) / 1000;
-        let claims = match self.verified.get(token, now) {
+        let claims = match self.verified.get(token, self.now()) {
             Some(claims) => claims,
             None => {
                 let claims = self.verify_signature_and_claims(token)?;
@@ -860,7 +859,7 @@ impl UserPool {
             keys.verifying.iter().find(|key| key.kid == kid).map(|key| key.decoding.clone())
         }
         .ok_or(TokenError::UnknownKey)?;
-        let claims: AccessClaims = tokens::verify(token, &key, &self.issuer)?;
+        let claims: AccessClaims = tokens::verify(token, &key, &self.issuer, self.now())?;
         if claims.token_use != "access" {
             return Err(TokenError::WrongUse);
         }

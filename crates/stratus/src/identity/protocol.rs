@@ -174,19 +174,16 @@ fn check_operator(
         body,
     };
     let operator = identity.operator();
-    crate::sigv4::verify(
-        &request,
-        &operator.access_key_id,
-        &operator.secret_access_key,
-        std::time::SystemTime::now(),
-    )
-    .map_err(|error| match error {
-        crate::sigv4::SignatureError::Missing => IdentityError::MissingAuthenticationToken(error.to_string()),
-        crate::sigv4::SignatureError::UnknownAccessKey => {
-            IdentityError::UnrecognizedClient(error.to_string())
-        }
-        _ => IdentityError::InvalidSignature(error.to_string()),
-    })
+    crate::sigv4::verify(&request, &operator.access_key_id, &operator.secret_access_key, identity.now())
+        .map_err(|error| match error {
+            crate::sigv4::SignatureError::Missing => {
+                IdentityError::MissingAuthenticationToken(error.to_string())
+            }
+            crate::sigv4::SignatureError::UnknownAccessKey => {
+                IdentityError::UnrecognizedClient(error.to_string())
+            }
+            _ => IdentityError::InvalidSignature(error.to_string()),
+        })
 }
 
 /// The pool of an app client, after counting one sign-in or code attempt for `username`.

@@ -244,3 +244,21 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     api.stop().await;
     issuer_app.stop().await;
 }
+
+#[tokio::test]
+async fn an_access_token_expires_by_the_systems_clock_even_once_verified() {
+    let app = spawn_api(|_| {}).await;
+    let signed_in = app.signed_in_user("clocked", PASSWORD).await;
+    let token = signed_in["AuthenticationResult"]["AccessToken"].as_str().expect("token").to_owned();
+    assert_eq!(call(&app, "/v1/me", Some(&token)).await.0, 200, "verified and remembered");
+
+    // An hour and two minutes later (past the 60 s of leeway), the remembered token is refused.
+    app.clock.advance(std::time::Duration::from_secs(3600 + 120));
+    assert_eq!(call(&app, "/v1/me", Some(&token)).await.0, 401);
+    let fresh = app.sign_in("clocked", PASSWORD).await["AuthenticationResult"]["AccessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert_eq!(call(&app, "/v1/me", Some(&fresh)).await.0, 200);
+    app.stop().await;
+}
