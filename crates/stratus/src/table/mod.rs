@@ -8,6 +8,7 @@ pub mod change;
 mod config;
 pub use config::TableConfig;
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod decode;
 mod expr;
