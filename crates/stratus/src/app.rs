@@ -49,6 +49,8 @@ pub enum AppError {
     Media(#[from] crate::media::MediaError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
+    #[error("cannot record the public URL in the stage directory")]
+    RecordPublicUrl(#[source] std::io::Error),
     #[error("cannot build the HTTP client that fetches remote issuers' keys")]
     Authorizer(#[source] reqwest::Error),
 }
@@ -86,11 +88,8 @@ impl Application {
         let listener = Listener::new(socket, &config.server, http_metrics.clone())
             .map_err(|source| AppError::Bind { address, source })?;
         let local_addr = listener.local_addr();
-        let public_url = config
-            .server
-            .public_url
-            .clone()
-            .map_or_else(|| format!("http://{local_addr}"), |url| url.trim_end_matches('/').to_owned());
+        let public_url = config.server.public_url(local_addr);
+        platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
         let operator = operator_credentials(&config.identity, platform.stage_dir())
             .map_err(AppError::OperatorCredentials)?;
         let identity = Arc::new(Identity::open(

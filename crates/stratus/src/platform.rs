@@ -3,7 +3,8 @@
 //! works on the data of a running server.
 //!
 //! Layout of a stage directory: `stratus.db` (tables, change stream, sent-log), `buckets/<name>/`
-//! (objects), `outbox/` (emails, with the outbox transport).
+//! (objects), `outbox/` (emails, with the outbox transport), `public-url` (where the server
+//! serves it).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +19,9 @@ use crate::stream::{StreamError, StreamLog};
 use crate::table::sqlite::SqliteTable;
 use crate::table::{TableError, TableSpec};
 use crate::telemetry::error_chain;
+
+/// Where the server records the URL it serves the stage at.
+const PUBLIC_URL_FILE: &str = "public-url";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -104,6 +108,19 @@ impl Platform {
     /// The directory holding the stage's database, buckets and outbox.
     pub fn stage_dir(&self) -> &std::path::Path {
         &self.settings.stage_dir
+    }
+
+    /// Records the URL the stage is served at, so that tools working on the same stage (the
+    /// CLI rendering pages, issuing tokens) use the server's, even when it listens on port 0.
+    pub fn record_public_url(&self, url: &str) -> std::io::Result<()> {
+        std::fs::write(self.settings.stage_dir.join(PUBLIC_URL_FILE), url)
+    }
+
+    /// The URL the stage's server last recorded, if any.
+    pub fn recorded_public_url(&self) -> Option<String> {
+        let recorded = std::fs::read_to_string(self.settings.stage_dir.join(PUBLIC_URL_FILE)).ok()?;
+        let url = recorded.trim();
+        (!url.is_empty()).then(|| url.to_owned())
     }
 
     /// The region reported in events and identifiers.

@@ -392,8 +392,7 @@ async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()> {
     let platform = open_platform(config)?;
     let operator = crate::identity::operator_credentials(&config.identity, &config.stage_dir())
         .context("cannot read the operator credentials")?;
-    let public_url =
-        config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
+    let public_url = public_url(config, &platform);
     let identity = crate::identity::Identity::open(
         &config.identity,
         operator,
@@ -512,10 +511,18 @@ fn generated_password() -> String {
     format!("{letters}-A{}!", rng.gen_range(10..100))
 }
 
+/// The server's public URL: configured, or as the stage's server last recorded it (it may
+/// listen on port 0), or from the listen address.
+fn public_url(config: &Config, platform: &Platform) -> String {
+    match (&config.server.public_url, platform.recorded_public_url()) {
+        (None, Some(recorded)) => recorded,
+        _ => config.server.public_url(config.server.listen),
+    }
+}
+
 async fn open_blog(config: &Config) -> anyhow::Result<crate::blog::Blog> {
     let platform = open_platform(config)?;
-    let public_url =
-        config.server.public_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen));
+    let public_url = public_url(config, &platform);
     Ok(crate::blog::Blog::open(&platform, &config.blog, &public_url).await?)
 }
 

@@ -74,6 +74,14 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The URL clients reach the server at: `public_url` without its trailing `/`, or
+    /// `http://<address>` of the socket the server listens on.
+    pub fn public_url(&self, listening: SocketAddr) -> String {
+        self.public_url
+            .as_deref()
+            .map_or_else(|| format!("http://{listening}"), |url| url.trim_end_matches('/').to_owned())
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

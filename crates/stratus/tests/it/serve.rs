@@ -283,3 +283,32 @@ async fn authors_publish_markdown_files_from_the_command_line() {
     );
     assert!(stop(server).await.success());
 }
+
+#[tokio::test]
+async fn the_cli_renders_pages_with_the_url_the_running_server_is_served_at() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let post = dir.path().join("hello.md");
+    std::fs::write(&post, "---\ntitle: Hello\ndate: 2026-12-01\n---\nHi.\n").expect("write");
+    let (server, base) = serve(dir.path()).await;
+    assert!(!base.ends_with(":0"), "the server listens on a port of its own: {base}");
+
+    // The server listens on port 0: only it knows its URL, and the CLI uses what it recorded.
+    let published = stratus()
+        .args(["posts", "publish"])
+        .arg(&post)
+        .args(["--stage", "test", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+    let rebuilt = stratus()
+        .args(["site", "rebuild", "--stage", "test", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    let feed = std::fs::read_to_string(dir.path().join("test/buckets/site/feed.xml")).expect("feed");
+    let host = base.trim_start_matches("http://");
+    assert!(feed.contains(&format!("{host}/posts/hello/")), "{feed}");
+    assert!(stop(server).await.success());
+}
