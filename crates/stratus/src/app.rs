@@ -13,11 +13,10 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::blog::subscriber_api::SubscriberState;
-use crate::blog::welcome::Welcome;
 use crate::clock::{Clock, SystemClock};
+use crate::component::{InstallError, Installer};
 use crate::config::Config;
-use crate::events::BatchResponse;
-use crate::functions::{FunctionError, Host, HostError, ObjectTrigger, StreamTrigger};
+use crate::functions::{Host, HostError};
 use crate::health::{self, HealthState, MetricsState};
 use crate::http::body::BodyLimit;
 use crate::http::metrics::HttpMetrics;
@@ -26,7 +25,6 @@ use crate::http::{self, Problem};
 use crate::identity::authorizer::Authorizer;
 use crate::identity::{Identity, IdentityError, operator_credentials};
 use crate::platform::{Platform, PlatformError};
-use crate::stream::EventFilter;
 use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +41,8 @@ pub enum AppError {
     Host(#[from] HostError),
     #[error("cannot open the user pools")]
     Identity(#[from] IdentityError),
-    #[error("cannot open the blog")]
-    Blog(#[from] crate::blog::OpenError),
-    #[error("cannot open the media bucket and table")]
-    Media(#[from] crate::media::MediaError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
     #[error("cannot read or create the operator credentials")]
     OperatorCredentials(#[source] std::io::Error),
     #[error("cannot record the public URL in the stage directory")]
@@ -105,11 +101,20 @@ impl Application {
             Authorizer::new(identity.pools(), &config.identity.issuers, Arc::clone(&platform.clock))
                 .map_err(AppError::Authorizer)?,
         );
-        let (blog, subscriptions) =
-            blog_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
-        let edge = edge(&platform, &config, &public_url, &mut host)?;
-        let photos = media_functions(&platform, &authorizer, &config, &public_url, &mut host).await?;
-        let blog = blog.merge(photos);
+        // The components, each opened from the shared dependencies, registering its functions
+        // and handing back its routes.
+        let mut with = Installer {
+            platform: &platform,
+            host: &mut host,
+            authorizer: &authorizer,
+            public_url: &public_url,
+            stream: &config.stream,
+            functions: &config.functions,
+        };
+        let (blog, subscriptions) = crate::blog::install(&mut with, &config.blog, &config.gateway).await?;
+        let photos = crate::media::install(&mut with, &config.media, &config.blog.authors_group).await?;
+        let edge = crate::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
+        let functions = blog.merge(photos);
         let mut metrics = Registry::with_prefix("stratus");
         http_metrics.register(&mut metrics);
         metrics.register_collector(Box::new(Arc::clone(listener.admission())));
@@ -119,7 +124,7 @@ impl Application {
             identity,
             authorizer,
             host,
-            functions: blog,
+            functions,
             subscriptions,
             edge,
             listener,
@@ -258,156 +263,6 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// The blog: the posts and subscribers APIs over the stage's `blog` table, the site generator
-/// subscribed to its post changes and the welcome email to its new subscribers.
-async fn blog_functions(
-    platform: &Platform,
-    authorizer: &Arc<Authorizer>,
-    config: &Config,
-    public_url: &str,
-    host: &mut Host,
-) -> Result<(Router, SubscriberState), AppError> {
-    let blog = crate::blog::Blog::open(platform, &config.blog, public_url).await?;
-    let only_posts =
-        EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
-    let generator = Arc::clone(&blog.generator);
-    host.on_table_change(
-        "site-generator",
-        &blog.source,
-        StreamTrigger::new(&config.stream).filter(only_posts.clone()),
-        move |_, changes| {
-            let generator = Arc::clone(&generator);
-            async move {
-                generator.apply(&changes).await.map_err(|error| Box::new(error) as FunctionError)?;
-                Ok(BatchResponse::success())
-            }
-        },
-    )?;
-    let new_subscribers = EventFilter::parse(
-        r#"{"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": ["SUBSCRIBER"]}}}}"#,
-    )
-    .map_err(HostError::from)?;
-    let welcome = Arc::new(Welcome::new(
-        Arc::clone(&platform.mailer),
-        blog.tokens.clone(),
-        blog.posts.clone(),
-        &config.blog.title,
-        public_url,
-    ));
-    host.on_table_change(
-        "welcome-email",
-        &blog.source,
-        StreamTrigger::new(&config.stream).filter(new_subscribers),
-        move |_, changes| {
-            let welcome = Arc::clone(&welcome);
-            async move { Ok(welcome.handle(&changes).await) }
-        },
-    )?;
-    let subscriptions =
-        SubscriberState::new(blog.subscribers, blog.tokens, Arc::clone(authorizer), config.blog.clone());
-    // Subscriptions and unsubscribe links are never answered from the response cache.
-    let subscriber_api = host.http_function(
-        crate::blog::subscriber_api::router(subscriptions.clone()),
-        BodyLimit::new(crate::blog::subscriber_api::MAX_SUBSCRIBE_BODY, Problem::body_refused),
-    );
-    let state = crate::blog::api::BlogState::new(blog.posts, Arc::clone(authorizer), config.blog.clone());
-    let posts_api = host.http_function(
-        crate::blog::api::router(state),
-        BodyLimit::new(config.blog.max_body_bytes, Problem::body_refused),
-    );
-    if config.gateway.cache_ttl.is_zero() {
-        return Ok((posts_api.merge(subscriber_api), subscriptions));
-    }
-    // The stage's response cache: anonymous reads from memory, cleared by any post change. It
-    // stands outside the function's slot: a hit invokes no function, as on API Gateway.
-    let cache =
-        Arc::new(crate::gateway::ResponseCache::new(config.gateway.cache_bytes, config.gateway.cache_ttl));
-    let cleared = Arc::clone(&cache);
-    host.on_table_change(
-        "api-cache-invalidate",
-        &blog.source,
-        StreamTrigger::new(&config.stream).filter(only_posts),
-        move |_, _| {
-            cleared.clear();
-            async { Ok(BatchResponse::success()) }
-        },
-    )?;
-    let posts_api =
-        posts_api.layer(axum::middleware::from_fn_with_state(cache, crate::gateway::cache_responses));
-    Ok((posts_api.merge(subscriber_api), subscriptions))
-}
-
-/// Photos: the upload API and the `thumbnail` function on the media bucket's new originals.
-async fn media_functions(
-    platform: &Platform,
-    authorizer: &Arc<Authorizer>,
-    config: &Config,
-    public_url: &str,
-    host: &mut Host,
-) -> Result<Router, AppError> {
-    let media = crate::media::Media::open(platform, &config.media).await?;
-    let thumbnailer = Arc::new(crate::media::thumbnailer::Thumbnailer::new(
-        Arc::clone(&media.bucket),
-        media.photos.clone(),
-        &config.media,
-    ));
-    host.on_object_event(
-        "thumbnail",
-        media.bucket.stream_source(),
-        ObjectTrigger::created(&config.stream).prefix("photos/"),
-        move |invocation, event| {
-            let thumbnailer = Arc::clone(&thumbnailer);
-            async move {
-                thumbnailer
-                    .handle(&event.key(), invocation.last_attempt)
-                    .await
-                    .map_err(|error| Box::new(error) as FunctionError)
-            }
-        },
-    )?;
-    let state = crate::media::api::PhotoState::new(crate::media::api::PhotoContext {
-        media,
-        authorizer: Arc::clone(authorizer),
-        config: config.media.clone(),
-        authors_group: config.blog.authors_group.clone(),
-        public_url: public_url.to_owned(),
-    });
-    let limit = BodyLimit::new(config.functions.max_body_bytes, Problem::body_refused);
-    let functions = host.http_function(crate::media::api::functions(state.clone()), limit);
-    Ok(functions.merge(crate::media::api::uploads(state)))
-}
-
-/// The edge in front of the site and media buckets, kept fresh by their object events.
-fn edge(
-    platform: &Platform,
-    config: &Config,
-    public_url: &str,
-    host: &mut Host,
-) -> Result<Arc<crate::edge::Edge>, AppError> {
-    let bucket = |name: &str| platform.buckets.bucket(name).map_err(|e| AppError::Platform(e.into()));
-    let (site, media) = (bucket(&config.blog.site_bucket)?, bucket(&config.media.bucket)?);
-    let (site_source, media_source) = (site.stream_source().to_owned(), media.stream_source().to_owned());
-    let https = public_url.starts_with("https://");
-    let edge = Arc::new(crate::edge::Edge::new(site, media, &config.edge, &config.media, https));
-    let invalidated = Arc::clone(&edge);
-    host.on_object_event(
-        "edge-invalidate",
-        &site_source,
-        ObjectTrigger::any(&config.stream),
-        move |_, event| {
-            invalidated.invalidate(&event.key());
-            async { Ok(()) }
-        },
-    )?;
-    let invalidated = Arc::clone(&edge);
-    let trigger = ObjectTrigger::any(&config.stream);
-    host.on_object_event("media-edge-invalidate", &media_source, trigger, move |_, event| {
-        invalidated.invalidate(&format!("{}{}", crate::edge::MEDIA_PREFIX, event.key()));
-        async { Ok(()) }
-    })?;
-    Ok(edge)
 }
 
 /// One span per request, carrying the request id set by `SetRequestIdLayer`.

@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod blog;
 pub mod cli;
 pub mod clock;
+pub mod component;
 pub mod config;
 pub mod edge;
 pub mod events;

@@ -2,7 +2,9 @@
 //! single-table design ([`store`]), served by a REST API ([`api`]).
 
 mod config;
+mod install;
 pub use config::BlogConfig;
+pub use install::install;
 
 pub mod api;
 pub mod front_matter;

@@ -5,7 +5,9 @@
 //! headers, redirects and the custom 404 page. Nothing else can read the bucket.
 
 mod config;
+mod install;
 pub use config::EdgeConfig;
+pub use install::install;
 
 mod front;
 mod http_cache;

@@ -3,7 +3,9 @@
 //! each one's state (`photos`).
 
 mod config;
+mod install;
 pub use config::MediaConfig;
+pub use install::install;
 
 pub mod api;
 pub mod photos;
