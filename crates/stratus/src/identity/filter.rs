@@ -1,7 +1,7 @@
 //! Cognito's ListUsers filter syntax: `attribute = "value"` or `attribute ^= "prefix"`.
 
 use super::IdentityError;
-use super::pool::UserRecord;
+use super::model::UserRecord;
 
 /// A parsed ListUsers filter: `attribute = "value"` or `attribute ^= "prefix"`.
 pub(super) struct UserFilter {

@@ -11,6 +11,7 @@ pub use config::{ClientConfig, IdentityConfig, PasswordPolicy, PoolConfig, Remot
 pub mod authorizer;
 mod filter;
 mod mailing;
+mod model;
 mod password;
 mod pool;
 pub mod protocol;
@@ -22,7 +23,8 @@ mod totp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use pool::{AdminCreateUser, AuthOutcome, CodeDelivery, Group, Tokens, UserPool, UserRecord, UserStatus};
+pub use model::{AdminCreateUser, AuthOutcome, CodeDelivery, Group, Tokens, UserRecord, UserStatus};
+pub use pool::UserPool;
 pub use throttle::Throttle;
 
 use crate::clock::Clock;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
 use super::IdentityError;
-use super::pool::UserStatus;
+use super::model::UserStatus;
 use super::tokens::{self, SigningKey, VerifyingKey};
 use crate::identity::PoolConfig;
 use crate::sqlite::Database;

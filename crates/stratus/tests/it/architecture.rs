@@ -1,6 +1,8 @@
-//! The shape of the code: the crate's top-level modules import each other without cycles, so
-//! each can be read, tested and moved (to the coming core crate, say) with only what it names.
-//! The graph is read from the source: every `crate::<module>` path outside comments.
+//! The shape of the code: the crate's top-level modules import each other without cycles, and
+//! so do the parts of the user pool, so each can be read, tested and moved (to the coming core
+//! crate, say) with only what it names. The graphs are read from the source: every
+//! `crate::<module>` path outside comments; inside a module, every `super::` path, with the
+//! names the module re-exports traced to the part that defines them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,6 +66,56 @@ fn graph(src: &Path) -> Graph {
             );
         }
         graph.insert(name.clone(), uses);
+    }
+    graph
+}
+
+/// The parts of the module in `dir` (its files other than `mod.rs`) and which parts each names:
+/// `super::<part>`, `crate::<module>::<part>`, or an item `mod.rs` re-exports from a part.
+fn part_graph(dir: &Path, module: &str) -> Graph {
+    let parts: BTreeSet<String> = rust_files(dir)
+        .iter()
+        .filter_map(|file| file.file_stem()?.to_str().map(str::to_owned))
+        .filter(|name| name != "mod")
+        .collect();
+    let parent = std::fs::read_to_string(dir.join("mod.rs")).expect("mod.rs");
+    let mut defined_in = BTreeMap::new();
+    for line in parent.lines().filter_map(|line| line.trim().strip_prefix("pub use ")) {
+        if let Some((part, items)) = line.split_once("::") {
+            for item in items.trim_matches(|c: char| "{};".contains(c)).split(',') {
+                defined_in.insert(item.trim().to_owned(), part.to_owned());
+            }
+        }
+    }
+    let resolve = |name: &str| {
+        if parts.contains(name) { Some(name.to_owned()) } else { defined_in.get(name).cloned() }
+    };
+    let mut graph = Graph::new();
+    for part in &parts {
+        let source = std::fs::read_to_string(dir.join(format!("{part}.rs"))).expect("part");
+        let mut uses = BTreeSet::new();
+        for line in source.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            for prefix in ["super::".to_owned(), format!("crate::{module}::")] {
+                let mut rest = code;
+                while let Some(at) = rest.find(prefix.as_str()) {
+                    rest = &rest[at + prefix.len()..];
+                    let named: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(group) => group.split('}').next().unwrap_or_default().split(',').collect(),
+                        None => vec![rest],
+                    };
+                    for name in named {
+                        let name: String = name
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        uses.extend(resolve(&name).filter(|used| used != part));
+                    }
+                }
+            }
+        }
+        graph.insert(part.clone(), uses);
     }
     graph
 }
@@ -141,4 +193,13 @@ fn top_level_modules_import_each_other_without_cycles() {
     assert!(graph.len() > 10, "modules found: {:?}", graph.keys());
     let found = cycles(&graph);
     assert!(found.is_empty(), "import cycles between top-level modules: {found:?}");
+}
+
+#[test]
+fn the_parts_of_the_user_pool_import_each_other_without_cycles() {
+    let identity = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/identity");
+    let graph = part_graph(&identity, "identity");
+    assert!(graph.contains_key("pool") && graph["store"].contains("model"), "{graph:?}");
+    let found = cycles(&graph);
+    assert!(found.is_empty(), "import cycles inside identity: {found:?}");
 }
