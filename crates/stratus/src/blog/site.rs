@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 use super::markdown;
 use super::store::{Post, PostError, PostStore, post_from_item};
 use super::{PostStatus, Tag};
-use crate::blobs::EventedStore;
 use crate::blog::BlogConfig;
 use crate::events::TableChange;
 use crate::table::Item;
@@ -76,7 +75,7 @@ struct SiteModel {
 
 pub struct SiteGenerator {
     posts: PostStore,
-    bucket: Arc<EventedStore>,
+    bucket: Arc<dyn ObjectStore>,
     templates: Environment<'static>,
     site: SiteModel,
     config: BlogConfig,
@@ -84,7 +83,7 @@ pub struct SiteGenerator {
 
 impl std::fmt::Debug for SiteGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SiteGenerator").field("bucket", &self.bucket.bucket()).finish_non_exhaustive()
+        f.debug_struct("SiteGenerator").field("bucket", &self.bucket.to_string()).finish_non_exhaustive()
     }
 }
 
@@ -108,7 +107,7 @@ impl SiteGenerator {
     /// `overrides`: a directory whose files replace the default templates of the same name.
     pub fn new(
         posts: PostStore,
-        bucket: Arc<EventedStore>,
+        bucket: Arc<dyn ObjectStore>,
         config: &BlogConfig,
         base_url: &str,
         overrides: &FsPath,

@@ -21,12 +21,12 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use object_store::ObjectStoreExt as _;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
-use crate::blobs::{EventedStore, parse_key};
+use crate::blobs::parse_key;
 use crate::media::MediaConfig;
 use crate::media::thumbnail::DecodeLimits;
 
@@ -70,9 +70,9 @@ impl Cached {
 #[derive(Debug)]
 pub struct Edge {
     /// The site bucket, served at `/`.
-    site: Arc<EventedStore>,
+    site: Arc<dyn ObjectStore>,
     /// The media bucket, served at `/media/`.
-    media: Arc<EventedStore>,
+    media: Arc<dyn ObjectStore>,
     cache: moka::sync::Cache<String, Arc<Cached>>,
     config: EdgeConfig,
     /// Widths offered as on-the-fly variants of photos, and the decode limits for their originals.
@@ -92,8 +92,8 @@ pub enum EdgeError {
 
 impl Edge {
     pub fn new(
-        site: Arc<EventedStore>,
-        media: Arc<EventedStore>,
+        site: Arc<dyn ObjectStore>,
+        media: Arc<dyn ObjectStore>,
         config: &EdgeConfig,
         media_config: &MediaConfig,
         https: bool,

@@ -6,8 +6,8 @@
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload};
 
-use crate::blobs::EventedStore;
 use crate::media::thumbnail::{DecodeLimits, OutputFormat, ThumbnailError, render_queued};
+use object_store::ObjectStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Variant {
@@ -58,7 +58,7 @@ pub(super) fn key(original: &str, variant: Variant) -> String {
 
 /// Makes the variant object from the original (a second call rewrites the same bytes).
 pub(super) async fn make(
-    media: &EventedStore,
+    media: &dyn ObjectStore,
     original: &str,
     variant: Variant,
     limits: DecodeLimits,

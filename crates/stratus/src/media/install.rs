@@ -25,7 +25,7 @@ pub async fn install(
     let thumbnailer = Arc::new(Thumbnailer::new(Arc::clone(&media.bucket), media.photos.clone(), config));
     host.on_object_event(
         "thumbnail",
-        media.bucket.stream_source(),
+        &media.source,
         ObjectTrigger::created(with.stream).prefix("photos/"),
         move |invocation, event| {
             let thumbnailer = Arc::clone(&thumbnailer);

@@ -16,9 +16,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
-use object_store::{MultipartUpload as _, ObjectStoreExt as _, PutPayload};
+use object_store::{MultipartUpload as _, ObjectStore, ObjectStoreExt as _, PutPayload};
 
-use crate::blobs::EventedStore;
 use crate::platform::Platform;
 use crate::signing::{SignedLinks, SigningError};
 
@@ -28,7 +27,10 @@ const UPLOAD_AUDIENCE: &str = "photo-upload";
 #[derive(Debug, Clone)]
 pub struct Media {
     pub photos: photos::PhotoStore,
-    pub bucket: Arc<EventedStore>,
+    /// The media bucket, as functions reach object storage: through the port.
+    pub bucket: Arc<dyn ObjectStore>,
+    /// The bucket's event stream (for the `thumbnail` function's trigger).
+    pub source: String,
     /// Presigned upload links: the subject is `<photo id> <uploader>`.
     pub upload_links: SignedLinks,
 }
@@ -47,12 +49,14 @@ impl Media {
     pub async fn open(platform: &Platform, config: &MediaConfig) -> Result<Self, MediaError> {
         let table: Arc<dyn crate::table::Table> = Arc::new(platform.table(photos::table_spec())?);
         let photos = photos::PhotoStore::new(Arc::clone(&table), Arc::clone(&platform.clock));
-        let bucket = platform.buckets.bucket(&config.bucket)?;
+        let evented = platform.buckets.bucket(&config.bucket)?;
+        let source = evented.stream_source().to_owned();
+        let bucket: Arc<dyn ObjectStore> = evented;
         let key = crate::item! { "id" => "SECRET#upload" };
         let clock = Arc::clone(&platform.clock);
         let upload_links =
             SignedLinks::open(&table, key, UPLOAD_AUDIENCE, clock, config.upload_link_ttl).await?;
-        Ok(Self { photos, bucket, upload_links })
+        Ok(Self { photos, bucket, source, upload_links })
     }
 
     /// A presigned upload: the id the photo will have, and the token that allows one upload

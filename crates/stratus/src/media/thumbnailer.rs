@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use object_store::path::Path;
-use object_store::{ObjectStoreExt as _, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 
 use super::photos::{PhotoError, PhotoStore, ThumbnailRef, id_of_key};
 use super::thumbnail::{Rendered, render_queued};
-use crate::blobs::EventedStore;
 use crate::media::MediaConfig;
 use crate::telemetry::error_chain;
 
@@ -26,13 +25,13 @@ pub enum ThumbnailerError {
 
 #[derive(Debug)]
 pub struct Thumbnailer {
-    bucket: Arc<EventedStore>,
+    bucket: Arc<dyn ObjectStore>,
     photos: PhotoStore,
     config: MediaConfig,
 }
 
 impl Thumbnailer {
-    pub fn new(bucket: Arc<EventedStore>, photos: PhotoStore, config: &MediaConfig) -> Self {
+    pub fn new(bucket: Arc<dyn ObjectStore>, photos: PhotoStore, config: &MediaConfig) -> Self {
         Self { bucket, photos, config: config.clone() }
     }
 
