@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::{Email, MailError, Mailer, Sent};
 use crate::clock::Clock;
-use crate::sqlite::Database;
+use crate::sqlite::{Database, DbError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS mail_sent (
@@ -77,5 +77,17 @@ impl<M: Mailer> Mailer for Deduplicated<M> {
             })
             .await?;
         Ok(sent)
+    }
+}
+
+impl From<DbError> for MailError {
+    fn from(error: DbError) -> Self {
+        Self::Storage(Box::new(error))
+    }
+}
+
+impl From<rusqlite::Error> for MailError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::from(DbError::Sqlite(error))
     }
 }

@@ -26,8 +26,6 @@ pub use deduplicated::Deduplicated;
 pub use outbox::{OutboxEntry, OutboxMailer};
 pub use smtp::SmtpMailer;
 
-use crate::sqlite::DbError;
-
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
@@ -87,14 +85,9 @@ pub enum MailError {
     },
     #[error("the SMTP relay refused or failed")]
     Smtp(#[source] lettre::transport::smtp::Error),
+    /// The sent-log's storage failed; the source is the adapter's own error.
     #[error("storage failure")]
-    Storage(#[from] DbError),
-}
-
-impl From<rusqlite::Error> for MailError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Storage(DbError::Sqlite(error))
-    }
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The stable message identifier derived from an idempotency key (hex, 32 characters).

@@ -26,8 +26,6 @@ use serde::{Deserialize, Serialize};
 pub use expr::{Comparison, Condition, Path, Segment, SetValue, UpdateAction, UpdateError};
 pub use value::{AttributeValue, Item, Number, NumberError, ValueType, item_size};
 
-use crate::sqlite::DbError;
-
 /// DynamoDB's limits.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
@@ -544,15 +542,17 @@ pub enum TableError {
     InvalidSpec { table: String, problem: String },
     #[error("table `{table}` already exists with a different key schema")]
     SchemaMismatch { table: String },
+    /// The storage behind the table failed; the source is the adapter's own error (SQLite's,
+    /// DynamoDB's), so no adapter needs a variant of its own.
     #[error("storage failure")]
-    Storage(#[from] DbError),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored item is corrupt")]
     Corrupt(#[source] serde_json::Error),
 }
 
-impl From<rusqlite::Error> for TableError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Storage(DbError::Sqlite(error))
+impl TableError {
+    pub fn storage(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Storage(Box::new(source))
     }
 }
 

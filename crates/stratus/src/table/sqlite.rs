@@ -16,7 +16,7 @@ use super::{
     SortCondition, Table, TableError, TableSpec, TransactOp, UpdateAction, expr, item_size,
 };
 use crate::clock::Clock;
-use crate::sqlite::Database;
+use crate::sqlite::{Database, DbError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS table_specs (
@@ -720,4 +720,16 @@ fn cursor_index_key(
     let pk = encode(&table_key[&spec.partition_key.name]);
     let sk = spec.sort_key.as_ref().map(|sort| encode(&table_key[&sort.name])).unwrap_or_default();
     Ok((sort.map(encode).unwrap_or_default(), RowKey { pk, sk }))
+}
+
+impl From<DbError> for TableError {
+    fn from(error: DbError) -> Self {
+        Self::storage(error)
+    }
+}
+
+impl From<rusqlite::Error> for TableError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::storage(DbError::Sqlite(error))
+    }
 }
