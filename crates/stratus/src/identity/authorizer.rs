@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -55,21 +56,57 @@ impl Principal {
 /// to make Stratus hammer the issuer.
 const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Verifies the access tokens of one issuer: a built-in user pool, or a remote one through its
+/// JWKS. An authorizer on Lambda needs only the remote kind, and so no SQLite.
+#[async_trait]
+pub trait AccessTokenVerifier: Send + Sync + std::fmt::Debug {
+    /// The `iss` its tokens carry.
+    fn issuer(&self) -> &str;
+
+    /// Signature, issuer, lifetime (against `now`, epoch seconds), `token_use` and client.
+    async fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError>;
+
+    /// Whether the tokens of a refresh-token family were revoked (sign-out, reuse, …); an
+    /// issuer that cannot tell answers `false`.
+    fn is_revoked(&self, family: &str) -> bool {
+        let _ = family;
+        false
+    }
+}
+
+/// A built-in pool verifies in-process, against its own keys and revocations.
+#[async_trait]
+impl AccessTokenVerifier for UserPool {
+    fn issuer(&self) -> &str {
+        UserPool::issuer(self)
+    }
+
+    async fn verify(&self, token: &str, _now: i64) -> Result<AccessClaims, TokenError> {
+        // The pool checks lifetimes against its own clock, the stage's.
+        self.verify_access_token(token)
+    }
+
+    fn is_revoked(&self, family: &str) -> bool {
+        UserPool::is_revoked(self, family)
+    }
+}
+
 #[derive(Debug)]
 pub struct Authorizer {
-    local: Vec<Arc<UserPool>>,
-    remote: Vec<Remote>,
-    http: reqwest::Client,
+    verifiers: Vec<Arc<dyn AccessTokenVerifier>>,
     /// Token lifetimes are checked against it.
     clock: Arc<dyn Clock>,
     /// Tokens verified before, from any issuer; revocation is still checked on every hit.
     verified: tokens::VerifiedTokens,
 }
 
+/// A remote OpenID Connect issuer (a real Cognito pool, say): keys from its JWKS, fetched on
+/// first use and again for an unknown `kid`, at most once a minute.
 #[derive(Debug)]
-struct Remote {
+pub struct RemoteVerifier {
     issuer: String,
     client_ids: Vec<String>,
+    http: reqwest::Client,
     keys: tokio::sync::Mutex<RemoteKeys>,
 }
 
@@ -94,63 +131,59 @@ enum FetchError {
 }
 
 impl Authorizer {
-    /// Fails only when the HTTP client for remote issuers' keys cannot be built (no TLS roots).
+    /// The built-in pools and the configured remote issuers. Fails only when the HTTP client for
+    /// remote issuers' keys cannot be built (no TLS roots).
     pub fn new(
         local: &[Arc<UserPool>],
         remote: &[RemoteIssuer],
         clock: Arc<dyn Clock>,
     ) -> Result<Self, reqwest::Error> {
-        let remote = remote
-            .iter()
-            .map(|issuer| Remote {
-                issuer: issuer.issuer.trim_end_matches('/').to_owned(),
-                client_ids: issuer.client_ids.clone(),
-                keys: tokio::sync::Mutex::new(RemoteKeys::default()),
-            })
-            .collect();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-        Ok(Self { local: local.to_vec(), remote, http, clock, verified: tokens::VerifiedTokens::default() })
+        let mut verifiers: Vec<Arc<dyn AccessTokenVerifier>> =
+            local.iter().map(|pool| Arc::clone(pool) as Arc<dyn AccessTokenVerifier>).collect();
+        verifiers.extend(remote.iter().map(|issuer| {
+            Arc::new(RemoteVerifier::new(issuer, http.clone())) as Arc<dyn AccessTokenVerifier>
+        }));
+        Ok(Self::with_verifiers(verifiers, clock))
+    }
+
+    /// An authorizer over any verifiers (on Lambda: remote ones only).
+    pub fn with_verifiers(verifiers: Vec<Arc<dyn AccessTokenVerifier>>, clock: Arc<dyn Clock>) -> Self {
+        Self { verifiers, clock, verified: tokens::VerifiedTokens::default() }
     }
 
     /// Verifies a bearer access token and returns its principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
-        if let Some(claims) = self.verified.get(token, self.now()) {
-            let local = self.local.iter().find(|pool| pool.issuer() == claims.iss);
-            if local.is_some_and(|pool| pool.is_revoked(&claims.origin_jti)) {
+        let now = self.clock.now_millis().div_euclid(1000);
+        if let Some(claims) = self.verified.get(token, now) {
+            if self.verifier(&claims.iss).is_some_and(|verifier| verifier.is_revoked(&claims.origin_jti)) {
                 return Err(TokenError::Revoked);
             }
             return Ok(principal(&claims));
         }
         let issuer = unverified_issuer(token).ok_or(TokenError::Malformed)?;
-        let claims = match self.local.iter().find(|pool| pool.issuer() == issuer) {
-            Some(pool) => pool.verify_access_token(token)?,
-            None => self.verify_remote(token, &issuer).await?,
-        };
+        let claims = self.verifier(&issuer).ok_or(TokenError::WrongIssuer)?.verify(token, now).await?;
         self.verified.insert(token, &claims);
         Ok(principal(&claims))
     }
 
-    fn now(&self) -> i64 {
-        self.clock.now_millis().div_euclid(1000)
+    fn verifier(&self, issuer: &str) -> Option<&Arc<dyn AccessTokenVerifier>> {
+        self.verifiers.iter().find(|verifier| verifier.issuer() == issuer)
+    }
+}
+
+impl RemoteVerifier {
+    pub fn new(issuer: &RemoteIssuer, http: reqwest::Client) -> Self {
+        Self {
+            issuer: issuer.issuer.trim_end_matches('/').to_owned(),
+            client_ids: issuer.client_ids.clone(),
+            http,
+            keys: tokio::sync::Mutex::new(RemoteKeys::default()),
+        }
     }
 
-    async fn verify_remote(&self, token: &str, issuer: &str) -> Result<AccessClaims, TokenError> {
-        let kid = tokens::check_header(token)?;
-        let remote =
-            self.remote.iter().find(|remote| remote.issuer == issuer).ok_or(TokenError::WrongIssuer)?;
-        let key = self.remote_key(remote, &kid).await?;
-        let claims: AccessClaims = tokens::verify(token, &key, &remote.issuer, self.now())?;
-        if claims.token_use != "access" {
-            return Err(TokenError::WrongUse);
-        }
-        if !remote.client_ids.contains(&claims.client_id) {
-            return Err(TokenError::WrongClient);
-        }
-        Ok(claims)
-    }
-
-    async fn remote_key(&self, remote: &Remote, kid: &str) -> Result<DecodingKey, TokenError> {
-        let mut keys = remote.keys.lock().await;
+    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        let mut keys = self.keys.lock().await;
         if let Some(key) = keys.by_kid.get(kid) {
             return Ok(key.clone());
         }
@@ -158,16 +191,17 @@ impl Authorizer {
             return Err(TokenError::UnknownKey);
         }
         keys.fetched_at = Some(Instant::now());
-        match self.fetch_keys(&remote.issuer).await {
+        match self.fetch_keys().await {
             Ok(fetched) => keys.by_kid = fetched,
             Err(error) => {
-                tracing::warn!(issuer = %remote.issuer, error = %crate::telemetry::error_chain(&error), "cannot fetch the issuer's JWKS");
+                tracing::warn!(issuer = %self.issuer, error = %crate::telemetry::error_chain(&error), "cannot fetch the issuer's JWKS");
             }
         }
         keys.by_kid.get(kid).cloned().ok_or(TokenError::UnknownKey)
     }
 
-    async fn fetch_keys(&self, issuer: &str) -> Result<HashMap<String, DecodingKey>, FetchError> {
+    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, FetchError> {
+        let issuer = &self.issuer;
         let discovery: serde_json::Value = self
             .http
             .get(format!("{issuer}/.well-known/openid-configuration"))
@@ -185,8 +219,28 @@ impl Authorizer {
                 keys.insert(kid, key);
             }
         }
-        tracing::info!(issuer, keys = keys.len(), "fetched the issuer's JWKS");
+        tracing::info!(issuer = %issuer, keys = keys.len(), "fetched the issuer's JWKS");
         Ok(keys)
+    }
+}
+
+#[async_trait]
+impl AccessTokenVerifier for RemoteVerifier {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    async fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        let kid = tokens::check_header(token)?;
+        let key = self.key(&kid).await?;
+        let claims: AccessClaims = tokens::verify(token, &key, &self.issuer, now)?;
+        if claims.token_use != "access" {
+            return Err(TokenError::WrongUse);
+        }
+        if !self.client_ids.contains(&claims.client_id) {
+            return Err(TokenError::WrongClient);
+        }
+        Ok(claims)
     }
 }
 
