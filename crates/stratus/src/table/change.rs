@@ -35,8 +35,10 @@ pub struct TableChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChangeData {
-    /// Epoch seconds.
-    pub approximate_creation_date_time: f64,
+    /// Epoch seconds, a whole number as DynamoDB Streams sends it (records written before it was
+    /// one, as `1764633600.0`, still read).
+    #[serde(deserialize_with = "whole_seconds")]
+    pub approximate_creation_date_time: i64,
     pub keys: Item,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_image: Option<Item>,
@@ -73,4 +75,14 @@ impl TableChange {
     pub fn image(&self) -> Option<&Item> {
         self.dynamodb.new_image.as_ref().or(self.dynamodb.old_image.as_ref())
     }
+}
+
+/// Whole seconds from a JSON number, integral or not.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let seconds = f64::deserialize(deserializer)?;
+    if !seconds.is_finite() || seconds.abs() > 1e15 {
+        return Err(serde::de::Error::custom("ApproximateCreationDateTime is not a time"));
+    }
+    #[allow(clippy::cast_possible_truncation, reason = "finite and within range, checked above")]
+    Ok(seconds.trunc() as i64)
 }

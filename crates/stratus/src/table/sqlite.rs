@@ -289,7 +289,7 @@ impl Inner {
                 self.region, self.spec.name
             ),
             dynamodb: ChangeData {
-                approximate_creation_date_time: (now_ms / 1000) as f64,
+                approximate_creation_date_time: now_ms.div_euclid(1000),
                 keys,
                 new_image: new.cloned(),
                 old_image: old.cloned(),

@@ -6,6 +6,7 @@ mod authorizer;
 mod blobs;
 mod blog;
 mod config;
+mod events;
 mod functions;
 mod identity;
 mod mail;
