@@ -23,7 +23,7 @@ use crate::http::metrics::HttpMetrics;
 use crate::http::server::Listener;
 use crate::http::{self, Problem};
 use crate::identity::authorizer::Authorizer;
-use crate::identity::{Identity, IdentityError, operator_credentials};
+use crate::identity::{Identity, IdentityError};
 use crate::platform::{Platform, PlatformError};
 use crate::telemetry::error_chain;
 
@@ -43,8 +43,6 @@ pub enum AppError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Install(#[from] InstallError),
-    #[error("cannot read or create the operator credentials")]
-    OperatorCredentials(#[source] std::io::Error),
     #[error("cannot record the public URL in the stage directory")]
     RecordPublicUrl(#[source] std::io::Error),
     #[error("cannot build the HTTP client that fetches remote issuers' keys")]
@@ -86,17 +84,7 @@ impl Application {
         let local_addr = listener.local_addr();
         let public_url = config.server.public_url(local_addr);
         platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
-        let operator = operator_credentials(&config.identity, platform.stage_dir())
-            .map_err(AppError::OperatorCredentials)?;
-        let identity = Arc::new(Identity::open(
-            &config.identity,
-            operator,
-            &config.region,
-            &public_url,
-            &platform.db,
-            &platform.mailer,
-            &platform.clock,
-        )?);
+        let identity = Arc::new(Identity::open(&config.identity, &platform, &public_url)?);
         let authorizer = Arc::new(
             Authorizer::new(identity.pools(), &config.identity.issuers, Arc::clone(&platform.clock))
                 .map_err(AppError::Authorizer)?,

@@ -50,18 +50,8 @@ pub enum UsersCommand {
 
 pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()> {
     let platform = open_platform(config)?;
-    let operator = crate::identity::operator_credentials(&config.identity, &config.stage_dir())
-        .context("cannot read the operator credentials")?;
-    let public_url = public_url(config, &platform);
-    let identity = crate::identity::Identity::open(
-        &config.identity,
-        operator,
-        &config.region,
-        &public_url,
-        &platform.db,
-        &platform.mailer,
-        &platform.clock,
-    )?;
+    let identity =
+        crate::identity::Identity::open(&config.identity, &platform, &public_url(config, &platform))?;
     let pool =
         identity.pool_named(&args.pool).with_context(|| format!("no user pool named `{}`", args.pool))?;
     match args.command {

@@ -28,8 +28,8 @@ pub use pool::UserPool;
 pub use throttle::Throttle;
 
 use crate::clock::Clock;
-use crate::mail::Mailer;
-use crate::sqlite::{Database, DbError};
+use crate::platform::Platform;
+use crate::sqlite::DbError;
 
 /// Errors in Cognito's vocabulary: each maps to the `__type` a Cognito client expects.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,8 @@ pub enum IdentityError {
     Worker(#[source] tokio::task::JoinError),
     #[error("internal error")]
     Password(#[from] password::PasswordError),
+    #[error("cannot read or create the operator credentials")]
+    OperatorCredentials(#[source] std::io::Error),
 }
 
 impl From<rusqlite::Error> for IdentityError {
@@ -120,7 +122,8 @@ impl IdentityError {
             | Self::Mail(_)
             | Self::Template(_)
             | Self::Worker(_)
-            | Self::Password(_) => "InternalErrorException",
+            | Self::Password(_)
+            | Self::OperatorCredentials(_) => "InternalErrorException",
         }
     }
 
@@ -156,31 +159,30 @@ impl std::fmt::Debug for OperatorCredentials {
 }
 
 impl Identity {
-    /// Opens every configured pool: ids and signing keys are created on first start and kept.
+    /// Opens every configured pool of the stage (ids and signing keys are created on first start
+    /// and kept), with the operator credentials (configured, or generated once into the stage).
     pub fn open(
         config: &IdentityConfig,
-        operator: OperatorCredentials,
-        region: &str,
+        platform: &Platform,
         public_url: &str,
-        db: &Arc<Database>,
-        mailer: &Arc<dyn Mailer>,
-        clock: &Arc<dyn Clock>,
     ) -> Result<Self, IdentityError> {
-        store::migrate(db)?;
+        let operator =
+            operator_credentials(config, platform.stage_dir()).map_err(IdentityError::OperatorCredentials)?;
+        store::migrate(&platform.db)?;
         let mut pools = Vec::new();
         for (name, pool_config) in &config.pools {
             let pool = UserPool::open(
                 name,
                 pool_config,
-                region,
+                platform.region(),
                 public_url,
-                Arc::clone(db),
-                Arc::clone(mailer),
-                Arc::clone(clock),
+                Arc::clone(&platform.db),
+                Arc::clone(&platform.mailer),
+                Arc::clone(&platform.clock),
             )?;
             pools.push(Arc::new(pool));
         }
-        Ok(Self { pools, throttle: Throttle::new(config), operator, clock: Arc::clone(clock) })
+        Ok(Self { pools, throttle: Throttle::new(config), operator, clock: Arc::clone(&platform.clock) })
     }
 
     pub fn pools(&self) -> &[Arc<UserPool>] {

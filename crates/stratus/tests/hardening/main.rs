@@ -54,15 +54,12 @@ pub async fn author_token(app: &TestApp) -> String {
 
 /// One counter of `/metrics` (OpenMetrics text), summed over its labels when `labels` is empty.
 pub async fn metric(app: &TestApp, name: &str, labels: &str) -> f64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let response = app.http.get(format!("{}/metrics", app.base)).send().await.expect("metrics");
+    metric_in(&response.text().await.expect("text"), name, labels)
+}
+
+/// [`metric`] from a scrape already made.
+pub fn metric_in(text: &str, name: &str, labels: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.rsplit_once(' '))
