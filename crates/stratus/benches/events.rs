@@ -65,7 +65,7 @@ async fn run() {
     for n in 0..SUBSCRIPTIONS {
         ticks.tick().await;
         let (client, url, expect) = (client.clone(), url.clone(), expect.clone());
-        let token = stratus::mail::message_token(&format!("welcome/reader{n}@example.com"));
+        let token = stratus::ports::mail::message_token(&format!("welcome/reader{n}@example.com"));
         let path = outbox.join(format!("{token}.eml"));
         requests.push(tokio::spawn(async move {
             let sent = Instant::now();

@@ -7,13 +7,13 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use stratus::clock::SystemClock;
 use stratus::config::Config;
-use stratus::events::BatchResponse;
-use stratus::functions::{Host, StreamTrigger};
+use stratus::infra::clock::SystemClock;
 use stratus::item;
 use stratus::platform::Platform;
-use stratus::table::{Item, Query, Table, TransactOp};
+use stratus::ports::events::BatchResponse;
+use stratus::ports::table::{Item, Query, Table, TransactOp};
+use stratus::services::functions::{Host, StreamTrigger};
 
 const PARTITIONS: usize = 100;
 const PER_PARTITION: usize = 100;
@@ -47,7 +47,7 @@ fn todo(partition: usize, sort: usize) -> Item {
     item.insert("created".into(), (1_700_000_000 + sort as i64).into());
     item.insert(
         "tags".into(),
-        stratus::table::AttributeValue::Ss(["work".to_owned(), "q3".to_owned()].into()),
+        stratus::ports::table::AttributeValue::Ss(["work".to_owned(), "q3".to_owned()].into()),
     );
     item
 }
@@ -75,7 +75,7 @@ fn report(name: &str, operations: usize, elapsed: Duration, goal: Option<f64>) {
 }
 
 async fn table_throughput(platform: &Platform) {
-    let table = platform.table(stratus::table::conformance::spec("todos")).expect("table");
+    let table = platform.table(stratus::ports::table::conformance::spec("todos")).expect("table");
     for partition in 0..PARTITIONS {
         let operations = (0..PER_PARTITION)
             .map(|sort| TransactOp::Put { item: todo(partition, sort), condition: None })
@@ -116,7 +116,10 @@ async fn table_throughput(platform: &Platform) {
 
 async fn stream_latency(platform: &Arc<Platform>, config: &Config) {
     let table = platform
-        .table(stratus::table::TableSpec::new("latency", stratus::table::KeyAttribute::string("id")))
+        .table(stratus::ports::table::TableSpec::new(
+            "latency",
+            stratus::ports::table::KeyAttribute::string("id"),
+        ))
         .expect("table");
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let mut host = Host::new(Arc::clone(&platform.stream), &config.functions);
@@ -147,7 +150,7 @@ async fn stream_latency(platform: &Arc<Platform>, config: &Config) {
     for i in 0..rate * seconds {
         ticks.tick().await;
         // Stamped before the write: the latency includes the commit itself.
-        table.put(item! { "id" => format!("w{i}"), "t" => nanos_since_epoch().to_string().parse::<stratus::table::Number>().expect("n") }, None)
+        table.put(item! { "id" => format!("w{i}"), "t" => nanos_since_epoch().to_string().parse::<stratus::ports::table::Number>().expect("n") }, None)
             .await
             .expect("put");
     }

@@ -10,8 +10,8 @@ use axum::Router;
 use axum::routing::get;
 use stratus::app::Application;
 use stratus::config::Config;
-use stratus::identity::AdminCreateUser;
-use stratus::identity::authorizer::Principal;
+use stratus::services::cognito::user_pool::AdminCreateUser;
+use stratus::services::cognito::user_pool::authorizer::Principal;
 
 const PASSWORD: &str = "Correct-Horse-9";
 
@@ -46,7 +46,7 @@ async fn run() {
     pool.admin_create_user(user).await.expect("user");
     pool.admin_set_user_password("bench", PASSWORD, true).await.expect("password");
     let token = match pool.password_auth(&client_id, "bench", PASSWORD).await.expect("sign in") {
-        stratus::identity::AuthOutcome::Authenticated(tokens) => tokens.access_token,
+        stratus::services::cognito::user_pool::AuthOutcome::Authenticated(tokens) => tokens.access_token,
         other => panic!("unexpected challenge {other:?}"),
     };
 
@@ -54,7 +54,9 @@ async fn run() {
     // Distinct tokens, each verified once: the full RSA signature check every time.
     let mut fresh = Vec::new();
     let mut refresh_token = match pool.password_auth(&client_id, "bench", PASSWORD).await.expect("sign in") {
-        stratus::identity::AuthOutcome::Authenticated(tokens) => tokens.refresh_token.expect("refresh"),
+        stratus::services::cognito::user_pool::AuthOutcome::Authenticated(tokens) => {
+            tokens.refresh_token.expect("refresh")
+        }
         other => panic!("unexpected challenge {other:?}"),
     };
     for _ in 0..2_000 {

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use stratus::media::thumbnail::{DecodeLimits, OutputFormat, render};
+use stratus::apps::media::thumbnail::{DecodeLimits, OutputFormat, render};
 
 const AT_A_TIME: usize = 4;
 const ROUNDS: usize = 3;

@@ -12,20 +12,20 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::blog::subscriber_api::SubscriberState;
-use crate::clock::{Clock, SystemClock};
+use crate::apps::blog::subscriber_api::SubscriberState;
 use crate::component::{InstallError, Installer};
 use crate::config::Config;
-use crate::functions::{Host, HostError};
 use crate::health::{self, HealthState, MetricsState};
-use crate::http::body::BodyLimit;
-use crate::http::metrics::HttpMetrics;
-use crate::http::server::Listener;
-use crate::http::{self, Problem};
-use crate::identity::authorizer::Authorizer;
-use crate::identity::{Identity, IdentityError};
+use crate::infra::clock::{Clock, SystemClock};
+use crate::infra::http::body::BodyLimit;
+use crate::infra::http::metrics::HttpMetrics;
+use crate::infra::http::server::Listener;
+use crate::infra::http::{self, Problem};
+use crate::infra::telemetry::error_chain;
 use crate::platform::{Platform, PlatformError};
-use crate::telemetry::error_chain;
+use crate::services::cognito::user_pool::authorizer::Authorizer;
+use crate::services::cognito::user_pool::{Identity, IdentityError};
+use crate::services::functions::{Host, HostError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -59,7 +59,7 @@ pub struct Application {
     functions: Router,
     subscriptions: SubscriberState,
     /// Serves the site for every path no function claims.
-    edge: Arc<crate::edge::Edge>,
+    edge: Arc<crate::services::edge::Edge>,
     listener: Listener,
     http_metrics: HttpMetrics,
     /// Every component's metrics, registered while the system is built.
@@ -99,14 +99,17 @@ impl Application {
             stream: &config.stream,
             functions: &config.functions,
         };
-        let (blog, subscriptions) = crate::blog::install(&mut with, &config.blog, &config.gateway).await?;
-        let photos = crate::media::install(&mut with, &config.media, &config.blog.authors_group).await?;
-        let edge = crate::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
+        let (blog, subscriptions) =
+            crate::apps::blog::install(&mut with, &config.blog, &config.gateway).await?;
+        let photos =
+            crate::apps::media::install(&mut with, &config.media, &config.blog.authors_group).await?;
+        let edge =
+            crate::services::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
         let functions = blog.merge(photos);
         let mut metrics = Registry::with_prefix("stratus");
         http_metrics.register(&mut metrics);
         metrics.register_collector(Box::new(Arc::clone(listener.admission())));
-        metrics.register_collector(Box::new(crate::functions::slots::PoolMetrics(host.pools())));
+        metrics.register_collector(Box::new(crate::services::functions::slots::PoolMetrics(host.pools())));
         Ok(Self {
             platform,
             identity,
@@ -185,7 +188,8 @@ impl Application {
             }
         }
         if config.identity.operator_secret_access_key.is_none() {
-            let path = crate::identity::operator_credentials_path(self.platform.stage_dir());
+            let path =
+                crate::services::cognito::user_pool::operator_credentials_path(self.platform.stage_dir());
             let _ = writeln!(banner, "  operator credentials (Admin* calls): {}", path.display());
         }
         banner.push_str("Stop with Ctrl-C (or SIGTERM).");
@@ -232,7 +236,7 @@ impl Application {
         };
         let functions = std::mem::take(&mut self.functions);
         let routes = health::router(health, metrics)
-            .merge(crate::identity::protocol::router(Arc::clone(&self.identity)))
+            .merge(crate::services::cognito::user_pool::protocol::router(Arc::clone(&self.identity)))
             .merge(functions);
         // Around the whole router, once per request, rather than around each route.
         let origin = tower::ServiceBuilder::new()
@@ -265,11 +269,11 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 /// the log as it happens (`/metrics` has the running totals).
 async fn report_pressure(
     metrics: HttpMetrics,
-    admission: Arc<crate::http::admission::Admission>,
-    pools: Vec<Arc<crate::functions::slots::Pool>>,
+    admission: Arc<crate::infra::http::admission::Admission>,
+    pools: Vec<Arc<crate::services::functions::slots::Pool>>,
     stop: CancellationToken,
 ) {
-    use crate::http::metrics::{Refusal, Timeout};
+    use crate::infra::http::metrics::{Refusal, Timeout};
     let totals = || {
         let timeouts = Timeout::ALL.map(|kind| metrics.timeouts(kind));
         let refused = Refusal::ALL.map(|reason| metrics.refusals(reason));
@@ -342,7 +346,7 @@ async fn prune_throttles(identity: Arc<Identity>, subscriptions: SubscriberState
 
 async fn trim_stream(
     platform: Arc<Platform>,
-    config: crate::stream::StreamConfig,
+    config: crate::ports::stream::StreamConfig,
     consumers: Vec<String>,
     stop: CancellationToken,
 ) {

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use crate::functions::{FunctionsConfig, Host, HostError};
-use crate::identity::authorizer::Authorizer;
 use crate::platform::Platform;
-use crate::stream::StreamConfig;
+use crate::ports::stream::StreamConfig;
+use crate::services::cognito::user_pool::authorizer::Authorizer;
+use crate::services::functions::{FunctionsConfig, Host, HostError};
 
 /// The shared dependencies every component is installed with.
 #[derive(Debug)]

@@ -13,20 +13,20 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::blog::BlogConfig;
-use crate::edge::EdgeConfig;
-use crate::functions::FunctionsConfig;
-use crate::gateway::GatewayConfig;
-use crate::http::ServerConfig;
-use crate::identity::IdentityConfig;
-use crate::mail::MailConfig;
-use crate::media::MediaConfig;
+use crate::apps::blog::BlogConfig;
+use crate::apps::media::MediaConfig;
+use crate::infra::http::ServerConfig;
+use crate::infra::settings::{Invalid, invalid};
+use crate::infra::sqlite::DatabaseConfig;
+use crate::infra::telemetry::LogConfig;
 use crate::platform::PlatformSettings;
-use crate::settings::{Invalid, invalid};
-use crate::sqlite::DatabaseConfig;
-use crate::stream::StreamConfig;
-use crate::table::TableConfig;
-use crate::telemetry::LogConfig;
+use crate::ports::mail::MailConfig;
+use crate::ports::stream::StreamConfig;
+use crate::ports::table::TableConfig;
+use crate::services::cognito::user_pool::IdentityConfig;
+use crate::services::edge::EdgeConfig;
+use crate::services::functions::FunctionsConfig;
+use crate::services::gateway::GatewayConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

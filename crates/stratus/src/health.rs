@@ -13,11 +13,11 @@ use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::functions::HostHealth;
-use crate::http::{MetricsAccess, Problem};
-use crate::sqlite::Database;
-use crate::stream::StreamLog;
-use crate::telemetry::error_chain;
+use crate::infra::http::{MetricsAccess, Problem};
+use crate::infra::sqlite::Database;
+use crate::infra::telemetry::error_chain;
+use crate::ports::stream::StreamLog;
+use crate::services::functions::HostHealth;
 
 #[derive(Debug, Clone)]
 pub struct HealthState {

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = stratus::telemetry::init(&config.log) {
+    if let Err(error) = stratus::infra::telemetry::init(&config.log) {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }

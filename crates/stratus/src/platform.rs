@@ -9,16 +9,16 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::blobs::{BlobError, Buckets};
-use crate::clock::Clock;
-use crate::mail::{
+use crate::infra::clock::Clock;
+use crate::infra::sqlite::{Database, DatabaseConfig, DbError, Synchronous};
+use crate::infra::telemetry::error_chain;
+use crate::ports::blobs::{BlobError, Buckets};
+use crate::ports::mail::{
     Deduplicated, MailConfig, MailError, MailTransport, Mailer, OutboxMailer, SmtpMailer, parse_sender,
 };
-use crate::sqlite::{Database, DatabaseConfig, DbError, Synchronous};
-use crate::stream::{StreamError, StreamLog};
-use crate::table::sqlite::SqliteTable;
-use crate::table::{TableError, TableSpec};
-use crate::telemetry::error_chain;
+use crate::ports::stream::{StreamError, StreamLog};
+use crate::ports::table::sqlite::SqliteTable;
+use crate::ports::table::{TableError, TableSpec};
 
 /// Where the server records the URL it serves the stage at.
 const PUBLIC_URL_FILE: &str = "public-url";

@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{Application, shutdown_signal};
-use crate::clock::SystemClock;
 use crate::config::{Config, Overrides};
+use crate::infra::clock::SystemClock;
 use crate::platform::Platform;
 
 mod mail;

@@ -44,8 +44,8 @@ pub enum ThumbnailFormat {
 }
 
 pub(super) async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Config) -> anyhow::Result<()> {
-    use crate::media::Media;
-    use crate::media::thumbnailer::Thumbnailer;
+    use crate::apps::media::Media;
+    use crate::apps::media::thumbnailer::Thumbnailer;
     let platform = open_platform(config)?;
     let media = Media::open(&platform, &config.media).await?;
     let thumbnailer = Thumbnailer::new(Arc::clone(&media.bucket), media.photos.clone(), &config.media);
@@ -65,7 +65,7 @@ pub(super) async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Co
             thumbnailer.handle(&uploaded.key, false).await?;
             let photo = media.photos.get(&uploaded.id).await?.context("the photo item vanished")?;
             match (photo.state, photo.width, photo.height) {
-                (crate::media::photos::PhotoState::Ready, Some(w), Some(h)) => {
+                (crate::apps::media::photos::PhotoState::Ready, Some(w), Some(h)) => {
                     Ok(format!("{} ready {w}x{h}, {} thumbnails", photo.id, photo.thumbnails.len()))
                 }
                 (state, _, _) => {
@@ -97,7 +97,7 @@ pub(super) async fn upload_photos(files: &[PathBuf], uploader: &str, config: &Co
 }
 
 pub(super) fn thumbnail(args: &ThumbnailArgs, config: &Config) -> anyhow::Result<()> {
-    use crate::media::thumbnail::{OutputFormat, render};
+    use crate::apps::media::thumbnail::{OutputFormat, render};
     let format = match args.format {
         Some(ThumbnailFormat::Jpeg) => OutputFormat::Jpeg,
         Some(ThumbnailFormat::Webp) => OutputFormat::Webp,

@@ -29,10 +29,10 @@ pub enum SiteCommand {
     Rebuild,
 }
 
-async fn open_blog(config: &Config) -> anyhow::Result<crate::blog::Blog> {
+async fn open_blog(config: &Config) -> anyhow::Result<crate::apps::blog::Blog> {
     let platform = open_platform(config)?;
     let public_url = public_url(config, &platform);
-    Ok(crate::blog::Blog::open(&platform, &config.blog, &public_url).await?)
+    Ok(crate::apps::blog::Blog::open(&platform, &config.blog, &public_url).await?)
 }
 
 pub(super) async fn posts(command: PostsCommand, config: &Config) -> anyhow::Result<()> {
@@ -88,16 +88,16 @@ pub(super) async fn posts(command: PostsCommand, config: &Config) -> anyhow::Res
 
 /// Creates or replaces one post from a file; the line to print about it.
 async fn publish_file(
-    blog: &crate::blog::Blog,
+    blog: &crate::apps::blog::Blog,
     file: &std::path::Path,
     author: &str,
 ) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let stem = file.file_stem().and_then(|stem| stem.to_str()).unwrap_or_default();
-    let input = crate::blog::front_matter::parse(&text, stem)?;
-    let slug = crate::blog::Slug::parse(input.slug.as_deref().unwrap_or_default())?;
+    let input = crate::apps::blog::front_matter::parse(&text, stem)?;
+    let slug = crate::apps::blog::Slug::parse(input.slug.as_deref().unwrap_or_default())?;
     let content = input.content()?;
-    let status = input.status.unwrap_or(crate::blog::PostStatus::Published);
+    let status = input.status.unwrap_or(crate::apps::blog::PostStatus::Published);
     let post = match blog.posts.get(&slug).await? {
         None => blog.posts.create(slug, content, status, author).await?,
         Some(_) => {

@@ -50,8 +50,11 @@ pub enum UsersCommand {
 
 pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()> {
     let platform = open_platform(config)?;
-    let identity =
-        crate::identity::Identity::open(&config.identity, &platform, &public_url(config, &platform))?;
+    let identity = crate::services::cognito::user_pool::Identity::open(
+        &config.identity,
+        &platform,
+        &public_url(config, &platform),
+    )?;
     let pool =
         identity.pool_named(&args.pool).with_context(|| format!("no user pool named `{}`", args.pool))?;
     match args.command {
@@ -63,7 +66,7 @@ pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()
             let attributes = [("email".to_owned(), email), ("email_verified".to_owned(), "true".to_owned())]
                 .into_iter()
                 .collect();
-            let request = crate::identity::AdminCreateUser {
+            let request = crate::services::cognito::user_pool::AdminCreateUser {
                 username: username.clone(),
                 attributes,
                 temporary_password: Some(temporary.clone()),
@@ -78,7 +81,7 @@ pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()
             }
             let user = pool.admin_get_user(&username)?;
             print_user(&user);
-            if user.status == crate::identity::UserStatus::ForceChangePassword {
+            if user.status == crate::services::cognito::user_pool::UserStatus::ForceChangePassword {
                 println!("temporary password: {temporary}  (must be changed at first sign-in)");
             }
         }
@@ -136,14 +139,17 @@ pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()
     Ok(())
 }
 
-async fn ensure_group(pool: &crate::identity::UserPool, group: &str) -> anyhow::Result<()> {
+async fn ensure_group(
+    pool: &crate::services::cognito::user_pool::UserPool,
+    group: &str,
+) -> anyhow::Result<()> {
     if !pool.groups()?.iter().any(|existing| existing.name == group) {
         pool.create_group(group, None, None).await?;
     }
     Ok(())
 }
 
-fn print_user(user: &crate::identity::UserRecord) {
+fn print_user(user: &crate::services::cognito::user_pool::UserRecord) {
     println!("username: {}", user.username);
     println!("status:   {}{}", user.status.as_str(), if user.enabled { "" } else { " (disabled)" });
     println!("groups:   {}", user.groups.join(", "));

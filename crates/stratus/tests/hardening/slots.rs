@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use serde_json::Value;
-use stratus::events::{BatchResponse, TableChange};
-use stratus::functions::StreamTrigger;
 use stratus::item;
-use stratus::table::{KeyAttribute, Table, TableSpec};
+use stratus::ports::events::{BatchResponse, TableChange};
+use stratus::ports::table::{KeyAttribute, Table, TableSpec};
+use stratus::services::functions::StreamTrigger;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::support::TestApp;

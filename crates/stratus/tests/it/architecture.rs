@@ -1,27 +1,65 @@
-//! The shape of the code: the crate's top-level modules import each other without cycles, and
-//! so do the parts of the user pool, so each can be read, tested and moved (to the coming core
-//! crate, say) with only what it names. The graphs are read from the source: every
-//! `crate::<module>` path outside comments; inside a module, every `super::` path, with the
-//! names the module re-exports traced to the part that defines them.
+//! The shape of the code. The crate is four layers — `infra`, `ports`, `services`, `apps` —
+//! and the wiring above them (`app`, `component`, `config`, `platform`, `health`, `cli`). Its
+//! components (`<layer>::<name>`, or a wiring module) import each other without cycles and
+//! only from their own layer or below, and so do the parts of the user pool, so each can be
+//! read, tested and moved (to the coming core crate, say) with only what it names. The graphs
+//! are read from the source: every `crate::` path outside comments; inside a module, every
+//! `super::` path, with the names the module re-exports traced to the part that defines them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
-/// Top-level modules (`src/<name>.rs` or `src/<name>/`), each with the files it is made of.
-fn modules(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {
-    let mut modules = BTreeMap::new();
-    for entry in std::fs::read_dir(src).expect("src") {
-        let path = entry.expect("entry").path();
-        let name = path.file_stem().and_then(|stem| stem.to_str()).expect("name").to_owned();
-        if name == "lib" || name == "main" {
+/// The layers, lowest first; a component may use its own layer and those below.
+const LAYERS: [&str; 4] = ["infra", "ports", "services", "apps"];
+
+/// Where a component is allowed to reach up a layer, and why.
+const EXCEPTIONS: [(&str, &str); 1] = [
+    // The edge's on-the-fly image variants run the media app's thumbnail engine, as a
+    // Lambda@Edge function would.
+    ("services::edge", "apps::media"),
+];
+
+/// A component's `install` part is wiring: the one place it meets the installer.
+const WIRING_PART: &str = "install.rs";
+
+fn rank(component: &str) -> usize {
+    let layer = component.split("::").next().unwrap_or_default();
+    LAYERS.iter().position(|name| *name == layer).unwrap_or(LAYERS.len())
+}
+
+/// The components under `src` (`<layer>::<name>` inside a layer's folder, the wiring modules by
+/// their name), each with the files it is made of.
+fn components(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut components = BTreeMap::new();
+    for (name, path) in children(src) {
+        if name == "lib" || name == "main" || name == "mod" {
             continue;
         }
-        let files = if path.is_dir() { rust_files(&path) } else { vec![path] };
-        modules.insert(name, files);
+        if LAYERS.contains(&name.as_str()) {
+            for (part, path) in children(&path).into_iter().filter(|(part, _)| part != "mod") {
+                components.insert(format!("{name}::{part}"), files_of(&path));
+            }
+        } else {
+            components.insert(name, files_of(&path));
+        }
     }
-    modules
+    components
+}
+
+fn children(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("directory") {
+        let path = entry.expect("entry").path();
+        let name = path.file_stem().and_then(|stem| stem.to_str()).expect("name").to_owned();
+        children.push((name, path));
+    }
+    children
+}
+
+fn files_of(path: &Path) -> Vec<PathBuf> {
+    if path.is_dir() { rust_files(path) } else { vec![path.to_owned()] }
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
@@ -37,15 +75,23 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The top-level modules `source` names as `crate::<name>`, comments left out.
-fn named_modules(source: &str) -> BTreeSet<String> {
+/// The components `source` names as `crate::<layer>::<name>` or `crate::<module>`, comments
+/// left out.
+fn named_components(source: &str) -> BTreeSet<String> {
+    let ident = |text: &str| -> String {
+        text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+    };
     let mut named = BTreeSet::new();
     for line in source.lines() {
         let code = line.split("//").next().unwrap_or_default();
         let mut rest = code;
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let first = ident(rest);
+            let name = match rest[first.len()..].strip_prefix("::") {
+                Some(tail) if LAYERS.contains(&first.as_str()) => format!("{first}::{}", ident(tail)),
+                _ => first,
+            };
             if !name.is_empty() {
                 named.insert(name);
             }
@@ -54,20 +100,38 @@ fn named_modules(source: &str) -> BTreeSet<String> {
     named
 }
 
+/// Which components each component names; an `install` part counts as wiring, not as its
+/// component's.
 fn graph(src: &Path) -> Graph {
-    let modules = modules(src);
+    let components = components(src);
     let mut graph = Graph::new();
-    for (name, files) in &modules {
+    for (name, files) in &components {
         let mut uses = BTreeSet::new();
-        for file in files {
+        for file in files.iter().filter(|file| !file.ends_with(WIRING_PART)) {
             let source = std::fs::read_to_string(file).expect("source");
             uses.extend(
-                named_modules(&source).into_iter().filter(|used| used != name && modules.contains_key(used)),
+                named_components(&source)
+                    .into_iter()
+                    .filter(|used| used != name && components.contains_key(used)),
             );
         }
         graph.insert(name.clone(), uses);
     }
     graph
+}
+
+/// The uses that reach up a layer and are not among the exceptions.
+fn upward(graph: &Graph) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (component, uses) in graph {
+        for used in uses {
+            let excepted = EXCEPTIONS.contains(&(component.as_str(), used.as_str()));
+            if rank(used) > rank(component) && !excepted {
+                found.push((component.clone(), used.clone()));
+            }
+        }
+    }
+    found
 }
 
 /// The parts of the module in `dir` (its files other than `mod.rs`) and which parts each names:
@@ -182,24 +246,41 @@ fn the_cycle_finder_finds_cycles_and_only_cycles() {
     let mut found = cycles(&graph);
     found.iter_mut().for_each(|cycle| cycle.sort());
     assert_eq!(found, vec![vec!["a".to_owned(), "b".to_owned(), "c".to_owned()]]);
-    let code = "use crate::table::Item; // not crate::app\nlet x = crate::http::Problem::new();";
-    assert_eq!(named_modules(code), BTreeSet::from(["table".to_owned(), "http".to_owned()]));
+    let code = "use crate::ports::table::Item; // not crate::app\nlet x = crate::infra::http::Problem::new();\ncrate::config::Config";
+    assert_eq!(
+        named_components(code),
+        BTreeSet::from(["ports::table".to_owned(), "infra::http".to_owned(), "config".to_owned()])
+    );
+    let layered: Graph = [("infra::clock", vec!["ports::table"]), ("ports::table", vec!["infra::clock"])]
+        .into_iter()
+        .map(|(module, uses)| (module.to_owned(), uses.into_iter().map(str::to_owned).collect()))
+        .collect();
+    assert_eq!(upward(&layered), vec![("infra::clock".to_owned(), "ports::table".to_owned())]);
 }
 
 #[test]
-fn top_level_modules_import_each_other_without_cycles() {
+fn components_import_each_other_without_cycles() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = graph(&src);
-    assert!(graph.len() > 10, "modules found: {:?}", graph.keys());
+    assert!(graph.len() > 15, "components found: {:?}", graph.keys());
     let found = cycles(&graph);
-    assert!(found.is_empty(), "import cycles between top-level modules: {found:?}");
+    assert!(found.is_empty(), "import cycles between components: {found:?}");
+}
+
+#[test]
+fn components_use_only_their_own_layer_and_those_below() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = graph(&src);
+    assert!(graph["apps::blog"].contains("ports::table"), "{graph:?}");
+    let found = upward(&graph);
+    assert!(found.is_empty(), "uses that reach up a layer: {found:?}");
 }
 
 #[test]
 fn the_parts_of_the_user_pool_import_each_other_without_cycles() {
-    let identity = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/identity");
-    let graph = part_graph(&identity, "identity");
+    let user_pool = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services/cognito/user_pool");
+    let graph = part_graph(&user_pool, "services::cognito::user_pool");
     assert!(graph.contains_key("pool") && graph["store"].contains("model"), "{graph:?}");
     let found = cycles(&graph);
-    assert!(found.is_empty(), "import cycles inside identity: {found:?}");
+    assert!(found.is_empty(), "import cycles inside the user pool: {found:?}");
 }

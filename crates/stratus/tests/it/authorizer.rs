@@ -8,8 +8,8 @@ use axum::{Json, Router};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
-use stratus::http::Problem;
-use stratus::identity::authorizer::Principal;
+use stratus::infra::http::Problem;
+use stratus::services::cognito::user_pool::authorizer::Principal;
 
 use crate::support::TestApp;
 
@@ -216,8 +216,10 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     let issuer = format!("{}/{}", issuer_app.base, issuer_app.pool_id);
     let remote_client = issuer_app.client_id.clone();
     let api = spawn_api(|config| {
-        config.identity.issuers =
-            vec![stratus::identity::RemoteIssuer { issuer: issuer.clone(), client_ids: vec![remote_client] }];
+        config.identity.issuers = vec![stratus::services::cognito::user_pool::RemoteIssuer {
+            issuer: issuer.clone(),
+            client_ids: vec![remote_client],
+        }];
     })
     .await;
     let tokens = issuer_app.signed_in_user("federated", PASSWORD).await;
@@ -229,7 +231,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     assert_eq!(call(&api, "/v1/me", Some(&id_token)).await.0, 401);
 
     let strict = spawn_api(|config| {
-        config.identity.issuers = vec![stratus::identity::RemoteIssuer {
+        config.identity.issuers = vec![stratus::services::cognito::user_pool::RemoteIssuer {
             issuer: issuer.clone(),
             client_ids: vec!["otherclient".into()],
         }];

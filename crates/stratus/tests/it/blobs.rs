@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, PutPayload};
-use stratus::blobs::{KeyError, parse_key};
-use stratus::events::ObjectEvent;
-use stratus::functions::{Host, ObjectTrigger};
+use stratus::ports::blobs::{KeyError, parse_key};
+use stratus::ports::events::ObjectEvent;
+use stratus::services::functions::{Host, ObjectTrigger};
 
 use crate::support::{Recorder, TestPlatform};
 

@@ -576,12 +576,12 @@ async fn anonymous_api_reads_are_cached_until_the_data_changes() {
 
     // A change made outside the API (here: the store directly, as the CLI does) clears it too.
     get(&blog, "/v1/posts/cached", &[]).await;
-    let table = blog.app.platform.table(stratus::blog::store::table_spec()).expect("table");
-    let store = stratus::blog::store::PostStore::new(
+    let table = blog.app.platform.table(stratus::apps::blog::store::table_spec()).expect("table");
+    let store = stratus::apps::blog::store::PostStore::new(
         std::sync::Arc::new(table),
-        std::sync::Arc::new(stratus::clock::SystemClock),
+        std::sync::Arc::new(stratus::infra::clock::SystemClock),
     );
-    let slug = stratus::blog::Slug::parse("cached").expect("slug");
+    let slug = stratus::apps::blog::Slug::parse("cached").expect("slug");
     store.replace(&slug, None, |post| post.title = "Changed elsewhere".into()).await.expect("replace");
     blog.app.drain().await;
     let after = get(&blog, "/v1/posts/cached", &[]).await;

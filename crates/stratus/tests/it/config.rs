@@ -99,7 +99,10 @@ fn secrets_are_never_printed() {
         &Overrides::default(),
     )
     .expect("config");
-    assert_eq!(config.mail.smtp.password.as_ref().map(stratus::settings::Secret::expose), Some("hunter2"));
+    assert_eq!(
+        config.mail.smtp.password.as_ref().map(stratus::infra::settings::Secret::expose),
+        Some("hunter2")
+    );
     let printed = format!("{config:?}");
     assert!(!printed.contains("hunter2") && !printed.contains("operator-secret"), "{printed}");
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use stratus::events::{ChangeKind, TableChange};
+use stratus::ports::events::{ChangeKind, TableChange};
 
 /// A Lambda event: its records.
 #[derive(Debug, Serialize, Deserialize)]

@@ -5,11 +5,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use stratus::app::Application;
-use stratus::events::{BatchResponse, TableChange};
-use stratus::functions::{FunctionError, Host, StreamTrigger};
 use stratus::item;
-use stratus::table::sqlite::SqliteTable;
-use stratus::table::{KeyAttribute, Table, TableSpec};
+use stratus::ports::events::{BatchResponse, TableChange};
+use stratus::ports::table::sqlite::SqliteTable;
+use stratus::ports::table::{KeyAttribute, Table, TableSpec};
+use stratus::services::functions::{FunctionError, Host, StreamTrigger};
 
 use crate::support::{Recorder, TestPlatform, test_config};
 

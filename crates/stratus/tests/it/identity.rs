@@ -328,7 +328,7 @@ async fn totp_mfa_challenges_sign_in_and_accepts_each_code_once() {
     let (status, body) =
         app.cognito("VerifySoftwareToken", json!({"AccessToken": access, "UserCode": "000000"})).await;
     assert_eq!((status, error_type(&body)), (400, "EnableSoftwareTokenMFAException"));
-    use stratus::clock::Clock as _;
+    use stratus::infra::clock::Clock as _;
     let now = app.clock.now();
     let (status, body) = app
         .cognito("VerifySoftwareToken", json!({"AccessToken": access, "UserCode": totp_code(&secret, now)}))

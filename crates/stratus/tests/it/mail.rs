@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
-use stratus::clock::SystemClock;
-use stratus::mail::{Deduplicated, Email, MailError, Mailer, OutboxMailer, SmtpMailer, parse_sender};
-use stratus::mail::{SmtpConfig, SmtpTls};
-use stratus::sqlite::Database;
+use stratus::infra::clock::SystemClock;
+use stratus::infra::sqlite::Database;
+use stratus::ports::mail::{Deduplicated, Email, MailError, Mailer, OutboxMailer, SmtpMailer, parse_sender};
+use stratus::ports::mail::{SmtpConfig, SmtpTls};
 
 use crate::support::{SinkTls, SmtpSink, TestPlatform};
 
@@ -82,7 +82,7 @@ async fn an_smtp_failure_is_an_error_and_the_retry_delivers_once() {
     let sink = SmtpSink::start(1).await;
     let dir = tempfile::TempDir::new().expect("dir");
     let db = Arc::new(
-        Database::open(&dir.path().join("mail.db"), stratus::sqlite::Synchronous::Normal).expect("db"),
+        Database::open(&dir.path().join("mail.db"), stratus::infra::sqlite::Synchronous::Normal).expect("db"),
     );
     let smtp = SmtpMailer::new(&smtp_config(sink.port), parse_sender("blog@example.com").expect("sender"))
         .expect("mailer");

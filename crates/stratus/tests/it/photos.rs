@@ -364,7 +364,7 @@ fn bombs_are_refused_while_the_process_stays_within_its_memory_bound() {
 
 #[tokio::test]
 async fn giving_up_marks_a_pending_photo_failed_but_never_undoes_a_ready_one() {
-    use stratus::media::photos::{PhotoState, PhotoStore, table_spec};
+    use stratus::apps::media::photos::{PhotoState, PhotoStore, table_spec};
     let test = crate::support::TestPlatform::new();
     let table = test.platform.table(table_spec()).expect("table");
     let photos = PhotoStore::new(std::sync::Arc::new(table), std::sync::Arc::new(test.clock.clone()));
@@ -446,9 +446,9 @@ fn the_thumbnail_command_writes_the_format_its_output_is_named_for() {
 
 #[tokio::test]
 async fn a_stored_item_that_does_not_read_back_is_an_error_never_a_default() {
-    use stratus::table::Table as _;
+    use stratus::ports::table::Table as _;
     let blog = Blog::start().await;
-    let photos = blog.app.platform.table(stratus::media::photos::table_spec()).expect("table");
+    let photos = blog.app.platform.table(stratus::apps::media::photos::table_spec()).expect("table");
     let id = "0123456789abcdef0123456789abcdef";
     let stored = stratus::item! {
         "id" => id, "key" => format!("photos/{id}.jpg"), "state" => "exploded", "bytes" => 10,
@@ -460,7 +460,7 @@ async fn a_stored_item_that_does_not_read_back_is_an_error_never_a_default() {
     let body: Value = response.json().await.expect("problem");
     assert!(!body.to_string().contains("exploded"), "the cause is logged, not sent: {body}");
 
-    let posts = blog.app.platform.table(stratus::blog::store::table_spec()).expect("table");
+    let posts = blog.app.platform.table(stratus::apps::blog::store::table_spec()).expect("table");
     let untitled = stratus::item! {
         "pk" => "POST#untitled", "sk" => "POST", "slug" => "untitled", "body" => "", "summary" => "",
         "status" => "draft", "version" => 1, "author" => "writer", "created_at" => "x", "updated_at" => "x",

@@ -101,8 +101,8 @@ fn the_cli_reports_unknown_consumers_and_empty_outboxes() {
 async fn operators_list_and_redrive_dead_letters_from_the_command_line() {
     use std::sync::Arc;
 
-    use stratus::functions::{FunctionError, Host, StreamTrigger};
-    use stratus::table::{KeyAttribute, Table, TableSpec};
+    use stratus::ports::table::{KeyAttribute, Table, TableSpec};
+    use stratus::services::functions::{FunctionError, Host, StreamTrigger};
 
     let test = crate::support::TestPlatform::new();
     let table = test.platform.table(TableSpec::new("orders", KeyAttribute::string("id"))).expect("table");
@@ -113,7 +113,7 @@ async fn operators_list_and_redrive_dead_letters_from_the_command_line() {
         table.stream_source(),
         StreamTrigger::new(&test.config.stream),
         |_, _| async {
-            Err::<stratus::events::BatchResponse, FunctionError>("the invoice service is down".into())
+            Err::<stratus::ports::events::BatchResponse, FunctionError>("the invoice service is down".into())
         },
     )
     .expect("register");

@@ -3,12 +3,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use stratus::events::{BatchResponse, ChangeKind, TableChange};
-use stratus::functions::{FunctionError, Host, StreamTrigger, sequence_number};
 use stratus::item;
-use stratus::stream::{EventFilter, StreamError};
-use stratus::table::sqlite::SqliteTable;
-use stratus::table::{KeyAttribute, Table, TableSpec, UpdateAction};
+use stratus::ports::events::{BatchResponse, ChangeKind, TableChange};
+use stratus::ports::stream::{EventFilter, StreamError};
+use stratus::ports::table::sqlite::SqliteTable;
+use stratus::ports::table::{KeyAttribute, Table, TableSpec, UpdateAction};
+use stratus::services::functions::{FunctionError, Host, StreamTrigger, sequence_number};
 
 use crate::support::{Recorder, TestPlatform};
 
@@ -288,7 +288,7 @@ async fn a_consumer_behind_the_retention_is_reported_not_skipped_silently() {
     let stream = &test.platform.stream;
     let source = table.stream_source().to_owned();
     stream
-        .register_consumer("slow", &source, stratus::stream::StartingPosition::TrimHorizon)
+        .register_consumer("slow", &source, stratus::ports::stream::StartingPosition::TrimHorizon)
         .expect("register");
     for i in 0..3 {
         table.put(item! { "id" => format!("old{i}") }, None).await.expect("put");

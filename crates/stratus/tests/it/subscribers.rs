@@ -262,10 +262,10 @@ async fn authors_list_and_export_subscribers_others_cannot() {
 }
 
 fn through_smtp(config: &mut stratus::config::Config, port: u16) {
-    config.mail.transport = stratus::mail::MailTransport::Smtp;
+    config.mail.transport = stratus::ports::mail::MailTransport::Smtp;
     config.mail.smtp.host = "127.0.0.1".into();
     config.mail.smtp.port = port;
-    config.mail.smtp.tls = stratus::mail::SmtpTls::None;
+    config.mail.smtp.tls = stratus::ports::mail::SmtpTls::None;
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use stratus::clock::{Clock, ManualClock};
 use stratus::config::Config;
+use stratus::infra::clock::{Clock, ManualClock};
 use stratus::platform::Platform;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -248,11 +248,11 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub pool_id: String,
     pub client_id: String,
-    pub identity: Arc<stratus::identity::Identity>,
+    pub identity: Arc<stratus::services::cognito::user_pool::Identity>,
     pub platform: Arc<Platform>,
     pub http: reqwest::Client,
     seen_mail: Mutex<std::collections::HashSet<String>>,
-    drainer: stratus::functions::Drainer,
+    drainer: stratus::services::functions::Drainer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), stratus::app::AppError>>>,
 }
@@ -351,19 +351,24 @@ impl TestApp {
         let headers = vec![
             ("host".to_owned(), host),
             ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
-            ("x-amz-date".to_owned(), stratus::sigv4::amz_date(SystemTime::now())),
+            ("x-amz-date".to_owned(), stratus::infra::sigv4::amz_date(SystemTime::now())),
             ("x-amz-target".to_owned(), format!("AWSCognitoIdentityProviderService.{operation}")),
         ];
-        let request = stratus::sigv4::SignedRequest {
+        let request = stratus::infra::sigv4::SignedRequest {
             method: "POST",
             path: "/",
             query: "",
             headers: headers.clone(),
             body: body.as_bytes(),
         };
-        let authorization =
-            stratus::sigv4::authorization_header(&request, OPERATOR_KEY, secret, "us-east-1", "cognito-idp")
-                .expect("sign");
+        let authorization = stratus::infra::sigv4::authorization_header(
+            &request,
+            OPERATOR_KEY,
+            secret,
+            "us-east-1",
+            "cognito-idp",
+        )
+        .expect("sign");
         let mut builder = self.http.post(format!("{}/", self.base)).header("authorization", authorization);
         for (name, value) in headers.iter().filter(|(name, _)| name != "host") {
             builder = builder.header(name, value);

@@ -2,14 +2,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stratus::clock::{Clock, SystemClock};
-use stratus::events::{BatchResponse, ChangeKind, TableChange};
-use stratus::functions::{Host, StreamTrigger};
+use stratus::infra::clock::{Clock, SystemClock};
+use stratus::infra::sqlite::Database;
 use stratus::item;
-use stratus::sqlite::Database;
-use stratus::table::conformance::TableFactory;
-use stratus::table::sqlite::SqliteTable;
-use stratus::table::{KeyAttribute, Table, TableError, TableSpec};
+use stratus::ports::events::{BatchResponse, ChangeKind, TableChange};
+use stratus::ports::table::conformance::TableFactory;
+use stratus::ports::table::sqlite::SqliteTable;
+use stratus::ports::table::{KeyAttribute, Table, TableError, TableSpec};
+use stratus::services::functions::{Host, StreamTrigger};
 use tempfile::TempDir;
 
 use crate::support::{Recorder, TestPlatform};
@@ -22,8 +22,8 @@ struct SqliteFactory {
 impl SqliteFactory {
     fn new() -> Self {
         let dir = TempDir::new().expect("temporary directory");
-        let db =
-            Database::open(&dir.path().join("stratus.db"), stratus::sqlite::Synchronous::Normal).expect("db");
+        let db = Database::open(&dir.path().join("stratus.db"), stratus::infra::sqlite::Synchronous::Normal)
+            .expect("db");
         Self { _dir: dir, db: Arc::new(db) }
     }
 }
@@ -45,7 +45,7 @@ mod conformance {
 #[tokio::test]
 async fn expired_items_are_deleted_in_the_background_with_a_ttl_stream_record() {
     let test = TestPlatform::new();
-    let table = test.platform.table(stratus::table::conformance::spec("sessions")).expect("table");
+    let table = test.platform.table(stratus::ports::table::conformance::spec("sessions")).expect("table");
     let now = test.clock.now_millis() / 1000;
     table.put(item! { "pk" => "s", "sk" => "1", "expires" => now + 10 }, None).await.expect("put");
     table.put(item! { "pk" => "s", "sk" => "2", "expires" => now + 3600 }, None).await.expect("put");
@@ -95,7 +95,7 @@ async fn reopening_a_table_with_another_key_schema_is_refused() {
 #[tokio::test]
 async fn acknowledged_writes_survive_a_restart() {
     let mut test = TestPlatform::new();
-    let spec = stratus::table::conformance::spec("durable");
+    let spec = stratus::ports::table::conformance::spec("durable");
     let table = test.platform.table(spec.clone()).expect("table");
     table.put(item! { "pk" => "a", "sk" => "1", "v" => 1 }, None).await.expect("put");
     drop(table);

@@ -1,0 +1,294 @@
+//! `/v1/posts`: authors (members of the configured group) write; anyone reads what is
+//! published. Edits carry the post's version as an ETag; `If-Match` makes a conflicting edit a
+//! 412 instead of a lost update. Errors are RFC 9457 problem documents.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRef, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::store::{Post, PostError, PostStore};
+use super::{PostInput, PostStatus, Slug, Tag};
+use crate::apps::blog::BlogConfig;
+use crate::infra::http::Problem;
+use crate::services::cognito::user_pool::authorizer::{Authorizer, Principal};
+
+/// What the posts API's handlers share. axum clones the state for every request, so it is one
+/// reference-counted handle.
+#[derive(Debug, Clone)]
+pub struct BlogState(Arc<BlogContext>);
+
+#[derive(Debug)]
+pub struct BlogContext {
+    pub posts: PostStore,
+    pub authorizer: Arc<Authorizer>,
+    pub config: BlogConfig,
+}
+
+impl BlogState {
+    pub fn new(posts: PostStore, authorizer: Arc<Authorizer>, config: BlogConfig) -> Self {
+        Self(Arc::new(BlogContext { posts, authorizer, config }))
+    }
+}
+
+impl std::ops::Deref for BlogState {
+    type Target = BlogContext;
+
+    fn deref(&self) -> &BlogContext {
+        &self.0
+    }
+}
+
+impl FromRef<BlogState> for Arc<Authorizer> {
+    fn from_ref(state: &BlogState) -> Self {
+        Arc::clone(&state.authorizer)
+    }
+}
+
+pub fn router(state: BlogState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/posts", get(list_posts).post(create_post))
+        .route("/v1/posts/{slug}", get(get_post).put(replace_post).delete(delete_post))
+        .route("/v1/posts/{slug}/publish", post(publish_post))
+        .route("/v1/posts/{slug}/unpublish", post(unpublish_post))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// JSON bodies whose rejections are problem documents (400, 413, 415).
+struct ApiJson<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: &JsonRejection) -> Problem {
+    let status = match rejection {
+        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Problem::new(status, rejection.body_text())
+}
+
+impl From<PostError> for Problem {
+    fn from(error: PostError) -> Self {
+        match &error {
+            PostError::Invalid(_) | PostError::InvalidCursor => {
+                Problem::new(StatusCode::BAD_REQUEST, error.to_string())
+            }
+            PostError::SlugTaken(_) => Problem::new(StatusCode::CONFLICT, error.to_string()),
+            PostError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, error.to_string()),
+            PostError::VersionMismatch { .. } => {
+                Problem::new(StatusCode::PRECONDITION_FAILED, error.to_string())
+            }
+            PostError::Corrupt(_) | PostError::Table(_) => Problem::internal(&error),
+        }
+    }
+}
+
+fn parse_slug(text: &str) -> Result<Slug, Problem> {
+    Slug::parse(text).map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))
+}
+
+fn etag(post: &Post) -> String {
+    format!("\"v{}\"", post.version)
+}
+
+/// The version an `If-Match` header names; `Err` when it names none we could have issued.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim();
+    let version =
+        text.trim_start_matches("W/").trim_matches('"').strip_prefix('v').and_then(|v| v.parse().ok());
+    version.map(Some).ok_or_else(|| {
+        Problem::new(StatusCode::PRECONDITION_FAILED, "If-Match names no version of this post")
+    })
+}
+
+fn post_response(status: StatusCode, post: &Post) -> Response {
+    let mut response = (status, Json(representation(post))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag(post)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn representation(post: &Post) -> serde_json::Value {
+    json!({
+        "slug": post.slug, "title": post.title, "summary": post.summary, "body": post.body, "tags": post.tags,
+        "cover": post.cover, "publish_date": post.publish_date, "status": post.status, "version": post.version,
+        "created_at": post.created_at, "updated_at": post.updated_at,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParameters {
+    tag: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_posts(
+    State(state): State<BlogState>,
+    parameters: Result<Query<ListParameters>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(parameters) = parameters.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let tag = parameters
+        .tag
+        .as_deref()
+        .map(Tag::parse)
+        .transpose()
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let limit = parameters.limit.unwrap_or(state.config.page_size);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "`limit` must be between 1 and 100"));
+    }
+    let page = state.posts.list_published(tag.as_ref(), limit, parameters.cursor.as_deref()).await?;
+    Ok(Json(json!({ "items": page.posts, "next_cursor": page.next })).into_response())
+}
+
+async fn get_post(
+    State(state): State<BlogState>,
+    principal: Option<Principal>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let slug = parse_slug(&slug)?;
+    let is_author = principal.as_ref().is_some_and(|p| p.in_group(&state.config.authors_group));
+    let post = state.posts.get(&slug).await?.filter(|post| post.status == PostStatus::Published || is_author);
+    let post = post.ok_or_else(|| Problem::from(PostError::NotFound(slug)))?;
+    let tag = etag(&post);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+    {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(value) = HeaderValue::from_str(&tag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        return Ok(response);
+    }
+    Ok(post_response(StatusCode::OK, &post))
+}
+
+async fn create_post(
+    State(state): State<BlogState>,
+    principal: Principal,
+    ApiJson(input): ApiJson<PostInput>,
+) -> Result<Response, Problem> {
+    principal.require_group(&state.config.authors_group)?;
+    let slug_text =
+        input.slug.clone().ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "`slug` is required"))?;
+    let slug = Slug::parse(&slug_text).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let content = input.content().map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let status = input.status.unwrap_or(PostStatus::Draft);
+    let post = state.posts.create(slug, content, status, &principal.sub).await?;
+    tracing::info!(slug = %post.slug, author = %principal.sub, "post created");
+    let mut response = post_response(StatusCode::CREATED, &post);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/posts/{}", post.slug)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn replace_post(
+    State(state): State<BlogState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<PostInput>,
+) -> Result<Response, Problem> {
+    principal.require_group(&state.config.authors_group)?;
+    let slug = parse_slug(&slug)?;
+    let expected = if_match(&headers)?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "Send If-Match with the post's ETag so concurrent edits are not lost",
+        )
+    })?;
+    if input.slug.as_deref().is_some_and(|other| other != slug.as_str()) {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "`slug` cannot be changed"));
+    }
+    let content = input.content().map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let status = input.status;
+    let post = state
+        .posts
+        .replace(&slug, Some(expected), move |post| {
+            post.title = content.title;
+            post.body = content.body;
+            post.summary = content.summary;
+            post.tags = content.tags;
+            post.cover = content.cover;
+            if content.publish_date.is_some() {
+                post.publish_date = content.publish_date;
+            }
+            if let Some(status) = status {
+                post.status = status;
+            }
+        })
+        .await?;
+    tracing::info!(slug = %post.slug, version = post.version, "post updated");
+    Ok(post_response(StatusCode::OK, &post))
+}
+
+async fn set_status(
+    state: &BlogState,
+    principal: &Principal,
+    slug: &str,
+    headers: &HeaderMap,
+    status: PostStatus,
+) -> Result<Response, Problem> {
+    principal.require_group(&state.config.authors_group)?;
+    let slug = parse_slug(slug)?;
+    let expected = if_match(headers)?;
+    let post = state.posts.replace(&slug, expected, |post| post.status = status).await?;
+    tracing::info!(slug = %post.slug, status = status.as_str(), "post status changed");
+    Ok(post_response(StatusCode::OK, &post))
+}
+
+async fn publish_post(
+    State(state): State<BlogState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    set_status(&state, &principal, &slug, &headers, PostStatus::Published).await
+}
+
+async fn unpublish_post(
+    State(state): State<BlogState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    set_status(&state, &principal, &slug, &headers, PostStatus::Draft).await
+}
+
+async fn delete_post(
+    State(state): State<BlogState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    principal.require_group(&state.config.authors_group)?;
+    let slug = parse_slug(&slug)?;
+    state.posts.delete(&slug, if_match(&headers)?).await?;
+    tracing::info!(slug = %slug, "post deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

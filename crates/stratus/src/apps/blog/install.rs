@@ -1,0 +1,114 @@
+//! The blog installed: the posts and subscribers APIs, the site generator, the welcome email,
+//! and the response cache in front of the posts API, with their triggers on the blog table.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use super::subscriber_api::{self, SubscriberState};
+use super::welcome::Welcome;
+use super::{Blog, BlogConfig, OpenError, api, site, store, subscribers};
+use crate::component::{InstallError, Installer};
+use crate::infra::http::Problem;
+use crate::infra::http::body::BodyLimit;
+use crate::platform::Platform;
+use crate::ports::events::BatchResponse;
+use crate::ports::stream::EventFilter;
+use crate::services::functions::{FunctionError, HostError, StreamTrigger};
+use crate::services::gateway::GatewayConfig;
+
+/// The blog: the posts and subscribers APIs over the stage's `blog` table, the site generator
+/// subscribed to its post changes and the welcome email to its new subscribers.
+pub async fn install(
+    with: &mut Installer<'_>,
+    config: &BlogConfig,
+    gateway: &GatewayConfig,
+) -> Result<(Router, SubscriberState), InstallError> {
+    let (platform, public_url) = (with.platform, with.public_url);
+    let blog = Blog::open(platform, config, public_url).await.map_err(|e| InstallError::open("blog", e))?;
+    let host = &mut *with.host;
+    let only_posts =
+        EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
+    let generator = Arc::clone(&blog.generator);
+    host.on_table_change(
+        "site-generator",
+        &blog.source,
+        StreamTrigger::new(with.stream).filter(only_posts.clone()),
+        move |_, changes| {
+            let generator = Arc::clone(&generator);
+            async move {
+                generator.apply(&changes).await.map_err(|error| Box::new(error) as FunctionError)?;
+                Ok(BatchResponse::success())
+            }
+        },
+    )?;
+    let new_subscribers = EventFilter::parse(
+        r#"{"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": ["SUBSCRIBER"]}}}}"#,
+    )
+    .map_err(HostError::from)?;
+    let welcome = Arc::new(Welcome::new(
+        Arc::clone(&platform.mailer),
+        blog.tokens.clone(),
+        blog.posts.clone(),
+        &config.title,
+        public_url,
+    ));
+    host.on_table_change(
+        "welcome-email",
+        &blog.source,
+        StreamTrigger::new(with.stream).filter(new_subscribers),
+        move |_, changes| {
+            let welcome = Arc::clone(&welcome);
+            async move { Ok(welcome.handle(&changes).await) }
+        },
+    )?;
+    let subscriptions =
+        SubscriberState::new(blog.subscribers, blog.tokens, Arc::clone(with.authorizer), config.clone());
+    // Subscriptions and unsubscribe links are never answered from the response cache.
+    let subscriber_api = host.http_function(
+        subscriber_api::router(subscriptions.clone()),
+        BodyLimit::new(subscriber_api::MAX_SUBSCRIBE_BODY, Problem::body_refused),
+    );
+    let state = api::BlogState::new(blog.posts, Arc::clone(with.authorizer), config.clone());
+    let posts_api =
+        host.http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused));
+    if gateway.cache_ttl.is_zero() {
+        return Ok((posts_api.merge(subscriber_api), subscriptions));
+    }
+    // The stage's response cache: anonymous reads from memory, cleared by any post change. It
+    // stands outside the function's slot: a hit invokes no function, as on API Gateway.
+    let cache =
+        Arc::new(crate::services::gateway::ResponseCache::new(gateway.cache_bytes, gateway.cache_ttl));
+    let cleared = Arc::clone(&cache);
+    host.on_table_change(
+        "api-cache-invalidate",
+        &blog.source,
+        StreamTrigger::new(with.stream).filter(only_posts),
+        move |_, _| {
+            cleared.clear();
+            async { Ok(BatchResponse::success()) }
+        },
+    )?;
+    let posts_api = posts_api
+        .layer(axum::middleware::from_fn_with_state(cache, crate::services::gateway::cache_responses));
+    Ok((posts_api.merge(subscriber_api), subscriptions))
+}
+
+impl Blog {
+    /// `public_url` is the site's address in links, the feed and the sitemap. Templates in
+    /// `<stage dir>/templates/` replace the default theme's files of the same name.
+    pub async fn open(platform: &Platform, config: &BlogConfig, public_url: &str) -> Result<Self, OpenError> {
+        let table = platform.table(store::table_spec())?;
+        let source = table.stream_source().to_owned();
+        let table: Arc<dyn crate::ports::table::Table> = Arc::new(table);
+        let clock = Arc::clone(&platform.clock);
+        let posts = store::PostStore::new(Arc::clone(&table), Arc::clone(&clock));
+        let subscribers = subscribers::SubscriberStore::new(Arc::clone(&table), Arc::clone(&clock));
+        let tokens = subscribers::UnsubscribeTokens::open(&table, clock, config.unsubscribe_link_ttl).await?;
+        let bucket = platform.buckets.bucket(&config.site_bucket)?;
+        let overrides = platform.stage_dir().join("templates");
+        let generator =
+            Arc::new(site::SiteGenerator::new(posts.clone(), bucket, config, public_url, &overrides)?);
+        Ok(Self { posts, subscribers, tokens, generator, source })
+    }
+}

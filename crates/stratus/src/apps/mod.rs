@@ -1,0 +1,4 @@
+//! The applications: functions and the APIs they serve, written against ports and events only.
+
+pub mod blog;
+pub mod media;

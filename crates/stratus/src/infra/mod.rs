@@ -1,0 +1,8 @@
+//! Infrastructure every layer may use; it knows no port, service or application.
+
+pub mod clock;
+pub mod http;
+pub mod settings;
+pub mod sigv4;
+pub mod sqlite;
+pub mod telemetry;

@@ -1,0 +1,257 @@
+//! The decorator that gives a store S3's event notifications: after a write or delete lands, an
+//! `ObjectCreated:*` / `ObjectRemoved:Delete` record is appended to the change stream, from
+//! where consumers receive it at least once (also after a crash, since the record is durable
+//! before the call returns).
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+};
+
+use super::{parse_key, stream_source};
+use crate::infra::clock::Clock;
+use crate::infra::sqlite::{Database, DbError};
+use crate::ports::events::{BucketRef, ObjectEvent, ObjectEventEntity, ObjectRef, encode_event_key};
+
+const STORE_NAME: &str = "stratus";
+
+/// A bucket: a local store whose writes emit object events.
+#[derive(Debug)]
+pub struct EventedStore {
+    inner: LocalFileSystem,
+    notifier: Arc<Notifier>,
+}
+
+#[derive(Debug)]
+struct Notifier {
+    bucket: String,
+    source: String,
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    region: String,
+}
+
+impl EventedStore {
+    pub(super) fn new(
+        bucket: &str,
+        inner: LocalFileSystem,
+        db: Arc<Database>,
+        clock: Arc<dyn Clock>,
+        region: &str,
+    ) -> Self {
+        let notifier = Notifier {
+            bucket: bucket.to_owned(),
+            source: stream_source(bucket),
+            db,
+            clock,
+            region: region.to_owned(),
+        };
+        Self { inner, notifier: Arc::new(notifier) }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.notifier.bucket
+    }
+
+    /// The name consumers use to subscribe to this bucket's events.
+    pub fn stream_source(&self) -> &str {
+        &self.notifier.source
+    }
+}
+
+impl fmt::Display for EventedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventedStore({})", self.notifier.bucket)
+    }
+}
+
+/// Re-validates a path handed to the store, whoever built it.
+fn check(location: &Path) -> object_store::Result<()> {
+    parse_key(location.as_ref())
+        .map(|_| ())
+        .map_err(|source| object_store::Error::Generic { store: STORE_NAME, source: Box::new(source) })
+}
+
+fn storage_error(source: DbError) -> object_store::Error {
+    object_store::Error::Generic { store: STORE_NAME, source: Box::new(source) }
+}
+
+impl Notifier {
+    async fn emit(
+        &self,
+        event_name: &str,
+        key: &Path,
+        size: Option<u64>,
+        e_tag: Option<String>,
+    ) -> object_store::Result<()> {
+        let now = self.clock.now();
+        let event = ObjectEvent {
+            event_version: "2.1".into(),
+            event_source: "aws:s3".into(),
+            aws_region: self.region.clone(),
+            event_time: humantime::format_rfc3339_millis(now).to_string(),
+            event_name: event_name.into(),
+            s3: ObjectEventEntity {
+                s3_schema_version: "1.0".into(),
+                configuration_id: "stratus".into(),
+                bucket: BucketRef { name: self.bucket.clone(), arn: format!("arn:aws:s3:::{}", self.bucket) },
+                object: ObjectRef {
+                    key: encode_event_key(key.as_ref()),
+                    size,
+                    e_tag,
+                    // Filled in from the sequence number when the record is read.
+                    sequencer: String::new(),
+                },
+            },
+        };
+        let body = serde_json::to_string(&event)
+            .map_err(|source| object_store::Error::Generic { store: STORE_NAME, source: Box::new(source) })?;
+        let source = self.source.clone();
+        let created_at = crate::infra::clock::millis_since_epoch(now);
+        self.db
+            .write(move |transaction| {
+                crate::ports::stream::append(transaction, &source, created_at, &body).map_err(DbError::from)
+            })
+            .await
+            .map_err(storage_error)?;
+        tracing::debug!(bucket = %self.bucket, key = %key, event = event_name, "object event recorded");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for EventedStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        check(location)?;
+        let size = payload.content_length() as u64;
+        let result = self.inner.put_opts(location, payload, opts).await?;
+        self.notifier.emit("ObjectCreated:Put", location, Some(size), result.e_tag.clone()).await?;
+        Ok(result)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        check(location)?;
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(EventedUpload {
+            inner,
+            location: location.clone(),
+            size: 0,
+            notifier: Arc::clone(&self.notifier),
+        }))
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        check(location)?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+        check(location)?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        let checked = locations.map(|location| location.and_then(|path| check(&path).map(|()| path))).boxed();
+        let notifier = Arc::clone(&self.notifier);
+        self.inner
+            .delete_stream(checked)
+            .then(move |deleted| {
+                let notifier = Arc::clone(&notifier);
+                async move {
+                    let path = deleted?;
+                    notifier.emit("ObjectRemoved:Delete", &path, None, None).await?;
+                    Ok(path)
+                }
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        check(from)?;
+        check(to)?;
+        self.inner.copy_opts(from, to, options).await?;
+        let meta = self.inner.head(to).await?;
+        self.notifier.emit("ObjectCreated:Copy", to, Some(meta.size), meta.e_tag).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> object_store::Result<()> {
+        check(from)?;
+        check(to)?;
+        self.inner.rename_opts(from, to, options).await?;
+        let meta = self.inner.head(to).await?;
+        self.notifier.emit("ObjectCreated:Copy", to, Some(meta.size), meta.e_tag).await?;
+        self.notifier.emit("ObjectRemoved:Delete", from, None, None).await
+    }
+}
+
+/// A multipart upload that emits `ObjectCreated:CompleteMultipartUpload` when it completes.
+#[derive(Debug)]
+struct EventedUpload {
+    inner: Box<dyn MultipartUpload>,
+    location: Path,
+    size: u64,
+    notifier: Arc<Notifier>,
+}
+
+#[async_trait]
+impl MultipartUpload for EventedUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        self.size += data.content_length() as u64;
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let result = self.inner.complete().await?;
+        self.notifier
+            .emit(
+                "ObjectCreated:CompleteMultipartUpload",
+                &self.location,
+                Some(self.size),
+                result.e_tag.clone(),
+            )
+            .await?;
+        Ok(result)
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.inner.abort().await
+    }
+}

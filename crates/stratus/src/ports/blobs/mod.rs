@@ -1,0 +1,207 @@
+//! Object storage: `object_store::ObjectStore` over the local filesystem, one directory per
+//! bucket under `<stage dir>/buckets`. Every store handed out is an [`EventedStore`], which
+//! validates keys by S3's rules (and refuses anything that could leave the bucket directory) and
+//! appends S3-shaped object events to the change stream once a write has landed.
+
+mod evented;
+
+use std::collections::HashMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use percent_encoding::percent_decode_str;
+
+pub use evented::EventedStore;
+
+use crate::infra::clock::Clock;
+use crate::infra::sqlite::{Database, DbError};
+
+/// S3's limit on key length, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("object key must not be empty")]
+    Empty,
+    #[error("object key is {0} bytes; the limit is 1024")]
+    TooLong(usize),
+    #[error("object key must not contain control characters such as NUL")]
+    ControlCharacter,
+    #[error("object key must not contain a backslash")]
+    Backslash,
+    #[error("object key must not start or end with '/' or contain '//'")]
+    EmptySegment,
+    #[error("object key must not contain '.' or '..' segments, plain or percent-encoded")]
+    Traversal,
+    #[error("object key must not end in '#' followed by digits (reserved for uploads in progress)")]
+    ReservedSuffix,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error(
+        "invalid bucket name `{name}`: use 3-63 characters of a-z, 0-9, '.', '-', starting and ending with a letter or digit"
+    )]
+    InvalidBucketName { name: String },
+    #[error("cannot create bucket directory {}", path.display())]
+    CreateDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open bucket `{bucket}`")]
+    Open {
+        bucket: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("storage failure")]
+    Storage(#[from] DbError),
+}
+
+/// Parses a client-supplied key into a store path, by S3's rules plus what a filesystem needs:
+/// at most 1024 bytes, no control characters, no backslashes, no empty, `.` or `..` segments —
+/// also when percent-encoded.
+pub fn parse_key(key: &str) -> Result<Path, KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KeyError::TooLong(key.len()));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(KeyError::ControlCharacter);
+    }
+    if key.contains('\\') {
+        return Err(KeyError::Backslash);
+    }
+    for segment in key.split('/') {
+        if segment.is_empty() {
+            return Err(KeyError::EmptySegment);
+        }
+        let decoded = percent_decode_str(segment).decode_utf8_lossy();
+        if matches!(decoded.as_ref(), "." | "..")
+            || decoded.contains(['/', '\\'])
+            || decoded.chars().any(char::is_control)
+        {
+            return Err(KeyError::Traversal);
+        }
+    }
+    if let Some((_, suffix)) = key.rsplit_once('#')
+        && !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(KeyError::ReservedSuffix);
+    }
+    // Every segment was checked above, so parsing cannot fail; map it anyway.
+    Path::parse(key).map_err(|_| KeyError::Traversal)
+}
+
+/// Checks a bucket name by S3's rules.
+pub fn validate_bucket_name(name: &str) -> Result<(), BlobError> {
+    let bytes = name.as_bytes();
+    let valid = (3..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !name.contains("..");
+    if valid { Ok(()) } else { Err(BlobError::InvalidBucketName { name: name.to_owned() }) }
+}
+
+/// The stream source of a bucket's object events.
+pub fn stream_source(bucket: &str) -> String {
+    format!("bucket/{bucket}")
+}
+
+/// The stage's buckets.
+#[derive(Debug)]
+pub struct Buckets {
+    root: PathBuf,
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    region: String,
+    fsync: bool,
+    open: Mutex<HashMap<String, Arc<EventedStore>>>,
+}
+
+impl Buckets {
+    /// `fsync` makes every write durable against power loss before it is acknowledged.
+    pub fn new(
+        root: &FsPath,
+        db: Arc<Database>,
+        clock: Arc<dyn Clock>,
+        region: &str,
+        fsync: bool,
+    ) -> Result<Self, BlobError> {
+        crate::ports::stream::migrate(&db)?;
+        Ok(Self {
+            root: root.to_owned(),
+            db,
+            clock,
+            region: region.to_owned(),
+            fsync,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The bucket's store, creating its directory on first use.
+    pub fn bucket(&self, name: &str) -> Result<Arc<EventedStore>, BlobError> {
+        validate_bucket_name(name)?;
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = open.get(name) {
+            return Ok(Arc::clone(store));
+        }
+        let directory = self.root.join(name);
+        std::fs::create_dir_all(&directory)
+            .map_err(|source| BlobError::CreateDirectory { path: directory.clone(), source })?;
+        let local = LocalFileSystem::new_with_prefix(&directory)
+            .map_err(|source| BlobError::Open { bucket: name.to_owned(), source })?
+            .with_automatic_cleanup(true)
+            .with_fsync(self.fsync);
+        let store = Arc::new(EventedStore::new(
+            name,
+            local,
+            Arc::clone(&self.db),
+            Arc::clone(&self.clock),
+            &self.region,
+        ));
+        open.insert(name.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_s3_rules_and_stay_inside_the_bucket() {
+        assert_eq!(parse_key("photos/2024/summer trip.jpg").unwrap().as_ref(), "photos/2024/summer trip.jpg");
+        assert_eq!(parse_key("ünïcødé/ключ").unwrap().as_ref(), "ünïcødé/ключ");
+        assert_eq!(parse_key("a#b").unwrap().as_ref(), "a#b");
+        assert_eq!(parse_key(""), Err(KeyError::Empty));
+        assert_eq!(parse_key(&"k".repeat(1025)), Err(KeyError::TooLong(1025)));
+        assert!(parse_key(&"k".repeat(1024)).is_ok());
+        for traversal in ["../etc/passwd", "a/../../b", "a/./b", "%2e%2e/x", "a/%2E%2E", "a/%2f..", ".."] {
+            assert_eq!(parse_key(traversal), Err(KeyError::Traversal), "{traversal}");
+        }
+        assert_eq!(parse_key("a\0b"), Err(KeyError::ControlCharacter));
+        assert_eq!(parse_key("a%00b"), Err(KeyError::Traversal));
+        assert_eq!(parse_key("a\\..\\b"), Err(KeyError::Backslash));
+        assert_eq!(parse_key("/abs"), Err(KeyError::EmptySegment));
+        assert_eq!(parse_key("dir/"), Err(KeyError::EmptySegment));
+        assert_eq!(parse_key("a//b"), Err(KeyError::EmptySegment));
+        assert_eq!(parse_key("upload#12"), Err(KeyError::ReservedSuffix));
+    }
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert!(validate_bucket_name("site").is_ok());
+        assert!(validate_bucket_name("media.example-1").is_ok());
+        for bad in ["ab", "Site", "-site", "site-", "a..b", "a_b", &"a".repeat(64)] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+}

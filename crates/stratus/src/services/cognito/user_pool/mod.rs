@@ -1,0 +1,262 @@
+//! Identity: a user pool with Cognito's behaviour and wire protocol (sign-up, email verification,
+//! sign-in, TOTP MFA, password reset, groups, RS256 tokens with a JWKS), and the authorizer that
+//! checks access tokens for the API — from this pool or any OpenID Connect issuer.
+//!
+//! On AWS the pool is Cognito itself; only [`authorizer`] is used there, pointed at Cognito's
+//! issuer URL.
+
+mod config;
+pub use config::{ClientConfig, IdentityConfig, PasswordPolicy, PoolConfig, RemoteIssuer};
+
+pub mod authorizer;
+mod filter;
+mod install;
+mod mailing;
+mod model;
+mod password;
+mod pool;
+pub mod protocol;
+mod store;
+mod throttle;
+pub mod tokens;
+mod totp;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use model::{AdminCreateUser, AuthOutcome, CodeDelivery, Group, Tokens, UserRecord, UserStatus};
+pub use pool::UserPool;
+pub use throttle::Throttle;
+
+use crate::infra::clock::Clock;
+use crate::infra::sqlite::DbError;
+
+/// Errors in Cognito's vocabulary: each maps to the `__type` a Cognito client expects.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    UsernameExists(String),
+    #[error("Invalid verification code provided, please try again.")]
+    CodeMismatch,
+    #[error("Invalid code provided, please request a code again.")]
+    ExpiredCode,
+    #[error("{0}")]
+    NotAuthorized(String),
+    #[error("User is not confirmed.")]
+    UserNotConfirmed,
+    #[error("{0}")]
+    InvalidPassword(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("Too many requests, please try again later.")]
+    TooManyRequests,
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("User does not exist.")]
+    UserNotFound,
+    #[error("A group with the name {0} already exists.")]
+    GroupExists(String),
+    #[error("{0}")]
+    EnableSoftwareTokenMfa(String),
+    #[error("Password reset required for the user")]
+    PasswordResetRequired,
+    #[error("{0}")]
+    UnknownOperation(String),
+    #[error("{0}")]
+    Serialization(String),
+    #[error("{0}")]
+    MissingAuthenticationToken(String),
+    #[error("{0}")]
+    InvalidSignature(String),
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    #[error("internal error")]
+    Storage(#[from] DbError),
+    #[error("internal error")]
+    Keys(#[from] tokens::KeyError),
+    #[error("internal error")]
+    Mail(#[from] crate::ports::mail::MailError),
+    #[error("internal error")]
+    Template(#[from] minijinja::Error),
+    #[error("internal error")]
+    Worker(#[source] tokio::task::JoinError),
+    #[error("internal error")]
+    Password(#[from] password::PasswordError),
+    #[error("cannot read or create the operator credentials")]
+    OperatorCredentials(#[source] std::io::Error),
+}
+
+impl From<rusqlite::Error> for IdentityError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Storage(DbError::Sqlite(error))
+    }
+}
+
+impl IdentityError {
+    /// The `__type` of the error in Cognito's JSON protocol.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::UsernameExists(_) => "UsernameExistsException",
+            Self::CodeMismatch => "CodeMismatchException",
+            Self::ExpiredCode => "ExpiredCodeException",
+            Self::NotAuthorized(_) => "NotAuthorizedException",
+            Self::UserNotConfirmed => "UserNotConfirmedException",
+            Self::InvalidPassword(_) => "InvalidPasswordException",
+            Self::InvalidParameter(_) => "InvalidParameterException",
+            Self::TooManyRequests => "TooManyRequestsException",
+            Self::LimitExceeded(_) => "LimitExceededException",
+            Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::UserNotFound => "UserNotFoundException",
+            Self::GroupExists(_) => "GroupExistsException",
+            Self::EnableSoftwareTokenMfa(_) => "EnableSoftwareTokenMFAException",
+            Self::PasswordResetRequired => "PasswordResetRequiredException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::Serialization(_) => "SerializationException",
+            Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            Self::InvalidSignature(_) => "InvalidSignatureException",
+            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::Storage(_)
+            | Self::Keys(_)
+            | Self::Mail(_)
+            | Self::Template(_)
+            | Self::Worker(_)
+            | Self::Password(_)
+            | Self::OperatorCredentials(_) => "InternalErrorException",
+        }
+    }
+
+    /// True for failures of Stratus rather than of the request.
+    pub fn is_internal(&self) -> bool {
+        self.type_name() == "InternalErrorException"
+    }
+}
+
+/// Every user pool of the stage, by id and by app client id.
+#[derive(Debug)]
+pub struct Identity {
+    pools: Vec<Arc<UserPool>>,
+    pub throttle: Throttle,
+    operator: OperatorCredentials,
+    /// Signed requests' dates are checked against it.
+    clock: Arc<dyn Clock>,
+}
+
+/// The credentials Admin* requests must be signed with.
+#[derive(Clone)]
+pub struct OperatorCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for OperatorCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    pub fn pools(&self) -> &[Arc<UserPool>] {
+        &self.pools
+    }
+
+    pub fn pool(&self, pool_id: &str) -> Result<&Arc<UserPool>, IdentityError> {
+        self.pools
+            .iter()
+            .find(|pool| pool.id() == pool_id)
+            .ok_or_else(|| IdentityError::ResourceNotFound(format!("User pool {pool_id} does not exist.")))
+    }
+
+    pub fn pool_named(&self, name: &str) -> Option<&Arc<UserPool>> {
+        self.pools.iter().find(|pool| pool.name() == name)
+    }
+
+    /// The pool an app client belongs to.
+    pub fn pool_for_client(&self, client_id: &str) -> Result<&Arc<UserPool>, IdentityError> {
+        self.pools.iter().find(|pool| pool.has_client(client_id)).ok_or_else(|| {
+            IdentityError::ResourceNotFound(format!("User pool client {client_id} does not exist."))
+        })
+    }
+
+    /// The pool that issued an access token (by its `iss`), for operations that take one.
+    pub fn pool_for_token(&self, access_token: &str) -> Result<&Arc<UserPool>, IdentityError> {
+        let issuer = unverified_issuer(access_token)
+            .ok_or_else(|| IdentityError::NotAuthorized("Invalid Access Token".into()))?;
+        self.pools
+            .iter()
+            .find(|pool| pool.issuer() == issuer)
+            .ok_or_else(|| IdentityError::NotAuthorized("Invalid Access Token".into()))
+    }
+
+    pub fn operator(&self) -> &OperatorCredentials {
+        &self.operator
+    }
+
+    /// The time signed requests are checked at.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+}
+
+/// The `iss` claim of a token, read without verification: only to route the token to the pool
+/// that verifies it.
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&json).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// The operator credentials of a stage: from configuration, or generated on first start and
+/// kept in `<stage dir>/identity/operator-credentials`, an AWS shared-credentials file readable
+/// only by its owner (`AWS_SHARED_CREDENTIALS_FILE=… aws cognito-idp admin-…` works).
+pub fn operator_credentials(
+    config: &IdentityConfig,
+    stage_dir: &std::path::Path,
+) -> std::io::Result<OperatorCredentials> {
+    let access_key_id = config.operator_access_key_id.clone();
+    if let Some(secret) = &config.operator_secret_access_key {
+        return Ok(OperatorCredentials { access_key_id, secret_access_key: secret.expose().to_owned() });
+    }
+    let path = operator_credentials_path(stage_dir);
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && let Some(secret) =
+            existing.lines().find_map(|line| line.trim().strip_prefix("aws_secret_access_key = "))
+    {
+        return Ok(OperatorCredentials { access_key_id, secret_access_key: secret.trim().to_owned() });
+    }
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 30];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::STANDARD.encode(bytes);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let contents =
+        format!("[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n");
+    write_private(&path, &contents)?;
+    Ok(OperatorCredentials { access_key_id, secret_access_key: secret })
+}
+
+pub fn operator_credentials_path(stage_dir: &std::path::Path) -> std::path::PathBuf {
+    stage_dir.join("identity").join("operator-credentials")
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

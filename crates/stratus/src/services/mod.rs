@@ -1,0 +1,8 @@
+//! The local stand-ins for AWS's managed services: the edge (CloudFront), the gateway (API
+//! Gateway), the function host (Lambda), Cognito, and signed links (presigned URLs).
+
+pub mod cognito;
+pub mod edge;
+pub mod functions;
+pub mod gateway;
+pub mod signing;
