@@ -5,6 +5,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
+use stratus::services::cognito::user_pool::operation::OperatorOperation;
 
 use crate::support::TestApp;
 
@@ -512,8 +513,18 @@ async fn operators_manage_users_and_groups_with_signed_requests() {
 async fn admin_calls_without_valid_operator_signatures_are_refused() {
     let app = TestApp::spawn().await;
     let request = json!({"UserPoolId": app.pool_id});
-    let (status, body) = app.cognito("ListUsers", request.clone()).await;
-    assert_eq!((status, error_type(&body)), (400, "MissingAuthenticationTokenException"));
+    // Every operator operation, with a body that would otherwise be served.
+    let everything = json!({
+        "UserPoolId": app.pool_id, "Username": "someone", "GroupName": "authors", "Password": "Pa55word!long",
+    });
+    for operation in OperatorOperation::ALL {
+        let (status, body) = app.cognito(operation.name(), everything.clone()).await;
+        assert_eq!(
+            (status, error_type(&body)),
+            (400, "MissingAuthenticationTokenException"),
+            "{operation:?}"
+        );
+    }
     let (status, body) = app.signed("ListUsers", request, "not-the-operator-secret").await;
     assert_eq!((status, error_type(&body)), (400, "InvalidSignatureException"));
     app.stop().await;

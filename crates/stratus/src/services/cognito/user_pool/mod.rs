@@ -13,6 +13,7 @@ mod filter;
 mod install;
 mod mailing;
 mod model;
+pub mod operation;
 mod password;
 mod pool;
 pub mod protocol;

@@ -20,6 +20,7 @@ use tracing::Instrument as _;
 
 use crate::infra::http::body::{BodyLimit, BodyRefusal, read_whole_body};
 
+use super::operation::{Operation, OperatorOperation, PublicOperation};
 use super::{
     AdminCreateUser, AuthOutcome, CodeDelivery, Identity, IdentityError, Tokens, UserPool, UserRecord,
 };
@@ -149,11 +150,18 @@ async fn handle(
     if !input.is_object() {
         return Err(IdentityError::Serialization("The request body must be a JSON object".into()));
     }
-    if operation.starts_with("Admin") || matches!(operation, "ListUsers" | "CreateGroup" | "ListGroups") {
-        check_operator(identity, method, uri, headers, body)?;
+    let name = operation;
+    let operation = Operation::parse(name)
+        .ok_or_else(|| IdentityError::UnknownOperation(format!("Unknown operation {name}")))?;
+    tracing::debug!(operation = name, "identity request");
+    let span = tracing::info_span!("cognito", operation = name);
+    match operation {
+        Operation::Public(operation) => route(identity, operation, input).instrument(span).await,
+        Operation::Operator(operation) => {
+            check_operator(identity, method, uri, headers, body)?;
+            route_admin(identity, operation, input).instrument(span).await
+        }
     }
-    tracing::debug!(operation, "identity request");
-    route(identity, operation, input).instrument(tracing::info_span!("cognito", operation)).await
 }
 
 fn check_operator(
@@ -278,7 +286,11 @@ fn required(map: &BTreeMap<String, String>, name: &str) -> Result<String, Identi
         .ok_or_else(|| IdentityError::InvalidParameter(format!("Missing required parameter {name}")))
 }
 
-async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Value, IdentityError> {
+async fn route(
+    identity: &Identity,
+    operation: PublicOperation,
+    input: Value,
+) -> Result<Value, IdentityError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct ClientUser {
@@ -292,7 +304,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
     }
     let by_token = |token: &str| identity.pool_for_token(token).map(Arc::clone);
     match operation {
-        "SignUp" => {
+        PublicOperation::SignUp => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -314,7 +326,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 .await?;
             Ok(json!({ "UserConfirmed": false, "UserSub": sub, "CodeDeliveryDetails": delivery(&details) }))
         }
-        "ConfirmSignUp" => {
+        PublicOperation::ConfirmSignUp => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -327,13 +339,13 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
             pool.confirm_sign_up(&request.client_id, &request.username, &request.confirmation_code).await?;
             Ok(json!({}))
         }
-        "ResendConfirmationCode" => {
+        PublicOperation::ResendConfirmationCode => {
             let request: ClientUser = parse(input)?;
             let pool = attempt_pool(identity, &request.client_id, &request.username)?;
             let details = pool.resend_confirmation_code(&request.client_id, &request.username).await?;
             Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
         }
-        "InitiateAuth" => {
+        PublicOperation::InitiateAuth => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -360,7 +372,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 ))),
             }
         }
-        "RespondToAuthChallenge" => {
+        PublicOperation::RespondToAuthChallenge => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -393,13 +405,13 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 }
             }
         }
-        "AssociateSoftwareToken" => {
+        PublicOperation::AssociateSoftwareToken => {
             let request: AccessTokenOnly = parse(input)?;
             let secret =
                 by_token(&request.access_token)?.associate_software_token(&request.access_token).await?;
             Ok(json!({ "SecretCode": secret }))
         }
-        "VerifySoftwareToken" => {
+        PublicOperation::VerifySoftwareToken => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -413,7 +425,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
             pool.verify_software_token(&request.access_token, &request.user_code).await?;
             Ok(json!({ "Status": "SUCCESS" }))
         }
-        "SetUserMFAPreference" => {
+        PublicOperation::SetUserMFAPreference => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Settings {
@@ -431,7 +443,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
             }
             Ok(json!({}))
         }
-        "GetUser" => {
+        PublicOperation::GetUser => {
             let request: AccessTokenOnly = parse(input)?;
             let user = by_token(&request.access_token)?.get_user(&request.access_token).await?;
             let (preferred, list) = mfa_settings(&user);
@@ -444,7 +456,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
             }
             Ok(body)
         }
-        "UpdateUserAttributes" => {
+        PublicOperation::UpdateUserAttributes => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -457,7 +469,7 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 .await?;
             Ok(json!({ "CodeDeliveryDetailsList": [] }))
         }
-        "ChangePassword" => {
+        PublicOperation::ChangePassword => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -477,13 +489,13 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
             .await?;
             Ok(json!({}))
         }
-        "ForgotPassword" => {
+        PublicOperation::ForgotPassword => {
             let request: ClientUser = parse(input)?;
             let pool = attempt_pool(identity, &request.client_id, &request.username)?;
             let details = pool.forgot_password(&request.client_id, &request.username).await?;
             Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
         }
-        "ConfirmForgotPassword" => {
+        PublicOperation::ConfirmForgotPassword => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -503,12 +515,12 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
             .await?;
             Ok(json!({}))
         }
-        "GlobalSignOut" => {
+        PublicOperation::GlobalSignOut => {
             let request: AccessTokenOnly = parse(input)?;
             by_token(&request.access_token)?.global_sign_out(&request.access_token).await?;
             Ok(json!({}))
         }
-        "RevokeToken" => {
+        PublicOperation::RevokeToken => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -522,16 +534,19 @@ async fn route(identity: &Identity, operation: &str, input: Value) -> Result<Val
                 .await?;
             Ok(json!({}))
         }
-        "DeleteUser" => {
+        PublicOperation::DeleteUser => {
             let request: AccessTokenOnly = parse(input)?;
             by_token(&request.access_token)?.delete_user(&request.access_token).await?;
             Ok(json!({}))
         }
-        _ => route_admin(identity, operation, input).await,
     }
 }
 
-async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Result<Value, IdentityError> {
+async fn route_admin(
+    identity: &Identity,
+    operation: OperatorOperation,
+    input: Value,
+) -> Result<Value, IdentityError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct PoolUser {
@@ -547,7 +562,7 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
     }
     let pool_of = |id: &str| -> Result<Arc<UserPool>, IdentityError> { identity.pool(id).map(Arc::clone) };
     match operation {
-        "AdminCreateUser" => {
+        OperatorOperation::AdminCreateUser => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -567,7 +582,7 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
                 .await?;
             Ok(json!({ "User": user_type(&user) }))
         }
-        "AdminSetUserPassword" => {
+        OperatorOperation::AdminSetUserPassword => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -583,7 +598,7 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
                 .await?;
             Ok(json!({}))
         }
-        "AdminGetUser" => {
+        OperatorOperation::AdminGetUser => {
             let request: PoolUser = parse(input)?;
             let user = pool_of(&request.user_pool_id)?.admin_get_user(&request.username)?;
             let (preferred, list) = mfa_settings(&user);
@@ -596,27 +611,27 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
             }
             Ok(body)
         }
-        "AdminDeleteUser" => {
+        OperatorOperation::AdminDeleteUser => {
             let request: PoolUser = parse(input)?;
             pool_of(&request.user_pool_id)?.admin_delete_user(&request.username).await?;
             Ok(json!({}))
         }
-        "AdminDisableUser" | "AdminEnableUser" => {
+        OperatorOperation::AdminDisableUser | OperatorOperation::AdminEnableUser => {
             let request: PoolUser = parse(input)?;
             pool_of(&request.user_pool_id)?
-                .admin_set_enabled(&request.username, operation == "AdminEnableUser")
+                .admin_set_enabled(&request.username, operation == OperatorOperation::AdminEnableUser)
                 .await?;
             Ok(json!({}))
         }
-        "AdminAddUserToGroup" | "AdminRemoveUserFromGroup" => {
+        OperatorOperation::AdminAddUserToGroup | OperatorOperation::AdminRemoveUserFromGroup => {
             let request: Membership = parse(input)?;
-            let member = operation == "AdminAddUserToGroup";
+            let member = operation == OperatorOperation::AdminAddUserToGroup;
             pool_of(&request.user_pool_id)?
                 .set_membership(&request.username, &request.group_name, member)
                 .await?;
             Ok(json!({}))
         }
-        "ListUsers" => {
+        OperatorOperation::ListUsers => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -637,7 +652,7 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
             }
             Ok(body)
         }
-        "CreateGroup" => {
+        OperatorOperation::CreateGroup => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -652,7 +667,7 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
                 .await?;
             Ok(json!({ "Group": group_type(&request.user_pool_id, &group) }))
         }
-        "ListGroups" => {
+        OperatorOperation::ListGroups => {
             #[derive(Deserialize)]
             #[serde(rename_all = "PascalCase")]
             struct Request {
@@ -664,7 +679,6 @@ async fn route_admin(identity: &Identity, operation: &str, input: Value) -> Resu
                 json!({ "Groups": groups.iter().map(|group| group_type(&request.user_pool_id, group)).collect::<Vec<_>>() }),
             )
         }
-        other => Err(IdentityError::UnknownOperation(format!("Unknown operation {other}"))),
     }
 }
 
