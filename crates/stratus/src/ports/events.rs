@@ -21,7 +21,37 @@ pub struct ObjectEvent {
     /// `ObjectCreated:Put`, `ObjectCreated:Copy`, `ObjectCreated:CompleteMultipartUpload`,
     /// `ObjectRemoved:Delete`.
     pub event_name: String,
+    /// Who made the request. Locally, the stage's own principal (`stratus`). Records written
+    /// before these fields existed read with empty values.
+    #[serde(default)]
+    pub user_identity: S3Principal,
+    #[serde(default)]
+    pub request_parameters: RequestParameters,
+    #[serde(default)]
+    pub response_elements: ResponseElements,
     pub s3: ObjectEventEntity,
+}
+
+/// An AWS principal as S3 names it in notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Principal {
+    pub principal_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestParameters {
+    #[serde(rename = "sourceIPAddress")]
+    pub source_ip_address: String,
+}
+
+/// The ids S3 gave the request, for support cases; locally, one id per event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseElements {
+    #[serde(rename = "x-amz-request-id")]
+    pub request_id: String,
+    #[serde(rename = "x-amz-id-2")]
+    pub host_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +67,8 @@ pub struct ObjectEventEntity {
 #[serde(rename_all = "camelCase")]
 pub struct BucketRef {
     pub name: String,
+    #[serde(default)]
+    pub owner_identity: S3Principal,
     pub arn: String,
 }
 
@@ -49,6 +81,9 @@ pub struct ObjectRef {
     pub size: Option<u64>,
     #[serde(rename = "eTag", default, skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
+    /// Set in versioned buckets only; Stratus's buckets are not versioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     /// Orders events for the same key.
     pub sequencer: String,
 }

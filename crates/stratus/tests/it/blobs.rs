@@ -150,3 +150,41 @@ fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[tokio::test]
+async fn local_notifications_have_the_fields_s3_sends() {
+    let test = TestPlatform::new();
+    let bucket = test.platform.buckets.bucket("media").expect("bucket");
+    bucket
+        .put(&parse_key("photos/a b.txt").expect("key"), PutPayload::from_static(b"hello"))
+        .await
+        .expect("put");
+    let mut host = Host::new(Arc::clone(&test.platform.stream), &test.config.functions);
+    let trigger = ObjectTrigger::created(&test.config.stream);
+    let events = record_events(&mut host, "shape", bucket.stream_source(), trigger);
+    host.start().expect("start");
+    host.drain().await.expect("drain");
+    host.shutdown().await;
+
+    let [event] = &events.all()[..] else { panic!("one event") };
+    let written = serde_json::to_value(event).expect("writes");
+    assert_eq!(written["s3"]["bucket"]["ownerIdentity"]["principalId"], "stratus");
+    assert_eq!(written["responseElements"]["x-amz-request-id"].as_str().map(str::len), Some(16));
+    // Every field of S3's published record is there (a version id only in versioned buckets).
+    let fields = |value: &serde_json::Value| -> Vec<String> {
+        value.as_object().map(|object| object.keys().cloned().collect()).unwrap_or_default()
+    };
+    let published = &crate::events::fixture("s3-event.json")["Records"][0];
+    for path in [&[][..], &["s3"], &["s3", "bucket"], &["userIdentity"], &["requestParameters"]] {
+        let at = |mut value: &serde_json::Value| {
+            for key in path {
+                value = &value[*key];
+            }
+            fields(value)
+        };
+        assert_eq!(at(&written), at(published), "fields at {path:?}");
+    }
+    let mut object = fields(&published["s3"]["object"]);
+    object.retain(|field| field != "versionId");
+    assert_eq!(fields(&written["s3"]["object"]), object);
+}

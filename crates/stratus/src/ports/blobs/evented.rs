@@ -21,9 +21,17 @@ use object_store::{
 use super::{parse_key, stream_source};
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::{Database, DbError};
-use crate::ports::events::{BucketRef, ObjectEvent, ObjectEventEntity, ObjectRef, encode_event_key};
+use crate::ports::events::{
+    BucketRef, ObjectEvent, ObjectEventEntity, ObjectRef, RequestParameters, ResponseElements, S3Principal,
+    encode_event_key,
+};
 
 const STORE_NAME: &str = "stratus";
+
+/// The principal that writes and owns every local bucket: the stage itself.
+fn principal() -> S3Principal {
+    S3Principal { principal_id: STORE_NAME.into() }
+}
 
 /// A bucket: a local store whose writes emit object events.
 #[derive(Debug)]
@@ -101,14 +109,26 @@ impl Notifier {
             aws_region: self.region.clone(),
             event_time: humantime::format_rfc3339_millis(now).to_string(),
             event_name: event_name.into(),
+            user_identity: principal(),
+            // Writes reach the store from inside the process: the API, a function or the CLI.
+            request_parameters: RequestParameters { source_ip_address: "127.0.0.1".into() },
+            response_elements: ResponseElements {
+                request_id: uuid::Uuid::new_v4().simple().to_string()[..16].to_uppercase(),
+                host_id: STORE_NAME.into(),
+            },
             s3: ObjectEventEntity {
                 s3_schema_version: "1.0".into(),
                 configuration_id: "stratus".into(),
-                bucket: BucketRef { name: self.bucket.clone(), arn: format!("arn:aws:s3:::{}", self.bucket) },
+                bucket: BucketRef {
+                    name: self.bucket.clone(),
+                    owner_identity: principal(),
+                    arn: format!("arn:aws:s3:::{}", self.bucket),
+                },
                 object: ObjectRef {
                     key: encode_event_key(key.as_ref()),
                     size,
                     e_tag,
+                    version_id: None,
                     // Filled in from the sequence number when the record is read.
                     sequencer: String::new(),
                 },
