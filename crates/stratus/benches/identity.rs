@@ -10,8 +10,8 @@ use axum::Router;
 use axum::routing::get;
 use stratus::app::Application;
 use stratus::config::Config;
+use stratus::services::cognito::authorizer::Principal;
 use stratus::services::cognito::user_pool::AdminCreateUser;
-use stratus::services::cognito::user_pool::authorizer::Principal;
 
 const PASSWORD: &str = "Correct-Horse-9";
 

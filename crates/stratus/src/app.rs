@@ -23,7 +23,7 @@ use crate::infra::http::server::Listener;
 use crate::infra::http::{self, Problem};
 use crate::infra::telemetry::error_chain;
 use crate::platform::{Platform, PlatformError};
-use crate::services::cognito::user_pool::authorizer::Authorizer;
+use crate::services::cognito::authorizer::Authorizer;
 use crate::services::cognito::user_pool::{Identity, IdentityError};
 use crate::services::functions::{Host, HostError};
 
@@ -86,7 +86,7 @@ impl Application {
         platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
         let identity = Arc::new(Identity::open(&config.identity, &platform, &public_url)?);
         let authorizer = Arc::new(
-            Authorizer::new(identity.pools(), &config.identity.issuers, Arc::clone(&platform.clock))
+            Authorizer::new(identity.verifiers(), &config.identity.issuers, Arc::clone(&platform.clock))
                 .map_err(AppError::Authorizer)?,
         );
         // The components, each opened from the shared dependencies, registering its functions

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::platform::Platform;
 use crate::ports::stream::StreamConfig;
-use crate::services::cognito::user_pool::authorizer::Authorizer;
+use crate::services::cognito::authorizer::Authorizer;
 use crate::services::functions::{FunctionsConfig, Host, HostError};
 
 /// The shared dependencies every component is installed with.

@@ -284,3 +284,19 @@ fn the_parts_of_the_user_pool_import_each_other_without_cycles() {
     let found = cycles(&graph);
     assert!(found.is_empty(), "import cycles inside the user pool: {found:?}");
 }
+
+#[test]
+fn the_authorizer_and_token_format_need_no_user_pool() {
+    // What a Lambda's authorizer compiles: it must not pull in the user-pool server and its SQLite.
+    let cognito = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services/cognito");
+    for part in ["authorizer.rs", "tokens.rs"] {
+        let source = std::fs::read_to_string(cognito.join(part)).expect("source");
+        let code: String = source.lines().map(|line| line.split("//").next().unwrap_or_default()).collect();
+        assert!(!code.contains("user_pool"), "{part} names the user pool");
+        let named = named_components(&source);
+        assert!(
+            named.iter().all(|used| used.starts_with("infra::") || used == "services::cognito"),
+            "{part}: {named:?}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use stratus::infra::http::Problem;
-use stratus::services::cognito::user_pool::authorizer::Principal;
+use stratus::services::cognito::authorizer::Principal;
 
 use crate::support::TestApp;
 
@@ -216,7 +216,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     let issuer = format!("{}/{}", issuer_app.base, issuer_app.pool_id);
     let remote_client = issuer_app.client_id.clone();
     let api = spawn_api(|config| {
-        config.identity.issuers = vec![stratus::services::cognito::user_pool::RemoteIssuer {
+        config.identity.issuers = vec![stratus::services::cognito::authorizer::RemoteIssuer {
             issuer: issuer.clone(),
             client_ids: vec![remote_client],
         }];
@@ -231,7 +231,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
     assert_eq!(call(&api, "/v1/me", Some(&id_token)).await.0, 401);
 
     let strict = spawn_api(|config| {
-        config.identity.issuers = vec![stratus::services::cognito::user_pool::RemoteIssuer {
+        config.identity.issuers = vec![stratus::services::cognito::authorizer::RemoteIssuer {
             issuer: issuer.clone(),
             client_ids: vec!["otherclient".into()],
         }];

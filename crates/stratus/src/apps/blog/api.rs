@@ -17,7 +17,7 @@ use super::store::{Post, PostError, PostStore};
 use super::{PostInput, PostStatus, Slug, Tag};
 use crate::apps::blog::BlogConfig;
 use crate::infra::http::Problem;
-use crate::services::cognito::user_pool::authorizer::{Authorizer, Principal};
+use crate::services::cognito::authorizer::{Authorizer, Principal};
 
 /// What the posts API's handlers share. axum clones the state for every request, so it is one
 /// reference-counted handle.

@@ -18,7 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 use super::subscribers::{Address, SubscriberError, SubscriberStore, UnsubscribeTokens};
 use crate::apps::blog::BlogConfig;
 use crate::infra::http::{AddressLimit, Problem, page};
-use crate::services::cognito::user_pool::authorizer::{Authorizer, Principal};
+use crate::services::cognito::authorizer::{Authorizer, Principal};
 
 /// Largest subscription request: an address and some form overhead.
 pub const MAX_SUBSCRIBE_BODY: usize = 4 * 1024;

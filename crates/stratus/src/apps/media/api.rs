@@ -15,7 +15,7 @@ use super::{Media, UploadError};
 use crate::apps::media::MediaConfig;
 use crate::infra::http::Problem;
 use crate::infra::http::body::{BodyLimit, BodyRefusal, limit_streamed_body};
-use crate::services::cognito::user_pool::authorizer::{Authorizer, Principal};
+use crate::services::cognito::authorizer::{Authorizer, Principal};
 
 /// Room for multipart boundaries and part headers beyond the file itself.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;

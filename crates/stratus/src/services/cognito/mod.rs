@@ -1,4 +1,8 @@
-//! Cognito: the user pool (sign-up, sign-in, tokens, and the API's authorizer). The identity
-//! pool and the credentials store that SigV4 verification reads go beside it.
+//! Cognito: the user pool (sign-up, sign-in, tokens), Cognito's token format (`tokens`), and the
+//! API's authorizer, which verifies access tokens from the built-in pools or any OpenID Connect
+//! issuer and needs no user pool of its own (so a Lambda's authorizer needs no SQLite). The
+//! identity pool and the credentials store that SigV4 verification reads go beside them.
 
+pub mod authorizer;
+pub mod tokens;
 pub mod user_pool;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::infra::settings::{Invalid, Secret, invalid};
+use crate::services::cognito::authorizer::RemoteIssuer;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,16 +62,6 @@ pub struct PasswordPolicy {
     pub require_uppercase: bool,
     pub require_numbers: bool,
     pub require_symbols: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteIssuer {
-    /// The issuer URL (`iss`), e.g. `https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123`;
-    /// its discovery document and JWKS are fetched from it.
-    pub issuer: String,
-    /// App client ids whose tokens are accepted.
-    pub client_ids: Vec<String>,
 }
 
 impl Default for IdentityConfig {

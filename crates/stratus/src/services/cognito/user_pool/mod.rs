@@ -6,9 +6,8 @@
 //! issuer URL.
 
 mod config;
-pub use config::{ClientConfig, IdentityConfig, PasswordPolicy, PoolConfig, RemoteIssuer};
+pub use config::{ClientConfig, IdentityConfig, PasswordPolicy, PoolConfig};
 
-pub mod authorizer;
 mod filter;
 mod install;
 mod mailing;
@@ -19,10 +18,9 @@ mod pool;
 pub mod protocol;
 mod store;
 mod throttle;
-pub mod tokens;
 mod totp;
+mod verifier;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use model::{AdminCreateUser, AuthOutcome, CodeDelivery, Group, Tokens, UserRecord, UserStatus};
@@ -31,6 +29,8 @@ pub use throttle::Throttle;
 
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::DbError;
+use crate::services::cognito::authorizer::AccessTokenVerifier;
+use crate::services::cognito::tokens::{self, unverified_issuer};
 
 /// Errors in Cognito's vocabulary: each maps to the `__type` a Cognito client expects.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +164,11 @@ impl Identity {
         &self.pools
     }
 
+    /// The pools as the authorizer's verifiers.
+    pub fn verifiers(&self) -> Vec<Arc<dyn AccessTokenVerifier>> {
+        self.pools.iter().map(|pool| Arc::clone(pool) as Arc<dyn AccessTokenVerifier>).collect()
+    }
+
     pub fn pool(&self, pool_id: &str) -> Result<&Arc<UserPool>, IdentityError> {
         self.pools
             .iter()
@@ -200,16 +205,6 @@ impl Identity {
     pub fn now(&self) -> std::time::SystemTime {
         self.clock.now()
     }
-}
-
-/// The `iss` claim of a token, read without verification: only to route the token to the pool
-/// that verifies it.
-pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&json).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// The operator credentials of a stage: from configuration, or generated on first start and

@@ -20,11 +20,11 @@ use super::store::{
     Keys, USER_COLUMNS, UserRow, consume_code, digest, ensure_client_id, ensure_pool_id, insert_key,
     insert_user, load_keys, store_code, user_from_row, user_where,
 };
-use super::tokens::{self, AccessClaims, IdClaims, TokenError};
 use super::{IdentityError, password, totp};
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::Database;
 use crate::ports::mail::Mailer;
+use crate::services::cognito::tokens::{self, AccessClaims, IdClaims, TokenError};
 use crate::services::cognito::user_pool::PoolConfig;
 
 const SIGN_UP_CODE_VALIDITY: i64 = 24 * 3600;

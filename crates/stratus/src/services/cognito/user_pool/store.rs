@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::IdentityError;
 use super::model::UserStatus;
-use super::tokens::{self, SigningKey, VerifyingKey};
 use crate::infra::sqlite::Database;
+use crate::services::cognito::tokens::{self, SigningKey, VerifyingKey};
 use crate::services::cognito::user_pool::PoolConfig;
 
 /// Wrong guesses that burn a code.

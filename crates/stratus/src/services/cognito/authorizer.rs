@@ -17,11 +17,10 @@ use axum::http::{StatusCode, header};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
 
-use super::tokens::{self, AccessClaims, TokenError};
-use super::{UserPool, unverified_issuer};
+use super::tokens::{self, AccessClaims, TokenError, unverified_issuer};
 use crate::infra::clock::Clock;
 use crate::infra::http::Problem;
-use crate::services::cognito::user_pool::RemoteIssuer;
+use serde::{Deserialize, Serialize};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,21 +73,15 @@ pub trait AccessTokenVerifier: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// A built-in pool verifies in-process, against its own keys and revocations.
-#[async_trait]
-impl AccessTokenVerifier for UserPool {
-    fn issuer(&self) -> &str {
-        UserPool::issuer(self)
-    }
-
-    async fn verify(&self, token: &str, _now: i64) -> Result<AccessClaims, TokenError> {
-        // The pool checks lifetimes against its own clock, the stage's.
-        self.verify_access_token(token)
-    }
-
-    fn is_revoked(&self, family: &str) -> bool {
-        UserPool::is_revoked(self, family)
-    }
+/// A remote issuer whose access tokens the API accepts (`identity.issuers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteIssuer {
+    /// The issuer URL (`iss`), e.g. `https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123`;
+    /// its discovery document and JWKS are fetched from it.
+    pub issuer: String,
+    /// App client ids whose tokens are accepted.
+    pub client_ids: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -134,13 +127,12 @@ impl Authorizer {
     /// The built-in pools and the configured remote issuers. Fails only when the HTTP client for
     /// remote issuers' keys cannot be built (no TLS roots).
     pub fn new(
-        local: &[Arc<UserPool>],
+        local: Vec<Arc<dyn AccessTokenVerifier>>,
         remote: &[RemoteIssuer],
         clock: Arc<dyn Clock>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-        let mut verifiers: Vec<Arc<dyn AccessTokenVerifier>> =
-            local.iter().map(|pool| Arc::clone(pool) as Arc<dyn AccessTokenVerifier>).collect();
+        let mut verifiers = local;
         verifiers.extend(remote.iter().map(|issuer| {
             Arc::new(RemoteVerifier::new(issuer, http.clone())) as Arc<dyn AccessTokenVerifier>
         }));

@@ -259,6 +259,15 @@ fn signature_of(token: &str) -> Option<&str> {
     (segments.next().is_none() && !signature.is_empty()).then_some(signature)
 }
 
+/// The `iss` claim of a token, read without verification: only to route the token to the
+/// issuer that verifies it.
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_slice(&json).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
