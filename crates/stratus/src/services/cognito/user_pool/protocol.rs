@@ -286,260 +286,308 @@ fn required(map: &BTreeMap<String, String>, name: &str) -> Result<String, Identi
         .ok_or_else(|| IdentityError::InvalidParameter(format!("Missing required parameter {name}")))
 }
 
+/// Request shapes several operations share.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ClientUser {
+    client_id: String,
+    username: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AccessTokenOnly {
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PoolUser {
+    user_pool_id: String,
+    username: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Membership {
+    user_pool_id: String,
+    username: String,
+    group_name: String,
+}
+
+/// The pool that issued an access token.
+fn by_token(identity: &Identity, token: &str) -> Result<Arc<UserPool>, IdentityError> {
+    identity.pool_for_token(token).map(Arc::clone)
+}
+
+fn pool_of(identity: &Identity, id: &str) -> Result<Arc<UserPool>, IdentityError> {
+    identity.pool(id).map(Arc::clone)
+}
+
+/// One handler per operation: the request's shape, the pool's call, the response's shape.
 async fn route(
     identity: &Identity,
     operation: PublicOperation,
     input: Value,
 ) -> Result<Value, IdentityError> {
+    match operation {
+        PublicOperation::SignUp => sign_up(identity, input).await,
+        PublicOperation::ConfirmSignUp => confirm_sign_up(identity, input).await,
+        PublicOperation::ResendConfirmationCode => resend_confirmation_code(identity, input).await,
+        PublicOperation::InitiateAuth => initiate_auth(identity, input).await,
+        PublicOperation::RespondToAuthChallenge => respond_to_auth_challenge(identity, input).await,
+        PublicOperation::AssociateSoftwareToken => associate_software_token(identity, input).await,
+        PublicOperation::VerifySoftwareToken => verify_software_token(identity, input).await,
+        PublicOperation::SetUserMFAPreference => set_user_mfa_preference(identity, input).await,
+        PublicOperation::GetUser => get_user(identity, input).await,
+        PublicOperation::UpdateUserAttributes => update_user_attributes(identity, input).await,
+        PublicOperation::ChangePassword => change_password(identity, input).await,
+        PublicOperation::ForgotPassword => forgot_password(identity, input).await,
+        PublicOperation::ConfirmForgotPassword => confirm_forgot_password(identity, input).await,
+        PublicOperation::GlobalSignOut => global_sign_out(identity, input).await,
+        PublicOperation::RevokeToken => revoke_token(identity, input).await,
+        PublicOperation::DeleteUser => delete_user(identity, input).await,
+    }
+}
+
+async fn sign_up(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
-    struct ClientUser {
+    struct Request {
         client_id: String,
         username: String,
+        password: String,
+        #[serde(default)]
+        user_attributes: Vec<AttributeType>,
+    }
+    let request: Request = parse(input)?;
+    let pool = identity.pool_for_client(&request.client_id)?;
+    let (sub, details) = pool
+        .sign_up(
+            &request.client_id,
+            &request.username,
+            &request.password,
+            attribute_map(request.user_attributes),
+        )
+        .await?;
+    Ok(json!({ "UserConfirmed": false, "UserSub": sub, "CodeDeliveryDetails": delivery(&details) }))
+}
+
+async fn confirm_sign_up(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        client_id: String,
+        username: String,
+        confirmation_code: String,
+    }
+    let request: Request = parse(input)?;
+    let pool = attempt_pool(identity, &request.client_id, &request.username)?;
+    pool.confirm_sign_up(&request.client_id, &request.username, &request.confirmation_code).await?;
+    Ok(json!({}))
+}
+
+async fn resend_confirmation_code(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: ClientUser = parse(input)?;
+    let pool = attempt_pool(identity, &request.client_id, &request.username)?;
+    let details = pool.resend_confirmation_code(&request.client_id, &request.username).await?;
+    Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
+}
+
+async fn initiate_auth(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        auth_flow: String,
+        client_id: String,
+        #[serde(default)]
+        auth_parameters: BTreeMap<String, String>,
+    }
+    let request: Request = parse(input)?;
+    let pool = identity.pool_for_client(&request.client_id)?;
+    match request.auth_flow.as_str() {
+        "USER_PASSWORD_AUTH" => {
+            let username = required(&request.auth_parameters, "USERNAME")?;
+            let password = required(&request.auth_parameters, "PASSWORD")?;
+            identity.throttle.attempt(pool.id(), &username)?;
+            Ok(auth_outcome(&pool.password_auth(&request.client_id, &username, &password).await?))
+        }
+        "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
+            let token = required(&request.auth_parameters, "REFRESH_TOKEN")?;
+            Ok(authentication_result(&pool.refresh(&request.client_id, &token).await?))
+        }
+        other => Err(IdentityError::InvalidParameter(format!(
+            "AuthFlow {other} is not supported by this user pool"
+        ))),
+    }
+}
+
+async fn respond_to_auth_challenge(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        challenge_name: String,
+        client_id: String,
+        session: String,
+        #[serde(default)]
+        challenge_responses: BTreeMap<String, String>,
+    }
+    let request: Request = parse(input)?;
+    let pool = identity.pool_for_client(&request.client_id)?;
+    let username = required(&request.challenge_responses, "USERNAME")?;
+    identity.throttle.attempt(pool.id(), &username)?;
+    match request.challenge_name.as_str() {
+        "SOFTWARE_TOKEN_MFA" => {
+            let code = required(&request.challenge_responses, "SOFTWARE_TOKEN_MFA_CODE")?;
+            Ok(authentication_result(
+                &pool.respond_mfa(&request.client_id, &request.session, &username, &code).await?,
+            ))
+        }
+        "NEW_PASSWORD_REQUIRED" => {
+            let password = required(&request.challenge_responses, "NEW_PASSWORD")?;
+            let outcome =
+                pool.respond_new_password(&request.client_id, &request.session, &username, &password).await?;
+            Ok(auth_outcome(&outcome))
+        }
+        other => Err(IdentityError::InvalidParameter(format!("ChallengeName {other} is not supported"))),
+    }
+}
+
+async fn associate_software_token(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: AccessTokenOnly = parse(input)?;
+    let secret =
+        by_token(identity, &request.access_token)?.associate_software_token(&request.access_token).await?;
+    Ok(json!({ "SecretCode": secret }))
+}
+
+async fn verify_software_token(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        access_token: String,
+        user_code: String,
+    }
+    let request: Request = parse(input)?;
+    let pool = by_token(identity, &request.access_token)?;
+    let user = pool.get_user(&request.access_token).await?;
+    identity.throttle.attempt(pool.id(), &user.username)?;
+    pool.verify_software_token(&request.access_token, &request.user_code).await?;
+    Ok(json!({ "Status": "SUCCESS" }))
+}
+
+async fn set_user_mfa_preference(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Settings {
+        enabled: Option<bool>,
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
-    struct AccessTokenOnly {
+    struct Request {
         access_token: String,
+        software_token_mfa_settings: Option<Settings>,
     }
-    let by_token = |token: &str| identity.pool_for_token(token).map(Arc::clone);
-    match operation {
-        PublicOperation::SignUp => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                client_id: String,
-                username: String,
-                password: String,
-                #[serde(default)]
-                user_attributes: Vec<AttributeType>,
-            }
-            let request: Request = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            let (sub, details) = pool
-                .sign_up(
-                    &request.client_id,
-                    &request.username,
-                    &request.password,
-                    attribute_map(request.user_attributes),
-                )
-                .await?;
-            Ok(json!({ "UserConfirmed": false, "UserSub": sub, "CodeDeliveryDetails": delivery(&details) }))
-        }
-        PublicOperation::ConfirmSignUp => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                client_id: String,
-                username: String,
-                confirmation_code: String,
-            }
-            let request: Request = parse(input)?;
-            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
-            pool.confirm_sign_up(&request.client_id, &request.username, &request.confirmation_code).await?;
-            Ok(json!({}))
-        }
-        PublicOperation::ResendConfirmationCode => {
-            let request: ClientUser = parse(input)?;
-            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
-            let details = pool.resend_confirmation_code(&request.client_id, &request.username).await?;
-            Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
-        }
-        PublicOperation::InitiateAuth => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                auth_flow: String,
-                client_id: String,
-                #[serde(default)]
-                auth_parameters: BTreeMap<String, String>,
-            }
-            let request: Request = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            match request.auth_flow.as_str() {
-                "USER_PASSWORD_AUTH" => {
-                    let username = required(&request.auth_parameters, "USERNAME")?;
-                    let password = required(&request.auth_parameters, "PASSWORD")?;
-                    identity.throttle.attempt(pool.id(), &username)?;
-                    Ok(auth_outcome(&pool.password_auth(&request.client_id, &username, &password).await?))
-                }
-                "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
-                    let token = required(&request.auth_parameters, "REFRESH_TOKEN")?;
-                    Ok(authentication_result(&pool.refresh(&request.client_id, &token).await?))
-                }
-                other => Err(IdentityError::InvalidParameter(format!(
-                    "AuthFlow {other} is not supported by this user pool"
-                ))),
-            }
-        }
-        PublicOperation::RespondToAuthChallenge => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                challenge_name: String,
-                client_id: String,
-                session: String,
-                #[serde(default)]
-                challenge_responses: BTreeMap<String, String>,
-            }
-            let request: Request = parse(input)?;
-            let pool = identity.pool_for_client(&request.client_id)?;
-            let username = required(&request.challenge_responses, "USERNAME")?;
-            identity.throttle.attempt(pool.id(), &username)?;
-            match request.challenge_name.as_str() {
-                "SOFTWARE_TOKEN_MFA" => {
-                    let code = required(&request.challenge_responses, "SOFTWARE_TOKEN_MFA_CODE")?;
-                    Ok(authentication_result(
-                        &pool.respond_mfa(&request.client_id, &request.session, &username, &code).await?,
-                    ))
-                }
-                "NEW_PASSWORD_REQUIRED" => {
-                    let password = required(&request.challenge_responses, "NEW_PASSWORD")?;
-                    let outcome = pool
-                        .respond_new_password(&request.client_id, &request.session, &username, &password)
-                        .await?;
-                    Ok(auth_outcome(&outcome))
-                }
-                other => {
-                    Err(IdentityError::InvalidParameter(format!("ChallengeName {other} is not supported")))
-                }
-            }
-        }
-        PublicOperation::AssociateSoftwareToken => {
-            let request: AccessTokenOnly = parse(input)?;
-            let secret =
-                by_token(&request.access_token)?.associate_software_token(&request.access_token).await?;
-            Ok(json!({ "SecretCode": secret }))
-        }
-        PublicOperation::VerifySoftwareToken => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                access_token: String,
-                user_code: String,
-            }
-            let request: Request = parse(input)?;
-            let pool = by_token(&request.access_token)?;
-            let user = pool.get_user(&request.access_token).await?;
-            identity.throttle.attempt(pool.id(), &user.username)?;
-            pool.verify_software_token(&request.access_token, &request.user_code).await?;
-            Ok(json!({ "Status": "SUCCESS" }))
-        }
-        PublicOperation::SetUserMFAPreference => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Settings {
-                enabled: Option<bool>,
-            }
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                access_token: String,
-                software_token_mfa_settings: Option<Settings>,
-            }
-            let request: Request = parse(input)?;
-            if let Some(enabled) = request.software_token_mfa_settings.and_then(|settings| settings.enabled) {
-                by_token(&request.access_token)?.set_mfa_preference(&request.access_token, enabled).await?;
-            }
-            Ok(json!({}))
-        }
-        PublicOperation::GetUser => {
-            let request: AccessTokenOnly = parse(input)?;
-            let user = by_token(&request.access_token)?.get_user(&request.access_token).await?;
-            let (preferred, list) = mfa_settings(&user);
-            let mut body = json!({
-                "Username": user.username, "UserAttributes": attribute_list(&user.attributes),
-                "MFAOptions": [], "UserMFASettingList": list,
-            });
-            if !preferred.is_null() {
-                body["PreferredMfaSetting"] = preferred;
-            }
-            Ok(body)
-        }
-        PublicOperation::UpdateUserAttributes => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                access_token: String,
-                user_attributes: Vec<AttributeType>,
-            }
-            let request: Request = parse(input)?;
-            let pool = by_token(&request.access_token)?;
-            pool.update_user_attributes(&request.access_token, attribute_map(request.user_attributes))
-                .await?;
-            Ok(json!({ "CodeDeliveryDetailsList": [] }))
-        }
-        PublicOperation::ChangePassword => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                access_token: String,
-                previous_password: String,
-                proposed_password: String,
-            }
-            let request: Request = parse(input)?;
-            let pool = by_token(&request.access_token)?;
-            let user = pool.get_user(&request.access_token).await?;
-            identity.throttle.attempt(pool.id(), &user.username)?;
-            pool.change_password(
-                &request.access_token,
-                &request.previous_password,
-                &request.proposed_password,
-            )
-            .await?;
-            Ok(json!({}))
-        }
-        PublicOperation::ForgotPassword => {
-            let request: ClientUser = parse(input)?;
-            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
-            let details = pool.forgot_password(&request.client_id, &request.username).await?;
-            Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
-        }
-        PublicOperation::ConfirmForgotPassword => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                client_id: String,
-                username: String,
-                confirmation_code: String,
-                password: String,
-            }
-            let request: Request = parse(input)?;
-            let pool = attempt_pool(identity, &request.client_id, &request.username)?;
-            pool.confirm_forgot_password(
-                &request.client_id,
-                &request.username,
-                &request.confirmation_code,
-                &request.password,
-            )
-            .await?;
-            Ok(json!({}))
-        }
-        PublicOperation::GlobalSignOut => {
-            let request: AccessTokenOnly = parse(input)?;
-            by_token(&request.access_token)?.global_sign_out(&request.access_token).await?;
-            Ok(json!({}))
-        }
-        PublicOperation::RevokeToken => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                token: String,
-                client_id: String,
-            }
-            let request: Request = parse(input)?;
-            identity
-                .pool_for_client(&request.client_id)?
-                .revoke_token(&request.client_id, &request.token)
-                .await?;
-            Ok(json!({}))
-        }
-        PublicOperation::DeleteUser => {
-            let request: AccessTokenOnly = parse(input)?;
-            by_token(&request.access_token)?.delete_user(&request.access_token).await?;
-            Ok(json!({}))
-        }
+    let request: Request = parse(input)?;
+    if let Some(enabled) = request.software_token_mfa_settings.and_then(|settings| settings.enabled) {
+        by_token(identity, &request.access_token)?.set_mfa_preference(&request.access_token, enabled).await?;
     }
+    Ok(json!({}))
+}
+
+async fn get_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: AccessTokenOnly = parse(input)?;
+    let user = by_token(identity, &request.access_token)?.get_user(&request.access_token).await?;
+    let (preferred, list) = mfa_settings(&user);
+    let mut body = json!({
+        "Username": user.username, "UserAttributes": attribute_list(&user.attributes),
+        "MFAOptions": [], "UserMFASettingList": list,
+    });
+    if !preferred.is_null() {
+        body["PreferredMfaSetting"] = preferred;
+    }
+    Ok(body)
+}
+
+async fn update_user_attributes(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        access_token: String,
+        user_attributes: Vec<AttributeType>,
+    }
+    let request: Request = parse(input)?;
+    let pool = by_token(identity, &request.access_token)?;
+    pool.update_user_attributes(&request.access_token, attribute_map(request.user_attributes)).await?;
+    Ok(json!({ "CodeDeliveryDetailsList": [] }))
+}
+
+async fn change_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        access_token: String,
+        previous_password: String,
+        proposed_password: String,
+    }
+    let request: Request = parse(input)?;
+    let pool = by_token(identity, &request.access_token)?;
+    let user = pool.get_user(&request.access_token).await?;
+    identity.throttle.attempt(pool.id(), &user.username)?;
+    pool.change_password(&request.access_token, &request.previous_password, &request.proposed_password)
+        .await?;
+    Ok(json!({}))
+}
+
+async fn forgot_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: ClientUser = parse(input)?;
+    let pool = attempt_pool(identity, &request.client_id, &request.username)?;
+    let details = pool.forgot_password(&request.client_id, &request.username).await?;
+    Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
+}
+
+async fn confirm_forgot_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        client_id: String,
+        username: String,
+        confirmation_code: String,
+        password: String,
+    }
+    let request: Request = parse(input)?;
+    let pool = attempt_pool(identity, &request.client_id, &request.username)?;
+    pool.confirm_forgot_password(
+        &request.client_id,
+        &request.username,
+        &request.confirmation_code,
+        &request.password,
+    )
+    .await?;
+    Ok(json!({}))
+}
+
+async fn global_sign_out(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: AccessTokenOnly = parse(input)?;
+    by_token(identity, &request.access_token)?.global_sign_out(&request.access_token).await?;
+    Ok(json!({}))
+}
+
+async fn revoke_token(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        token: String,
+        client_id: String,
+    }
+    let request: Request = parse(input)?;
+    identity.pool_for_client(&request.client_id)?.revoke_token(&request.client_id, &request.token).await?;
+    Ok(json!({}))
+}
+
+async fn delete_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: AccessTokenOnly = parse(input)?;
+    by_token(identity, &request.access_token)?.delete_user(&request.access_token).await?;
+    Ok(json!({}))
 }
 
 async fn route_admin(
@@ -547,139 +595,146 @@ async fn route_admin(
     operation: OperatorOperation,
     input: Value,
 ) -> Result<Value, IdentityError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct PoolUser {
-        user_pool_id: String,
-        username: String,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Membership {
-        user_pool_id: String,
-        username: String,
-        group_name: String,
-    }
-    let pool_of = |id: &str| -> Result<Arc<UserPool>, IdentityError> { identity.pool(id).map(Arc::clone) };
     match operation {
-        OperatorOperation::AdminCreateUser => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                user_pool_id: String,
-                username: String,
-                #[serde(default)]
-                user_attributes: Vec<AttributeType>,
-                temporary_password: Option<String>,
-            }
-            let request: Request = parse(input)?;
-            let user = pool_of(&request.user_pool_id)?
-                .admin_create_user(AdminCreateUser {
-                    username: request.username,
-                    attributes: attribute_map(request.user_attributes),
-                    temporary_password: request.temporary_password,
-                })
-                .await?;
-            Ok(json!({ "User": user_type(&user) }))
-        }
-        OperatorOperation::AdminSetUserPassword => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                user_pool_id: String,
-                username: String,
-                password: String,
-                #[serde(default)]
-                permanent: bool,
-            }
-            let request: Request = parse(input)?;
-            pool_of(&request.user_pool_id)?
-                .admin_set_user_password(&request.username, &request.password, request.permanent)
-                .await?;
-            Ok(json!({}))
-        }
-        OperatorOperation::AdminGetUser => {
-            let request: PoolUser = parse(input)?;
-            let user = pool_of(&request.user_pool_id)?.admin_get_user(&request.username)?;
-            let (preferred, list) = mfa_settings(&user);
-            let mut body = user_type(&user);
-            body["UserAttributes"] = body["Attributes"].take();
-            body.as_object_mut().map(|object| object.remove("Attributes"));
-            body["UserMFASettingList"] = list;
-            if !preferred.is_null() {
-                body["PreferredMfaSetting"] = preferred;
-            }
-            Ok(body)
-        }
-        OperatorOperation::AdminDeleteUser => {
-            let request: PoolUser = parse(input)?;
-            pool_of(&request.user_pool_id)?.admin_delete_user(&request.username).await?;
-            Ok(json!({}))
-        }
-        OperatorOperation::AdminDisableUser | OperatorOperation::AdminEnableUser => {
-            let request: PoolUser = parse(input)?;
-            pool_of(&request.user_pool_id)?
-                .admin_set_enabled(&request.username, operation == OperatorOperation::AdminEnableUser)
-                .await?;
-            Ok(json!({}))
-        }
-        OperatorOperation::AdminAddUserToGroup | OperatorOperation::AdminRemoveUserFromGroup => {
-            let request: Membership = parse(input)?;
-            let member = operation == OperatorOperation::AdminAddUserToGroup;
-            pool_of(&request.user_pool_id)?
-                .set_membership(&request.username, &request.group_name, member)
-                .await?;
-            Ok(json!({}))
-        }
-        OperatorOperation::ListUsers => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                user_pool_id: String,
-                filter: Option<String>,
-                limit: Option<usize>,
-                pagination_token: Option<String>,
-            }
-            let request: Request = parse(input)?;
-            let (users, next) = pool_of(&request.user_pool_id)?.list_users(
-                request.filter.as_deref(),
-                request.limit.unwrap_or(60),
-                request.pagination_token.as_deref(),
-            )?;
-            let mut body = json!({ "Users": users.iter().map(user_type).collect::<Vec<_>>() });
-            if let Some(next) = next {
-                body["PaginationToken"] = json!(next);
-            }
-            Ok(body)
-        }
-        OperatorOperation::CreateGroup => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                user_pool_id: String,
-                group_name: String,
-                description: Option<String>,
-                precedence: Option<i64>,
-            }
-            let request: Request = parse(input)?;
-            let group = pool_of(&request.user_pool_id)?
-                .create_group(&request.group_name, request.description, request.precedence)
-                .await?;
-            Ok(json!({ "Group": group_type(&request.user_pool_id, &group) }))
-        }
-        OperatorOperation::ListGroups => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Request {
-                user_pool_id: String,
-            }
-            let request: Request = parse(input)?;
-            let groups = pool_of(&request.user_pool_id)?.groups()?;
-            Ok(
-                json!({ "Groups": groups.iter().map(|group| group_type(&request.user_pool_id, group)).collect::<Vec<_>>() }),
-            )
-        }
+        OperatorOperation::AdminCreateUser => admin_create_user(identity, input).await,
+        OperatorOperation::AdminSetUserPassword => admin_set_user_password(identity, input).await,
+        OperatorOperation::AdminGetUser => admin_get_user(identity, input).await,
+        OperatorOperation::AdminDeleteUser => admin_delete_user(identity, input).await,
+        OperatorOperation::AdminDisableUser => admin_set_enabled(identity, input, false).await,
+        OperatorOperation::AdminEnableUser => admin_set_enabled(identity, input, true).await,
+        OperatorOperation::AdminAddUserToGroup => admin_set_membership(identity, input, true).await,
+        OperatorOperation::AdminRemoveUserFromGroup => admin_set_membership(identity, input, false).await,
+        OperatorOperation::ListUsers => list_users(identity, input).await,
+        OperatorOperation::CreateGroup => create_group(identity, input).await,
+        OperatorOperation::ListGroups => list_groups(identity, input).await,
     }
+}
+
+async fn admin_create_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        user_pool_id: String,
+        username: String,
+        #[serde(default)]
+        user_attributes: Vec<AttributeType>,
+        temporary_password: Option<String>,
+    }
+    let request: Request = parse(input)?;
+    let user = pool_of(identity, &request.user_pool_id)?
+        .admin_create_user(AdminCreateUser {
+            username: request.username,
+            attributes: attribute_map(request.user_attributes),
+            temporary_password: request.temporary_password,
+        })
+        .await?;
+    Ok(json!({ "User": user_type(&user) }))
+}
+
+async fn admin_set_user_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        user_pool_id: String,
+        username: String,
+        password: String,
+        #[serde(default)]
+        permanent: bool,
+    }
+    let request: Request = parse(input)?;
+    pool_of(identity, &request.user_pool_id)?
+        .admin_set_user_password(&request.username, &request.password, request.permanent)
+        .await?;
+    Ok(json!({}))
+}
+
+async fn admin_get_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: PoolUser = parse(input)?;
+    let user = pool_of(identity, &request.user_pool_id)?.admin_get_user(&request.username)?;
+    let (preferred, list) = mfa_settings(&user);
+    let mut body = user_type(&user);
+    body["UserAttributes"] = body["Attributes"].take();
+    body.as_object_mut().map(|object| object.remove("Attributes"));
+    body["UserMFASettingList"] = list;
+    if !preferred.is_null() {
+        body["PreferredMfaSetting"] = preferred;
+    }
+    Ok(body)
+}
+
+async fn admin_delete_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    let request: PoolUser = parse(input)?;
+    pool_of(identity, &request.user_pool_id)?.admin_delete_user(&request.username).await?;
+    Ok(json!({}))
+}
+
+async fn admin_set_enabled(identity: &Identity, input: Value, enabled: bool) -> Result<Value, IdentityError> {
+    let request: PoolUser = parse(input)?;
+    pool_of(identity, &request.user_pool_id)?.admin_set_enabled(&request.username, enabled).await?;
+    Ok(json!({}))
+}
+
+async fn admin_set_membership(
+    identity: &Identity,
+    input: Value,
+    member: bool,
+) -> Result<Value, IdentityError> {
+    let request: Membership = parse(input)?;
+    pool_of(identity, &request.user_pool_id)?
+        .set_membership(&request.username, &request.group_name, member)
+        .await?;
+    Ok(json!({}))
+}
+
+async fn list_users(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        user_pool_id: String,
+        filter: Option<String>,
+        limit: Option<usize>,
+        pagination_token: Option<String>,
+    }
+    let request: Request = parse(input)?;
+    let (users, next) = pool_of(identity, &request.user_pool_id)?.list_users(
+        request.filter.as_deref(),
+        request.limit.unwrap_or(60),
+        request.pagination_token.as_deref(),
+    )?;
+    let mut body = json!({ "Users": users.iter().map(user_type).collect::<Vec<_>>() });
+    if let Some(next) = next {
+        body["PaginationToken"] = json!(next);
+    }
+    Ok(body)
+}
+
+async fn create_group(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        user_pool_id: String,
+        group_name: String,
+        description: Option<String>,
+        precedence: Option<i64>,
+    }
+    let request: Request = parse(input)?;
+    let group = pool_of(identity, &request.user_pool_id)?
+        .create_group(&request.group_name, request.description, request.precedence)
+        .await?;
+    Ok(json!({ "Group": group_type(&request.user_pool_id, &group) }))
+}
+
+async fn list_groups(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        user_pool_id: String,
+    }
+    let request: Request = parse(input)?;
+    let groups = pool_of(identity, &request.user_pool_id)?.groups()?;
+    Ok(
+        json!({ "Groups": groups.iter().map(|group| group_type(&request.user_pool_id, group)).collect::<Vec<_>>() }),
+    )
 }
 
 fn group_type(pool_id: &str, group: &super::Group) -> Value {
