@@ -5,6 +5,11 @@
 //! A test binary of its own: the attack measures latency, which the other suites' tests running
 //! beside it would distort. For the same reason its tests take turns ([`one_at_a_time`]).
 
+#![allow(
+    unreachable_pub,
+    reason = "a test binary: its helpers are shared between its modules, never exported"
+)]
+
 #[path = "../it/support.rs"]
 #[allow(
     dead_code,

@@ -1,6 +1,11 @@
 //! Black-box tests of the `stratus` crate through its public surface: the ports, the function
 //! host, the HTTP listener and the `stratus` binary.
 
+#![allow(
+    unreachable_pub,
+    reason = "a test binary: its helpers are shared between its modules, never exported"
+)]
+
 mod architecture;
 mod authorizer;
 mod blobs;

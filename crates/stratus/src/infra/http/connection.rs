@@ -33,7 +33,7 @@ impl Arrivals {
 /// A client socket that counts the bytes it reads and fails a write that has made no progress
 /// for `send_timeout`.
 #[derive(Debug)]
-pub struct Watched<S> {
+pub(crate) struct Watched<S> {
     socket: S,
     arrivals: Arc<Arrivals>,
     send_timeout: Duration,
@@ -43,12 +43,12 @@ pub struct Watched<S> {
 }
 
 impl<S> Watched<S> {
-    pub fn new(socket: S, send_timeout: Duration, metrics: HttpMetrics) -> Self {
+    pub(crate) fn new(socket: S, send_timeout: Duration, metrics: HttpMetrics) -> Self {
         Self { socket, arrivals: Arc::default(), send_timeout, stalled: None, metrics }
     }
 
     /// The timer for hyper's header-read timeout on this connection.
-    pub fn head_timer(&self, header_timeout: Duration, idle_timeout: Duration) -> HeadTimer {
+    pub(crate) fn head_timer(&self, header_timeout: Duration, idle_timeout: Duration) -> HeadTimer {
         HeadTimer {
             arrivals: Arc::clone(&self.arrivals),
             header_timeout,
@@ -131,7 +131,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// hyper's timer for one connection. hyper asks it for a deadline each time it starts waiting
 /// for a request head, and closes the connection when that deadline fires.
 #[derive(Debug, Clone)]
-pub struct HeadTimer {
+pub(crate) struct HeadTimer {
     arrivals: Arc<Arrivals>,
     header_timeout: Duration,
     idle_timeout: Duration,

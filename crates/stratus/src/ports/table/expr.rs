@@ -320,7 +320,7 @@ pub enum UpdateError {
 }
 
 /// Checks that no two actions touch overlapping paths (DynamoDB refuses such updates).
-pub fn check_disjoint(actions: &[UpdateAction]) -> Result<(), UpdateError> {
+pub(crate) fn check_disjoint(actions: &[UpdateAction]) -> Result<(), UpdateError> {
     for (position, action) in actions.iter().enumerate() {
         for other in &actions[position + 1..] {
             if action.path().overlaps(other.path()) {
@@ -336,7 +336,7 @@ pub fn check_disjoint(actions: &[UpdateAction]) -> Result<(), UpdateError> {
 
 /// Applies `actions` to `item` in order; on error `item` may be partly changed, so callers
 /// apply to a copy.
-pub fn apply(item: &mut Item, actions: &[UpdateAction]) -> Result<(), UpdateError> {
+pub(crate) fn apply(item: &mut Item, actions: &[UpdateAction]) -> Result<(), UpdateError> {
     check_disjoint(actions)?;
     for action in actions {
         match action {
