@@ -20,7 +20,7 @@ use crate::ports::stream::StreamLog;
 use crate::services::functions::HostHealth;
 
 #[derive(Debug, Clone)]
-pub struct HealthState {
+pub(crate) struct HealthState {
     pub db: Arc<Database>,
     pub stream: Arc<StreamLog>,
     pub host: HostHealth,
@@ -29,12 +29,12 @@ pub struct HealthState {
 }
 
 #[derive(Debug, Clone)]
-pub struct MetricsState {
+pub(crate) struct MetricsState {
     pub registry: Arc<Registry>,
     pub access: MetricsAccess,
 }
 
-pub fn router(health: HealthState, metrics: MetricsState) -> Router {
+pub(crate) fn router(health: HealthState, metrics: MetricsState) -> Router {
     let health =
         Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(health);
     if metrics.access == MetricsAccess::Off {

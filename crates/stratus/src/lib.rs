@@ -12,7 +12,7 @@ pub mod services;
 
 pub mod app;
 pub mod cli;
-pub mod component;
+pub(crate) mod component;
 pub mod config;
-pub mod health;
+pub(crate) mod health;
 pub mod platform;

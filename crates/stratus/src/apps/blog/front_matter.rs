@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::{PostInput, PostStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrontMatterError {
+pub(crate) enum FrontMatterError {
     #[error("the file must start with a `---` line opening the front matter")]
     Missing,
     #[error("the front matter is not closed by a `---` line")]
@@ -44,7 +44,7 @@ struct Fields {
 }
 
 /// Parses a post file; `file_stem` names the slug when the front matter does not.
-pub fn parse(text: &str, file_stem: &str) -> Result<PostInput, FrontMatterError> {
+pub(crate) fn parse(text: &str, file_stem: &str) -> Result<PostInput, FrontMatterError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let rest = text
         .strip_prefix("---\n")

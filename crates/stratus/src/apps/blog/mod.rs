@@ -7,7 +7,7 @@ pub use config::BlogConfig;
 pub use install::install;
 
 pub mod api;
-pub mod front_matter;
+pub(crate) mod front_matter;
 mod markdown;
 pub mod site;
 pub mod store;

@@ -15,7 +15,7 @@ use super::metrics::Refusal;
 
 /// A client for connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Client(IpAddr);
+pub(crate) struct Client(IpAddr);
 
 impl From<IpAddr> for Client {
     fn from(address: IpAddr) -> Self {

@@ -2,12 +2,12 @@
 //! (`body`), RFC 9457 problems, small HTML pages, request ids and per-address limits — what every
 //! HTTP endpoint of the system shares. It depends on no component.
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod body;
 mod config;
 mod connection;
 mod limit;
-pub mod metrics;
+pub(crate) mod metrics;
 mod page;
 mod problem;
 mod request_id;

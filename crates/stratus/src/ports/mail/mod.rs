@@ -12,7 +12,7 @@ pub use config::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
 mod deduplicated;
 mod outbox;
 mod smtp;
-pub mod templates;
+pub(crate) mod templates;
 
 use std::fmt::Debug;
 

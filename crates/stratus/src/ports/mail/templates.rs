@@ -3,7 +3,7 @@
 use minijinja::Environment;
 
 /// An environment holding `templates` (name, source), compiled into the binary.
-pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'static> {
+pub(crate) fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'static> {
     let mut environment = Environment::new();
     environment.set_auto_escape_callback(|name| {
         if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }

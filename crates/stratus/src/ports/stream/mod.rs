@@ -7,7 +7,7 @@
 mod config;
 pub use config::{StartingPosition, StreamConfig};
 
-pub mod consumer;
+pub(crate) mod consumer;
 pub mod filter;
 
 use std::sync::Arc;

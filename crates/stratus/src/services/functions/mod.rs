@@ -7,7 +7,7 @@
 mod config;
 pub use config::FunctionsConfig;
 
-pub mod slots;
+pub(crate) mod slots;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

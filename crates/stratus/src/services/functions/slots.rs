@@ -130,7 +130,7 @@ impl Drop for Slot {
 
 /// Gauges and counters read from the pools at each scrape.
 #[derive(Debug)]
-pub struct PoolMetrics(pub Vec<Arc<Pool>>);
+pub(crate) struct PoolMetrics(pub Vec<Arc<Pool>>);
 
 impl Collector for PoolMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -196,7 +196,7 @@ impl PoolMetrics {
 /// How HTTP functions are invoked: in a slot of `pool`, waiting at most `queue_timeout` for
 /// it, and answered 504 after `timeout`.
 #[derive(Debug, Clone)]
-pub struct HttpInvoker {
+pub(crate) struct HttpInvoker {
     pub pool: Arc<Pool>,
     pub queue_timeout: Duration,
     pub timeout: Duration,
@@ -204,7 +204,11 @@ pub struct HttpInvoker {
 
 /// Middleware around an HTTP function (inside the body reader, which has read the request by
 /// now): `router.layer(axum::middleware::from_fn_with_state(invoker, invoke_http))`.
-pub async fn invoke_http(State(invoker): State<HttpInvoker>, request: Request, next: Next) -> Response {
+pub(crate) async fn invoke_http(
+    State(invoker): State<HttpInvoker>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(slot) = invoker.pool.acquire_within(invoker.queue_timeout).await else {
         invoker.pool.record_rejection();
         tracing::warn!(pool = invoker.pool.name, "no function slot came free; answering 503");

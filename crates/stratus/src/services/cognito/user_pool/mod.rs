@@ -15,7 +15,7 @@ mod model;
 pub mod operation;
 mod password;
 mod pool;
-pub mod protocol;
+pub(crate) mod protocol;
 mod store;
 mod throttle;
 mod totp;

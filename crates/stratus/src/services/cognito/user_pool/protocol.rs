@@ -31,7 +31,7 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The identity endpoint: mount it on the listener.
-pub fn router(identity: Arc<Identity>) -> Router {
+pub(crate) fn router(identity: Arc<Identity>) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
