@@ -133,7 +133,7 @@ async fn handle(
 ) -> Result<Value, IdentityError> {
     identity.throttle.request(peer.ip())?;
     let target = headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or_default();
-    let operation = target
+    let name = target
         .strip_prefix(TARGET_PREFIX)
         .ok_or_else(|| IdentityError::UnknownOperation(format!("Unknown target `{target}`")))?;
     let content_type =
@@ -150,7 +150,6 @@ async fn handle(
     if !input.is_object() {
         return Err(IdentityError::Serialization("The request body must be a JSON object".into()));
     }
-    let name = operation;
     let operation = Operation::parse(name)
         .ok_or_else(|| IdentityError::UnknownOperation(format!("Unknown operation {name}")))?;
     tracing::debug!(operation = name, "identity request");
