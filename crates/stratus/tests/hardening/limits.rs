@@ -77,6 +77,44 @@ async fn a_large_cognito_body_is_refused_after_reading_at_most_its_limit_and_one
     app.stop().await;
 }
 
+/// A client that writes its whole request before it reads (most do) must still get the answer
+/// to a body refused up front: the server reads and discards the rest instead of closing on it,
+/// which would reset the connection and lose the answer — but only for `linger_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_is_drained_so_the_client_reads_the_answer_but_not_for_longer_than_the_linger() {
+    let _turn = one_at_a_time().await;
+    let app =
+        TestApp::spawn_with(|config| config.server.linger_timeout = Duration::from_secs(1), |_| {}).await;
+    let body_bytes = 8 * 1024 * 1024;
+    let discarded_before = metric(&app, "stratus_http_discarded_bytes_total", "").await;
+
+    let mut stream = connect(address(&app)).await;
+    let declared = format!("content-length: {body_bytes}");
+    stream.write_all(&cognito_head("SignUp", &declared)).await.expect("head");
+    stream.write_all(&vec![b'a'; body_bytes]).await.expect("the whole body is taken, not reset");
+    let response = read_response(&mut stream).await.expect("the answer survives");
+    assert_eq!(response.status, 413);
+    assert_eq!(response.json()["__type"], "RequestEntityTooLargeException");
+    stream.shutdown().await.expect("done sending");
+    assert!(crate::raw::time_to_close(&mut stream, Duration::from_secs(5)).await.is_some());
+    let discarded = metric(&app, "stratus_http_discarded_bytes_total", "").await - discarded_before;
+    assert!(discarded >= (body_bytes - 1024 * 1024) as f64, "discarded {discarded} bytes");
+
+    // A client that never stops sending is cut off once the linger is over.
+    let (mut reader, mut writer) = connect(address(&app)).await.into_split();
+    writer.write_all(&cognito_head("SignUp", "content-length: 100000000000")).await.expect("head");
+    let endless = tokio::spawn(async move {
+        let chunk = vec![b'a'; 64 * 1024];
+        while writer.write_all(&chunk).await.is_ok() {}
+    });
+    assert_eq!(read_response(&mut reader).await.expect("response").status, 413);
+    let closed = crate::raw::time_to_close(&mut reader, Duration::from_secs(10)).await;
+    endless.await.expect("the writer stops when the server closes");
+    let closed = closed.expect("closed after the linger");
+    assert!(closed < Duration::from_secs(4), "closed after {closed:?}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_bodies_answer_in_each_protocols_shape() {
     let _turn = one_at_a_time().await;

@@ -19,6 +19,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use tokio::time::{Instant, Sleep};
 
+use super::connection::UnreadBody;
 use super::metrics::{HttpMetrics, Timeout};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -55,6 +56,9 @@ pub struct Paced<B> {
     /// Armed the first time the body has to wait for the client.
     timer: Option<Pin<Box<Sleep>>>,
     timed_out: bool,
+    /// Whether the body was read to its end.
+    finished: bool,
+    unread_body: UnreadBody,
     metrics: HttpMetrics,
 }
 
@@ -64,9 +68,19 @@ impl<B> std::fmt::Debug for Paced<B> {
     }
 }
 
-impl<B> Paced<B> {
-    pub fn new(inner: B, pace: BodyPace, metrics: HttpMetrics) -> Self {
-        Self { inner, pace, started: Instant::now(), received: 0, timer: None, timed_out: false, metrics }
+impl<B: http_body::Body> Paced<B> {
+    pub(crate) fn new(inner: B, pace: BodyPace, unread_body: UnreadBody, metrics: HttpMetrics) -> Self {
+        Self {
+            finished: inner.is_end_stream(),
+            inner,
+            pace,
+            started: Instant::now(),
+            received: 0,
+            timer: None,
+            timed_out: false,
+            unread_body,
+            metrics,
+        }
     }
 
     fn timeout(&self) -> BoxError {
@@ -94,13 +108,18 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
+                    this.finished = this.inner.is_end_stream();
                     if let Some(timer) = &mut this.timer {
                         timer.as_mut().reset(this.pace.deadline(this.started, this.received));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(other) => Poll::Ready(other.map(|frame| frame.map_err(Into::into))),
+            Poll::Ready(None) => {
+                this.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
             Poll::Pending => {
                 let deadline = this.pace.deadline(this.started, this.received);
                 let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -121,6 +140,16 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for Paced<B> {
+    /// A body refused before its end may still be on its way: the connection lingers before it
+    /// closes. One that was too slow does not: that client has had its time.
+    fn drop(&mut self) {
+        if !self.finished && !self.timed_out {
+            self.unread_body.left_unread();
+        }
     }
 }
 

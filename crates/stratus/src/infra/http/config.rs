@@ -31,6 +31,12 @@ pub struct ServerConfig {
     /// connection closed.
     #[serde(with = "humantime_serde")]
     pub send_timeout: Duration,
+    /// After answering a request whose body it did not read (a refusal), the server goes on
+    /// reading and discarding what the client still sends, for up to this long, before it
+    /// closes: closing on unread data resets the connection, and the client would lose the
+    /// answer (nginx's lingering close). Zero closes at once.
+    #[serde(with = "humantime_serde")]
+    pub linger_timeout: Duration,
     /// Connections open at once; beyond, a new connection is answered 503 and closed. Lowered
     /// at start-up to what the process's file descriptor limit allows.
     pub max_connections: usize,
@@ -65,6 +71,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(10),
             body_min_rate: 1024,
             send_timeout: Duration::from_secs(30),
+            linger_timeout: Duration::from_secs(5),
             max_connections: 4096,
             max_connections_per_address: 256,
             shutdown_grace: Duration::from_secs(10),

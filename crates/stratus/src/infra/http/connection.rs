@@ -1,5 +1,6 @@
-//! One client connection's clocks. [`Watched`] wraps the socket: it counts what arrives and
-//! gives up on a response the client has stopped reading. [`HeadTimer`] is the timer hyper runs
+//! One client connection's clocks. [`Watched`] wraps the socket: it counts what arrives, gives
+//! up on a response the client has stopped reading, and closes with a lingering close when a
+//! request body was left unread. [`HeadTimer`] is the timer hyper runs
 //! while it waits for a request head, made to tell an idle keep-alive connection (which may
 //! wait `idle_timeout`) from a head that has begun to arrive (which must finish within
 //! `header_timeout` of its first byte). A new connection's first head gets `header_timeout` from
@@ -24,6 +25,23 @@ struct Arrivals {
     bytes: AtomicU64,
 }
 
+/// Set by a request body dropped before its end ([`super::body::Paced`]): the client may still
+/// be sending it, so the connection must not simply close. Closing a socket with unread data
+/// sends a reset, and a reset makes the client's kernel discard the answer before the client
+/// has read it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UnreadBody(Arc<AtomicBool>);
+
+impl UnreadBody {
+    pub(crate) fn left_unread(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 impl Arrivals {
     fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
@@ -39,12 +57,35 @@ pub(crate) struct Watched<S> {
     send_timeout: Duration,
     /// Set while a write waits for the client to read.
     stalled: Option<Pin<Box<Sleep>>>,
+    unread_body: UnreadBody,
+    linger_timeout: Duration,
+    /// Set once the write side is shut and the unread rest is being drained, until then.
+    lingering: Option<Pin<Box<Sleep>>>,
     metrics: HttpMetrics,
 }
 
 impl<S> Watched<S> {
-    pub(crate) fn new(socket: S, send_timeout: Duration, metrics: HttpMetrics) -> Self {
-        Self { socket, arrivals: Arc::default(), send_timeout, stalled: None, metrics }
+    pub(crate) fn new(
+        socket: S,
+        send_timeout: Duration,
+        linger_timeout: Duration,
+        metrics: HttpMetrics,
+    ) -> Self {
+        Self {
+            socket,
+            arrivals: Arc::default(),
+            send_timeout,
+            stalled: None,
+            unread_body: UnreadBody::default(),
+            linger_timeout,
+            lingering: None,
+            metrics,
+        }
+    }
+
+    /// The flag this connection's request bodies set when they are dropped unread.
+    pub(crate) fn unread_body(&self) -> UnreadBody {
+        self.unread_body.clone()
     }
 
     /// The timer for hyper's header-read timeout on this connection.
@@ -96,7 +137,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.socket).poll_write(cx, data);
@@ -123,8 +164,39 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         this.progressed(result, cx)
     }
 
+    /// Shuts the write side (the client sees the answer end), then, if a body was left
+    /// unread, reads and discards until the client closes, fails, or `linger_timeout` passes.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.lingering.is_none() {
+            std::task::ready!(Pin::new(&mut this.socket).poll_shutdown(cx))?;
+            if !this.unread_body.is_set() || this.linger_timeout.is_zero() {
+                return Poll::Ready(Ok(()));
+            }
+            this.lingering = Some(Box::pin(tokio::time::sleep(this.linger_timeout)));
+        }
+        this.poll_drain(cx)
+    }
+}
+
+impl<S: AsyncRead + Unpin> Watched<S> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            // Checked on every round: a fast client must not keep the drain going past its time.
+            if self.lingering.as_mut().is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready()) {
+                tracing::debug!("client still sending after the linger timeout; closing");
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.socket).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => self.metrics.discarded(buf.filled().len()),
+                // The client hung up: there is nobody left to reset.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -57,6 +57,7 @@ impl Refusal {
 #[derive(Debug, Clone, Default)]
 pub struct HttpMetrics {
     received_bytes: Counter,
+    discarded_bytes: Counter,
     timeouts: Family<Labels, Counter>,
     refused: Family<Labels, Counter>,
 }
@@ -67,6 +68,11 @@ impl HttpMetrics {
             "http_received_bytes",
             "Bytes read from client connections",
             self.received_bytes.clone(),
+        );
+        registry.register(
+            "http_discarded_bytes",
+            "Bytes of unread request bodies drained and thrown away after their answer, before closing",
+            self.discarded_bytes.clone(),
         );
         registry.register(
             "http_timeouts",
@@ -82,6 +88,10 @@ impl HttpMetrics {
 
     pub fn received(&self, bytes: usize) {
         self.received_bytes.inc_by(bytes as u64);
+    }
+
+    pub fn discarded(&self, bytes: usize) {
+        self.discarded_bytes.inc_by(bytes as u64);
     }
 
     pub fn timed_out(&self, kind: Timeout) {

@@ -142,11 +142,13 @@ impl Connection {
         if let Err(error) = socket.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let io = Watched::new(socket, config.send_timeout, metrics.clone());
+        let io = Watched::new(socket, config.send_timeout, config.linger_timeout, metrics.clone());
+        let unread_body = io.unread_body();
         http.timer(io.head_timer(config.header_read_timeout, config.idle_timeout));
         let pace = BodyPace { initial: config.body_timeout, min_rate: config.body_min_rate };
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(|body| Body::new(Paced::new(body, pace, metrics.clone())));
+            let mut request =
+                request.map(|body| Body::new(Paced::new(body, pace, unread_body.clone(), metrics.clone())));
             request.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(request)
         });
