@@ -1,7 +1,7 @@
 //! Cognito's ListUsers filter syntax: `attribute = "value"` or `attribute ^= "prefix"`.
 
-use super::IdentityError;
 use super::model::UserRecord;
+use super::{IdentityError, Invalid};
 
 /// A parsed ListUsers filter: `attribute = "value"` or `attribute ^= "prefix"`.
 pub(super) struct UserFilter {
@@ -25,7 +25,7 @@ impl UserFilter {
 }
 
 pub(super) fn parse_filter(text: &str) -> Result<UserFilter, IdentityError> {
-    let invalid = || IdentityError::InvalidParameter(format!("Invalid search filter: {text}"));
+    let invalid = || IdentityError::InvalidParameter(Invalid::Filter(text.to_owned()));
     let (attribute, prefix, rest) = if let Some((attribute, rest)) = text.split_once("^=") {
         (attribute, true, rest)
     } else if let Some((attribute, rest)) = text.split_once('=') {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::pool::PoolDeps;
 use super::{Identity, IdentityConfig, IdentityError, Throttle, UserPool, operator_credentials, store};
 use crate::platform::Platform;
 
@@ -16,19 +17,18 @@ impl Identity {
         let operator =
             operator_credentials(config, platform.stage_dir()).map_err(IdentityError::OperatorCredentials)?;
         store::migrate(&platform.db)?;
-        let mut pools = Vec::new();
-        for (name, pool_config) in &config.pools {
-            let pool = UserPool::open(
-                name,
-                pool_config,
-                platform.region(),
-                public_url,
-                Arc::clone(&platform.db),
-                Arc::clone(&platform.mailer),
-                Arc::clone(&platform.clock),
-            )?;
-            pools.push(Arc::new(pool));
-        }
+        let deps = PoolDeps {
+            db: Arc::clone(&platform.db),
+            mailer: Arc::clone(&platform.mailer),
+            clock: Arc::clone(&platform.clock),
+            region: platform.region().to_owned(),
+            public_url: public_url.to_owned(),
+        };
+        let pools = config
+            .pools
+            .iter()
+            .map(|(name, pool_config)| UserPool::open(name, pool_config, &deps).map(Arc::new))
+            .collect::<Result<_, _>>()?;
         Ok(Self { pools, throttle: Throttle::new(config), operator, clock: Arc::clone(&platform.clock) })
     }
 }

@@ -4,6 +4,7 @@
 use minijinja::{Environment, context};
 
 use super::IdentityError;
+use super::model::CodePurpose;
 use crate::ports::mail::Email;
 
 pub(crate) struct CodeEmail<'a> {
@@ -12,13 +13,7 @@ pub(crate) struct CodeEmail<'a> {
     pub username: &'a str,
     pub code: &'a str,
     pub pool_name: &'a str,
-    pub purpose: Purpose,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    VerifyEmail,
-    ResetPassword,
+    pub purpose: CodePurpose,
 }
 
 fn environment() -> Environment<'static> {
@@ -30,10 +25,10 @@ fn environment() -> Environment<'static> {
 
 pub(crate) fn render(email: &CodeEmail<'_>) -> Result<Email, IdentityError> {
     let (subject, intro, valid_for) = match email.purpose {
-        Purpose::VerifyEmail => {
+        CodePurpose::VerifyEmail => {
             ("Your verification code", "Use this code to confirm your email address:", "24 hours")
         }
-        Purpose::ResetPassword => {
+        CodePurpose::ResetPassword => {
             ("Your password reset code", "Use this code to choose a new password:", "1 hour")
         }
     };

@@ -8,6 +8,7 @@
 mod config;
 pub use config::{ClientConfig, IdentityConfig, PasswordPolicy, PoolConfig};
 
+mod error;
 mod filter;
 mod install;
 mod mailing;
@@ -23,116 +24,17 @@ mod verifier;
 
 use std::sync::Arc;
 
-pub use model::{AdminCreateUser, AuthOutcome, CodeDelivery, Group, Tokens, UserRecord, UserStatus};
+pub use error::{Denied, IdentityError, Invalid};
+pub use model::{
+    AdminCreateUser, AuthFlow, AuthOutcome, Challenge, CodeDelivery, CodePurpose, Group, Tokens, UserRecord,
+    UserStatus,
+};
 pub use pool::UserPool;
 pub use throttle::Throttle;
 
 use crate::infra::clock::Clock;
-use crate::infra::sqlite::DbError;
 use crate::services::cognito::authorizer::AccessTokenVerifier;
-use crate::services::cognito::tokens::{self, unverified_issuer};
-
-/// Errors in Cognito's vocabulary: each maps to the `__type` a Cognito client expects.
-#[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    #[error("{0}")]
-    UsernameExists(String),
-    #[error("Invalid verification code provided, please try again.")]
-    CodeMismatch,
-    #[error("Invalid code provided, please request a code again.")]
-    ExpiredCode,
-    #[error("{0}")]
-    NotAuthorized(String),
-    #[error("User is not confirmed.")]
-    UserNotConfirmed,
-    #[error("{0}")]
-    InvalidPassword(String),
-    #[error("{0}")]
-    InvalidParameter(String),
-    #[error("Too many requests, please try again later.")]
-    TooManyRequests,
-    #[error("{0}")]
-    LimitExceeded(String),
-    #[error("{0}")]
-    ResourceNotFound(String),
-    #[error("User does not exist.")]
-    UserNotFound,
-    #[error("A group with the name {0} already exists.")]
-    GroupExists(String),
-    #[error("{0}")]
-    EnableSoftwareTokenMfa(String),
-    #[error("Password reset required for the user")]
-    PasswordResetRequired,
-    #[error("{0}")]
-    UnknownOperation(String),
-    #[error("{0}")]
-    Serialization(String),
-    #[error("{0}")]
-    MissingAuthenticationToken(String),
-    #[error("{0}")]
-    InvalidSignature(String),
-    #[error("{0}")]
-    UnrecognizedClient(String),
-    #[error("internal error")]
-    Storage(#[from] DbError),
-    #[error("internal error")]
-    Keys(#[from] tokens::KeyError),
-    #[error("internal error")]
-    Mail(#[from] crate::ports::mail::MailError),
-    #[error("internal error")]
-    Template(#[from] minijinja::Error),
-    #[error("internal error")]
-    Worker(#[source] tokio::task::JoinError),
-    #[error("internal error")]
-    Password(#[from] password::PasswordError),
-    #[error("cannot read or create the operator credentials")]
-    OperatorCredentials(#[source] std::io::Error),
-}
-
-impl From<rusqlite::Error> for IdentityError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Storage(DbError::Sqlite(error))
-    }
-}
-
-impl IdentityError {
-    /// The `__type` of the error in Cognito's JSON protocol.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::UsernameExists(_) => "UsernameExistsException",
-            Self::CodeMismatch => "CodeMismatchException",
-            Self::ExpiredCode => "ExpiredCodeException",
-            Self::NotAuthorized(_) => "NotAuthorizedException",
-            Self::UserNotConfirmed => "UserNotConfirmedException",
-            Self::InvalidPassword(_) => "InvalidPasswordException",
-            Self::InvalidParameter(_) => "InvalidParameterException",
-            Self::TooManyRequests => "TooManyRequestsException",
-            Self::LimitExceeded(_) => "LimitExceededException",
-            Self::ResourceNotFound(_) => "ResourceNotFoundException",
-            Self::UserNotFound => "UserNotFoundException",
-            Self::GroupExists(_) => "GroupExistsException",
-            Self::EnableSoftwareTokenMfa(_) => "EnableSoftwareTokenMFAException",
-            Self::PasswordResetRequired => "PasswordResetRequiredException",
-            Self::UnknownOperation(_) => "UnknownOperationException",
-            Self::Serialization(_) => "SerializationException",
-            Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
-            Self::InvalidSignature(_) => "InvalidSignatureException",
-            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
-            Self::Storage(_)
-            | Self::Keys(_)
-            | Self::Mail(_)
-            | Self::Template(_)
-            | Self::Worker(_)
-            | Self::Password(_)
-            | Self::OperatorCredentials(_) => "InternalErrorException",
-        }
-    }
-
-    /// True for failures of Stratus rather than of the request.
-    pub fn is_internal(&self) -> bool {
-        self.type_name() == "InternalErrorException"
-    }
-}
+use crate::services::cognito::tokens::unverified_issuer;
 
 /// Every user pool of the stage, by id and by app client id.
 #[derive(Debug)]
@@ -173,7 +75,7 @@ impl Identity {
         self.pools
             .iter()
             .find(|pool| pool.id() == pool_id)
-            .ok_or_else(|| IdentityError::ResourceNotFound(format!("User pool {pool_id} does not exist.")))
+            .ok_or_else(|| IdentityError::PoolNotFound(pool_id.to_owned()))
     }
 
     pub fn pool_named(&self, name: &str) -> Option<&Arc<UserPool>> {
@@ -182,19 +84,17 @@ impl Identity {
 
     /// The pool an app client belongs to.
     pub fn pool_for_client(&self, client_id: &str) -> Result<&Arc<UserPool>, IdentityError> {
-        self.pools.iter().find(|pool| pool.has_client(client_id)).ok_or_else(|| {
-            IdentityError::ResourceNotFound(format!("User pool client {client_id} does not exist."))
-        })
+        self.pools
+            .iter()
+            .find(|pool| pool.has_client(client_id))
+            .ok_or_else(|| IdentityError::ClientNotFound(client_id.to_owned()))
     }
 
     /// The pool that issued an access token (by its `iss`), for operations that take one.
     pub fn pool_for_token(&self, access_token: &str) -> Result<&Arc<UserPool>, IdentityError> {
-        let issuer = unverified_issuer(access_token)
-            .ok_or_else(|| IdentityError::NotAuthorized("Invalid Access Token".into()))?;
-        self.pools
-            .iter()
-            .find(|pool| pool.issuer() == issuer)
-            .ok_or_else(|| IdentityError::NotAuthorized("Invalid Access Token".into()))
+        let invalid = || IdentityError::NotAuthorized(Denied::InvalidAccessToken);
+        let issuer = unverified_issuer(access_token).ok_or_else(invalid)?;
+        self.pools.iter().find(|pool| pool.issuer() == issuer).ok_or_else(invalid)
     }
 
     pub fn operator(&self) -> &OperatorCredentials {

@@ -1,6 +1,6 @@
-//! A user pool's model: user statuses, the records operations return, and what they are asked.
-//! It depends on nothing else in the pool, so the store, the filters and the operations can all
-//! use it.
+//! A user pool's model: user statuses, authentication flows and challenges, code purposes, the
+//! records operations return, and what they are asked. It depends on nothing else in the pool,
+//! so the store, the filters, the operations and the wire protocol can all use it.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +27,76 @@ impl UserStatus {
         [Self::Unconfirmed, Self::Confirmed, Self::ForceChangePassword, Self::ResetRequired]
             .into_iter()
             .find(|status| status.as_str() == text)
+    }
+}
+
+/// What a one-time code sent by email is for. Each user holds at most one code per purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    /// Confirms the address given at sign-up (24 h).
+    VerifyEmail,
+    /// Lets a user who forgot their password choose a new one (1 h).
+    ResetPassword,
+}
+
+impl CodePurpose {
+    /// The name it is stored under.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "signup",
+            Self::ResetPassword => "reset",
+        }
+    }
+
+    /// Seconds a code stays valid.
+    pub(super) fn validity(self) -> i64 {
+        match self {
+            Self::VerifyEmail => 24 * 3600,
+            Self::ResetPassword => 3600,
+        }
+    }
+}
+
+/// The sign-in flows of `InitiateAuth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFlow {
+    UserPassword,
+    RefreshToken,
+}
+
+impl AuthFlow {
+    /// The flow an `AuthFlow` parameter names; `None` for flows this pool does not offer.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "USER_PASSWORD_AUTH" => Some(Self::UserPassword),
+            "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => Some(Self::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// A step a sign-in must pass before tokens are issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// The user signs in with a temporary password and must choose their own.
+    NewPasswordRequired,
+    /// The user has TOTP MFA and must give a code from their authenticator.
+    SoftwareTokenMfa,
+}
+
+impl Challenge {
+    const ALL: [Self; 2] = [Self::NewPasswordRequired, Self::SoftwareTokenMfa];
+
+    /// Cognito's `ChallengeName`, also the stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewPasswordRequired => "NEW_PASSWORD_REQUIRED",
+            Self::SoftwareTokenMfa => "SOFTWARE_TOKEN_MFA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|challenge| challenge.as_str() == name)
     }
 }
 
@@ -74,7 +144,7 @@ pub struct Tokens {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
     Authenticated(Tokens),
-    Challenge { name: &'static str, session: String, username: String },
+    Challenge { challenge: Challenge, session: String, username: String },
 }
 
 /// What an operator asks for when creating a user.

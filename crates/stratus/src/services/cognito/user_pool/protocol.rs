@@ -19,10 +19,12 @@ use tower_http::cors::{Any, CorsLayer};
 use tracing::Instrument as _;
 
 use crate::infra::http::body::{BodyLimit, BodyRefusal, read_whole_body};
+use crate::infra::sigv4::{self, SignatureError, SignedRequest};
 
 use super::operation::{Operation, OperatorOperation, PublicOperation};
 use super::{
-    AdminCreateUser, AuthOutcome, CodeDelivery, Identity, IdentityError, Tokens, UserPool, UserRecord,
+    AdminCreateUser, AuthFlow, AuthOutcome, Challenge, CodeDelivery, Identity, IdentityError, Tokens,
+    UserPool, UserRecord,
 };
 
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
@@ -90,7 +92,86 @@ fn cacheable(document: Value) -> Response {
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(document)).into_response()
 }
 
-fn error_response(error: &IdentityError) -> Response {
+/// Why a request failed: the pool refused it, or it is not a request this protocol can read.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error(transparent)]
+    Pool(#[from] IdentityError),
+    #[error("Unknown target `{0}`")]
+    UnknownTarget(String),
+    #[error("Unknown operation {0}")]
+    UnknownOperation(String),
+    #[error("Content-Type must be {CONTENT_TYPE}")]
+    ContentType,
+    #[error("Malformed JSON: {0}")]
+    MalformedJson(serde_json::Error),
+    #[error("The request body must be a JSON object")]
+    NotAnObject,
+    #[error("1 validation error detected: {0}")]
+    Validation(serde_json::Error),
+    #[error("Missing required parameter {0}")]
+    MissingParameter(&'static str),
+    #[error("AuthFlow {0} is not supported by this user pool")]
+    UnsupportedAuthFlow(String),
+    #[error("ChallengeName {0} is not supported")]
+    UnsupportedChallenge(String),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+impl RequestError {
+    fn is_internal(&self) -> bool {
+        matches!(self, Self::Pool(error) if error.is_internal())
+    }
+
+    /// The `__type` a Cognito client expects.
+    fn type_name(&self) -> &'static str {
+        match self {
+            Self::Pool(error) => pool_error_type(error),
+            Self::UnknownTarget(_) | Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::ContentType | Self::MalformedJson(_) | Self::NotAnObject => "SerializationException",
+            Self::Validation(_)
+            | Self::MissingParameter(_)
+            | Self::UnsupportedAuthFlow(_)
+            | Self::UnsupportedChallenge(_) => "InvalidParameterException",
+            Self::Signature(SignatureError::Missing) => "MissingAuthenticationTokenException",
+            Self::Signature(SignatureError::UnknownAccessKey) => "UnrecognizedClientException",
+            Self::Signature(_) => "InvalidSignatureException",
+        }
+    }
+}
+
+fn pool_error_type(error: &IdentityError) -> &'static str {
+    match error {
+        IdentityError::UsernameExists => "UsernameExistsException",
+        IdentityError::CodeMismatch => "CodeMismatchException",
+        IdentityError::ExpiredCode => "ExpiredCodeException",
+        IdentityError::CodeAttemptsExceeded => "LimitExceededException",
+        IdentityError::NotAuthorized(_) => "NotAuthorizedException",
+        IdentityError::UserNotConfirmed => "UserNotConfirmedException",
+        IdentityError::PasswordResetRequired => "PasswordResetRequiredException",
+        IdentityError::InvalidPassword(_) => "InvalidPasswordException",
+        IdentityError::InvalidParameter(_) => "InvalidParameterException",
+        IdentityError::TooManyRequests => "TooManyRequestsException",
+        IdentityError::PoolNotFound(_) | IdentityError::ClientNotFound(_) | IdentityError::GroupNotFound => {
+            "ResourceNotFoundException"
+        }
+        IdentityError::UserNotFound => "UserNotFoundException",
+        IdentityError::GroupExists(_) => "GroupExistsException",
+        IdentityError::SoftwareTokenNotAssociated | IdentityError::SoftwareTokenMismatch => {
+            "EnableSoftwareTokenMFAException"
+        }
+        IdentityError::Storage(_)
+        | IdentityError::Keys(_)
+        | IdentityError::Mail(_)
+        | IdentityError::Template(_)
+        | IdentityError::Worker(_)
+        | IdentityError::Password(_)
+        | IdentityError::OperatorCredentials(_) => "InternalErrorException",
+    }
+}
+
+fn error_response(error: &RequestError) -> Response {
     if error.is_internal() {
         tracing::error!(error = %crate::infra::telemetry::error_chain(error), "identity request failed");
     }
@@ -130,28 +211,25 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Value, IdentityError> {
+) -> Result<Value, RequestError> {
     identity.throttle.request(peer.ip())?;
     let target = headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or_default();
-    let name = target
-        .strip_prefix(TARGET_PREFIX)
-        .ok_or_else(|| IdentityError::UnknownOperation(format!("Unknown target `{target}`")))?;
+    let name =
+        target.strip_prefix(TARGET_PREFIX).ok_or_else(|| RequestError::UnknownTarget(target.to_owned()))?;
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with(CONTENT_TYPE) && !content_type.starts_with("application/json") {
-        return Err(IdentityError::Serialization(format!("Content-Type must be {CONTENT_TYPE}")));
+        return Err(RequestError::ContentType);
     }
     let input: Value = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| IdentityError::Serialization(format!("Malformed JSON: {e}")))?
+        serde_json::from_slice(body).map_err(RequestError::MalformedJson)?
     };
     if !input.is_object() {
-        return Err(IdentityError::Serialization("The request body must be a JSON object".into()));
+        return Err(RequestError::NotAnObject);
     }
-    let operation = Operation::parse(name)
-        .ok_or_else(|| IdentityError::UnknownOperation(format!("Unknown operation {name}")))?;
+    let operation = Operation::parse(name).ok_or_else(|| RequestError::UnknownOperation(name.to_owned()))?;
     tracing::debug!(operation = name, "identity request");
     let span = tracing::info_span!("cognito", operation = name);
     match operation {
@@ -169,8 +247,8 @@ fn check_operator(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), IdentityError> {
-    let request = crate::infra::sigv4::SignedRequest {
+) -> Result<(), RequestError> {
+    let request = SignedRequest {
         method: method.as_str(),
         path: uri.path(),
         query: uri.query().unwrap_or_default(),
@@ -181,21 +259,8 @@ fn check_operator(
         body,
     };
     let operator = identity.operator();
-    crate::infra::sigv4::verify(
-        &request,
-        &operator.access_key_id,
-        &operator.secret_access_key,
-        identity.now(),
-    )
-    .map_err(|error| match error {
-        crate::infra::sigv4::SignatureError::Missing => {
-            IdentityError::MissingAuthenticationToken(error.to_string())
-        }
-        crate::infra::sigv4::SignatureError::UnknownAccessKey => {
-            IdentityError::UnrecognizedClient(error.to_string())
-        }
-        _ => IdentityError::InvalidSignature(error.to_string()),
-    })
+    sigv4::verify(&request, &operator.access_key_id, &operator.secret_access_key, identity.now())?;
+    Ok(())
 }
 
 /// The pool of an app client, after counting one sign-in or code attempt for `username`.
@@ -203,15 +268,14 @@ fn attempt_pool<'a>(
     identity: &'a Identity,
     client_id: &str,
     username: &str,
-) -> Result<&'a Arc<UserPool>, IdentityError> {
+) -> Result<&'a Arc<UserPool>, RequestError> {
     let pool = identity.pool_for_client(client_id)?;
     identity.throttle.attempt(pool.id(), username)?;
     Ok(pool)
 }
 
-fn parse<T: DeserializeOwned>(input: Value) -> Result<T, IdentityError> {
-    serde_json::from_value(input)
-        .map_err(|e| IdentityError::InvalidParameter(format!("1 validation error detected: {e}")))
+fn parse<T: DeserializeOwned>(input: Value) -> Result<T, RequestError> {
+    serde_json::from_value(input).map_err(RequestError::Validation)
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,8 +314,8 @@ fn authentication_result(tokens: &Tokens) -> Value {
 fn auth_outcome(outcome: &AuthOutcome) -> Value {
     match outcome {
         AuthOutcome::Authenticated(tokens) => authentication_result(tokens),
-        AuthOutcome::Challenge { name, session, username } => json!({
-            "ChallengeName": name,
+        AuthOutcome::Challenge { challenge, session, username } => json!({
+            "ChallengeName": challenge.as_str(),
             "Session": session,
             "ChallengeParameters": { "USER_ID_FOR_SRP": username, "userAttributes": "{}", "requiredAttributes": "[]" },
         }),
@@ -279,10 +343,8 @@ fn mfa_settings(user: &UserRecord) -> (Value, Value) {
     }
 }
 
-fn required(map: &BTreeMap<String, String>, name: &str) -> Result<String, IdentityError> {
-    map.get(name)
-        .cloned()
-        .ok_or_else(|| IdentityError::InvalidParameter(format!("Missing required parameter {name}")))
+fn required(map: &BTreeMap<String, String>, name: &'static str) -> Result<String, RequestError> {
+    map.get(name).cloned().ok_or(RequestError::MissingParameter(name))
 }
 
 /// Request shapes several operations share.
@@ -315,20 +377,16 @@ struct Membership {
 }
 
 /// The pool that issued an access token.
-fn by_token(identity: &Identity, token: &str) -> Result<Arc<UserPool>, IdentityError> {
-    identity.pool_for_token(token).map(Arc::clone)
+fn by_token(identity: &Identity, token: &str) -> Result<Arc<UserPool>, RequestError> {
+    Ok(identity.pool_for_token(token).map(Arc::clone)?)
 }
 
-fn pool_of(identity: &Identity, id: &str) -> Result<Arc<UserPool>, IdentityError> {
-    identity.pool(id).map(Arc::clone)
+fn pool_of(identity: &Identity, id: &str) -> Result<Arc<UserPool>, RequestError> {
+    Ok(identity.pool(id).map(Arc::clone)?)
 }
 
 /// One handler per operation: the request's shape, the pool's call, the response's shape.
-async fn route(
-    identity: &Identity,
-    operation: PublicOperation,
-    input: Value,
-) -> Result<Value, IdentityError> {
+async fn route(identity: &Identity, operation: PublicOperation, input: Value) -> Result<Value, RequestError> {
     match operation {
         PublicOperation::SignUp => sign_up(identity, input).await,
         PublicOperation::ConfirmSignUp => confirm_sign_up(identity, input).await,
@@ -349,7 +407,7 @@ async fn route(
     }
 }
 
-async fn sign_up(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn sign_up(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -372,7 +430,7 @@ async fn sign_up(identity: &Identity, input: Value) -> Result<Value, IdentityErr
     Ok(json!({ "UserConfirmed": false, "UserSub": sub, "CodeDeliveryDetails": delivery(&details) }))
 }
 
-async fn confirm_sign_up(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn confirm_sign_up(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -386,14 +444,14 @@ async fn confirm_sign_up(identity: &Identity, input: Value) -> Result<Value, Ide
     Ok(json!({}))
 }
 
-async fn resend_confirmation_code(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn resend_confirmation_code(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: ClientUser = parse(input)?;
     let pool = attempt_pool(identity, &request.client_id, &request.username)?;
     let details = pool.resend_confirmation_code(&request.client_id, &request.username).await?;
     Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
 }
 
-async fn initiate_auth(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn initiate_auth(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -404,24 +462,23 @@ async fn initiate_auth(identity: &Identity, input: Value) -> Result<Value, Ident
     }
     let request: Request = parse(input)?;
     let pool = identity.pool_for_client(&request.client_id)?;
-    match request.auth_flow.as_str() {
-        "USER_PASSWORD_AUTH" => {
+    let flow =
+        AuthFlow::parse(&request.auth_flow).ok_or(RequestError::UnsupportedAuthFlow(request.auth_flow))?;
+    match flow {
+        AuthFlow::UserPassword => {
             let username = required(&request.auth_parameters, "USERNAME")?;
             let password = required(&request.auth_parameters, "PASSWORD")?;
             identity.throttle.attempt(pool.id(), &username)?;
             Ok(auth_outcome(&pool.password_auth(&request.client_id, &username, &password).await?))
         }
-        "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
+        AuthFlow::RefreshToken => {
             let token = required(&request.auth_parameters, "REFRESH_TOKEN")?;
             Ok(authentication_result(&pool.refresh(&request.client_id, &token).await?))
         }
-        other => Err(IdentityError::InvalidParameter(format!(
-            "AuthFlow {other} is not supported by this user pool"
-        ))),
     }
 }
 
-async fn respond_to_auth_challenge(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn respond_to_auth_challenge(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -435,31 +492,32 @@ async fn respond_to_auth_challenge(identity: &Identity, input: Value) -> Result<
     let pool = identity.pool_for_client(&request.client_id)?;
     let username = required(&request.challenge_responses, "USERNAME")?;
     identity.throttle.attempt(pool.id(), &username)?;
-    match request.challenge_name.as_str() {
-        "SOFTWARE_TOKEN_MFA" => {
+    let challenge = Challenge::parse(&request.challenge_name)
+        .ok_or(RequestError::UnsupportedChallenge(request.challenge_name))?;
+    match challenge {
+        Challenge::SoftwareTokenMfa => {
             let code = required(&request.challenge_responses, "SOFTWARE_TOKEN_MFA_CODE")?;
             Ok(authentication_result(
                 &pool.respond_mfa(&request.client_id, &request.session, &username, &code).await?,
             ))
         }
-        "NEW_PASSWORD_REQUIRED" => {
+        Challenge::NewPasswordRequired => {
             let password = required(&request.challenge_responses, "NEW_PASSWORD")?;
             let outcome =
                 pool.respond_new_password(&request.client_id, &request.session, &username, &password).await?;
             Ok(auth_outcome(&outcome))
         }
-        other => Err(IdentityError::InvalidParameter(format!("ChallengeName {other} is not supported"))),
     }
 }
 
-async fn associate_software_token(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn associate_software_token(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: AccessTokenOnly = parse(input)?;
     let secret =
         by_token(identity, &request.access_token)?.associate_software_token(&request.access_token).await?;
     Ok(json!({ "SecretCode": secret }))
 }
 
-async fn verify_software_token(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn verify_software_token(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -474,7 +532,7 @@ async fn verify_software_token(identity: &Identity, input: Value) -> Result<Valu
     Ok(json!({ "Status": "SUCCESS" }))
 }
 
-async fn set_user_mfa_preference(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn set_user_mfa_preference(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Settings {
@@ -493,7 +551,7 @@ async fn set_user_mfa_preference(identity: &Identity, input: Value) -> Result<Va
     Ok(json!({}))
 }
 
-async fn get_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn get_user(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: AccessTokenOnly = parse(input)?;
     let user = by_token(identity, &request.access_token)?.get_user(&request.access_token).await?;
     let (preferred, list) = mfa_settings(&user);
@@ -507,7 +565,7 @@ async fn get_user(identity: &Identity, input: Value) -> Result<Value, IdentityEr
     Ok(body)
 }
 
-async fn update_user_attributes(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn update_user_attributes(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -520,7 +578,7 @@ async fn update_user_attributes(identity: &Identity, input: Value) -> Result<Val
     Ok(json!({ "CodeDeliveryDetailsList": [] }))
 }
 
-async fn change_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn change_password(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -537,14 +595,14 @@ async fn change_password(identity: &Identity, input: Value) -> Result<Value, Ide
     Ok(json!({}))
 }
 
-async fn forgot_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn forgot_password(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: ClientUser = parse(input)?;
     let pool = attempt_pool(identity, &request.client_id, &request.username)?;
     let details = pool.forgot_password(&request.client_id, &request.username).await?;
     Ok(json!({ "CodeDeliveryDetails": delivery(&details) }))
 }
 
-async fn confirm_forgot_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn confirm_forgot_password(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -565,13 +623,13 @@ async fn confirm_forgot_password(identity: &Identity, input: Value) -> Result<Va
     Ok(json!({}))
 }
 
-async fn global_sign_out(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn global_sign_out(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: AccessTokenOnly = parse(input)?;
     by_token(identity, &request.access_token)?.global_sign_out(&request.access_token).await?;
     Ok(json!({}))
 }
 
-async fn revoke_token(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn revoke_token(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -583,7 +641,7 @@ async fn revoke_token(identity: &Identity, input: Value) -> Result<Value, Identi
     Ok(json!({}))
 }
 
-async fn delete_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn delete_user(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: AccessTokenOnly = parse(input)?;
     by_token(identity, &request.access_token)?.delete_user(&request.access_token).await?;
     Ok(json!({}))
@@ -593,7 +651,7 @@ async fn route_admin(
     identity: &Identity,
     operation: OperatorOperation,
     input: Value,
-) -> Result<Value, IdentityError> {
+) -> Result<Value, RequestError> {
     match operation {
         OperatorOperation::AdminCreateUser => admin_create_user(identity, input).await,
         OperatorOperation::AdminSetUserPassword => admin_set_user_password(identity, input).await,
@@ -609,7 +667,7 @@ async fn route_admin(
     }
 }
 
-async fn admin_create_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn admin_create_user(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -630,7 +688,7 @@ async fn admin_create_user(identity: &Identity, input: Value) -> Result<Value, I
     Ok(json!({ "User": user_type(&user) }))
 }
 
-async fn admin_set_user_password(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn admin_set_user_password(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -647,7 +705,7 @@ async fn admin_set_user_password(identity: &Identity, input: Value) -> Result<Va
     Ok(json!({}))
 }
 
-async fn admin_get_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn admin_get_user(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: PoolUser = parse(input)?;
     let user = pool_of(identity, &request.user_pool_id)?.admin_get_user(&request.username)?;
     let (preferred, list) = mfa_settings(&user);
@@ -661,13 +719,13 @@ async fn admin_get_user(identity: &Identity, input: Value) -> Result<Value, Iden
     Ok(body)
 }
 
-async fn admin_delete_user(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn admin_delete_user(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     let request: PoolUser = parse(input)?;
     pool_of(identity, &request.user_pool_id)?.admin_delete_user(&request.username).await?;
     Ok(json!({}))
 }
 
-async fn admin_set_enabled(identity: &Identity, input: Value, enabled: bool) -> Result<Value, IdentityError> {
+async fn admin_set_enabled(identity: &Identity, input: Value, enabled: bool) -> Result<Value, RequestError> {
     let request: PoolUser = parse(input)?;
     pool_of(identity, &request.user_pool_id)?.admin_set_enabled(&request.username, enabled).await?;
     Ok(json!({}))
@@ -677,7 +735,7 @@ async fn admin_set_membership(
     identity: &Identity,
     input: Value,
     member: bool,
-) -> Result<Value, IdentityError> {
+) -> Result<Value, RequestError> {
     let request: Membership = parse(input)?;
     pool_of(identity, &request.user_pool_id)?
         .set_membership(&request.username, &request.group_name, member)
@@ -685,7 +743,7 @@ async fn admin_set_membership(
     Ok(json!({}))
 }
 
-async fn list_users(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn list_users(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -707,7 +765,7 @@ async fn list_users(identity: &Identity, input: Value) -> Result<Value, Identity
     Ok(body)
 }
 
-async fn create_group(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn create_group(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
@@ -723,7 +781,7 @@ async fn create_group(identity: &Identity, input: Value) -> Result<Value, Identi
     Ok(json!({ "Group": group_type(&request.user_pool_id, &group) }))
 }
 
-async fn list_groups(identity: &Identity, input: Value) -> Result<Value, IdentityError> {
+async fn list_groups(identity: &Identity, input: Value) -> Result<Value, RequestError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Request {
