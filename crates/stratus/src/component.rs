@@ -12,7 +12,7 @@ use crate::services::functions::{FunctionsConfig, Host, HostError};
 
 /// The shared dependencies every component is installed with.
 #[derive(Debug)]
-pub struct Installer<'a> {
+pub(crate) struct Installer<'a> {
     pub platform: &'a Platform,
     /// Where the component registers its functions.
     pub host: &'a mut Host,

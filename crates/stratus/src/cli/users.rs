@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::{open_platform, public_url};
 use crate::config::Config;
+use crate::services::cognito::user_pool::{AdminCreateUser, Identity, UserPool, UserRecord, UserStatus};
 
 #[derive(Debug, Args)]
 pub struct UsersArgs {
@@ -50,66 +51,14 @@ pub enum UsersCommand {
 
 pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()> {
     let platform = open_platform(config)?;
-    let identity = crate::services::cognito::user_pool::Identity::open(
-        &config.identity,
-        &platform,
-        &public_url(config, &platform),
-    )?;
+    let identity = Identity::open(&config.identity, &platform, &public_url(config, &platform))?;
     let pool =
         identity.pool_named(&args.pool).with_context(|| format!("no user pool named `{}`", args.pool))?;
     match args.command {
         UsersCommand::Create { username, email, password, groups } => {
-            let (temporary, permanent) = match password {
-                Some(password) => (password.clone(), Some(password)),
-                None => (generated_password(), None),
-            };
-            let attributes = [("email".to_owned(), email), ("email_verified".to_owned(), "true".to_owned())]
-                .into_iter()
-                .collect();
-            let request = crate::services::cognito::user_pool::AdminCreateUser {
-                username: username.clone(),
-                attributes,
-                temporary_password: Some(temporary.clone()),
-            };
-            pool.admin_create_user(request).await?;
-            if let Some(password) = permanent {
-                pool.admin_set_user_password(&username, &password, true).await?;
-            }
-            for group in groups {
-                ensure_group(pool, &group).await?;
-                pool.set_membership(&username, &group, true).await?;
-            }
-            let user = pool.admin_get_user(&username)?;
-            print_user(&user);
-            if user.status == crate::services::cognito::user_pool::UserStatus::ForceChangePassword {
-                println!("temporary password: {temporary}  (must be changed at first sign-in)");
-            }
+            create(pool, &username, email, password, &groups).await?;
         }
-        UsersCommand::List { filter } => {
-            let mut after: Option<String> = None;
-            println!(
-                "{:<24} {:<36} {:<32} {:<22} {:<8} GROUPS",
-                "USERNAME", "SUB", "EMAIL", "STATUS", "ENABLED"
-            );
-            loop {
-                let (users, next) = pool.list_users(filter.as_deref(), 60, after.as_deref())?;
-                for user in &users {
-                    println!(
-                        "{:<24} {:<36} {:<32} {:<22} {:<8} {}",
-                        user.username,
-                        user.sub,
-                        user.attributes.get("email").map_or("", String::as_str),
-                        user.status.as_str(),
-                        user.enabled,
-                        user.groups.join(",")
-                    );
-                }
-                match next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-        }
+        UsersCommand::List { filter } => list(pool, filter.as_deref())?,
         UsersCommand::Show { username } => print_user(&pool.admin_get_user(&username)?),
         UsersCommand::AddToGroup { username, group } => {
             ensure_group(pool, &group).await?;
@@ -139,17 +88,73 @@ pub(super) async fn users(args: UsersArgs, config: &Config) -> anyhow::Result<()
     Ok(())
 }
 
-async fn ensure_group(
-    pool: &crate::services::cognito::user_pool::UserPool,
-    group: &str,
+/// Creates a confirmed user (with a permanent password if one is given) in `groups`.
+async fn create(
+    pool: &UserPool,
+    username: &str,
+    email: String,
+    password: Option<String>,
+    groups: &[String],
 ) -> anyhow::Result<()> {
+    let (temporary, permanent) = match password {
+        Some(password) => (password.clone(), Some(password)),
+        None => (generated_password(), None),
+    };
+    let attributes =
+        [("email".to_owned(), email), ("email_verified".to_owned(), "true".to_owned())].into_iter().collect();
+    let request = AdminCreateUser {
+        username: username.to_owned(),
+        attributes,
+        temporary_password: Some(temporary.clone()),
+    };
+    pool.admin_create_user(request).await?;
+    if let Some(password) = permanent {
+        pool.admin_set_user_password(username, &password, true).await?;
+    }
+    for group in groups {
+        ensure_group(pool, group).await?;
+        pool.set_membership(username, group, true).await?;
+    }
+    let user = pool.admin_get_user(username)?;
+    print_user(&user);
+    if user.status == UserStatus::ForceChangePassword {
+        println!("temporary password: {temporary}  (must be changed at first sign-in)");
+    }
+    Ok(())
+}
+
+/// Every user matching `filter`, a page at a time, as a table.
+fn list(pool: &UserPool, filter: Option<&str>) -> anyhow::Result<()> {
+    println!("{:<24} {:<36} {:<32} {:<22} {:<8} GROUPS", "USERNAME", "SUB", "EMAIL", "STATUS", "ENABLED");
+    let mut after: Option<String> = None;
+    loop {
+        let (users, next) = pool.list_users(filter, 60, after.as_deref())?;
+        for user in &users {
+            println!(
+                "{:<24} {:<36} {:<32} {:<22} {:<8} {}",
+                user.username,
+                user.sub,
+                user.attributes.get("email").map_or("", String::as_str),
+                user.status.as_str(),
+                user.enabled,
+                user.groups.join(",")
+            );
+        }
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn ensure_group(pool: &UserPool, group: &str) -> anyhow::Result<()> {
     if !pool.groups()?.iter().any(|existing| existing.name == group) {
         pool.create_group(group, None, None).await?;
     }
     Ok(())
 }
 
-fn print_user(user: &crate::services::cognito::user_pool::UserRecord) {
+fn print_user(user: &UserRecord) {
     println!("username: {}", user.username);
     println!("status:   {}{}", user.status.as_str(), if user.enabled { "" } else { " (disabled)" });
     println!("groups:   {}", user.groups.join(", "));

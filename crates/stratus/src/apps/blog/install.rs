@@ -19,7 +19,7 @@ use crate::services::gateway::GatewayConfig;
 
 /// The blog: the posts and subscribers APIs over the stage's `blog` table, the site generator
 /// subscribed to its post changes and the welcome email to its new subscribers.
-pub async fn install(
+pub(crate) async fn install(
     with: &mut Installer<'_>,
     config: &BlogConfig,
     gateway: &GatewayConfig,

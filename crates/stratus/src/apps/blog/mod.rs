@@ -4,7 +4,7 @@
 mod config;
 mod install;
 pub use config::BlogConfig;
-pub use install::install;
+pub(crate) use install::install;
 
 pub mod api;
 pub(crate) mod front_matter;

@@ -16,7 +16,7 @@ use crate::services::functions::{FunctionError, ObjectTrigger};
 use crate::services::signing::SignedLinks;
 
 /// Photos: the upload API and the `thumbnail` function on the media bucket's new originals.
-pub async fn install(
+pub(crate) async fn install(
     with: &mut Installer<'_>,
     config: &MediaConfig,
     authors_group: &str,

@@ -5,7 +5,7 @@
 mod config;
 mod install;
 pub use config::MediaConfig;
-pub use install::install;
+pub(crate) use install::install;
 
 pub mod api;
 pub mod photos;

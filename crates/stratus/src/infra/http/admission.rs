@@ -55,7 +55,7 @@ struct Counts {
 }
 
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     max: usize,
     per_client: usize,
     counts: Mutex<Counts>,
@@ -63,7 +63,7 @@ pub struct Admission {
 
 /// An admitted connection; dropping it frees its place.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     admission: Arc<Admission>,
     client: Client,
 }
@@ -71,12 +71,12 @@ pub struct Admitted {
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
 impl Admission {
-    pub fn new(max: usize, per_client: usize) -> Arc<Self> {
+    pub(crate) fn new(max: usize, per_client: usize) -> Arc<Self> {
         Arc::new(Self { max, per_client, counts: Mutex::new(Counts::default()) })
     }
 
     /// Takes a place for a connection from `address`, or says which limit it would pass.
-    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Admitted, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Admitted, Refusal> {
         let client = Client::from(address);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max {
@@ -113,7 +113,7 @@ impl Admission {
 
     /// Connections open now: in all, from the busiest client, and how many clients are at
     /// their limit.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let busiest = counts.clients.values().map(|open| open.count).max().unwrap_or(0);
         let at_limit = counts.clients.values().filter(|open| open.count >= self.per_client).count();
@@ -128,7 +128,7 @@ impl Drop for Admitted {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub open: usize,
     pub clients: usize,
     pub busiest: usize,

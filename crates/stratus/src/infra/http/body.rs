@@ -27,7 +27,7 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// How fast a request body must arrive: within `initial`, plus one second for every `min_rate`
 /// bytes delivered so far. A client that stops, or trickles below the rate, runs out of time.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyPace {
+pub(crate) struct BodyPace {
     pub initial: Duration,
     pub min_rate: u64,
 }
@@ -42,13 +42,13 @@ impl BodyPace {
 /// The body did not arrive at the minimum pace; the request is answered 408.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive in time: {received} bytes in {elapsed:?}")]
-pub struct BodyTimeout {
+pub(crate) struct BodyTimeout {
     received: u64,
     elapsed: Duration,
 }
 
 /// A request body held to a [`BodyPace`]. The clock starts when the request head has arrived.
-pub struct Paced<B> {
+pub(crate) struct Paced<B> {
     inner: B,
     pace: BodyPace,
     started: Instant,
@@ -198,7 +198,7 @@ impl BodyRefusal {
 }
 
 /// Renders a refusal in the endpoint's protocol (problem+json, Cognito's JSON, S3's XML).
-pub type RenderRefusal = fn(BodyRefusal) -> Response;
+pub(crate) type RenderRefusal = fn(BodyRefusal) -> Response;
 
 /// An endpoint's body limit and how it words a refusal; used as middleware state.
 #[derive(Debug, Clone, Copy)]
@@ -236,7 +236,11 @@ impl BodyLimit {
 
 /// Middleware that reads the whole body, within the limit, before the rest of the stack runs:
 /// `router.layer(axum::middleware::from_fn_with_state(limit, read_whole_body))`.
-pub async fn read_whole_body(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+pub(crate) async fn read_whole_body(
+    State(limit): State<BodyLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
     if limit.declared_too_large(&request) {
         return limit.too_large();
     }
@@ -249,7 +253,11 @@ pub async fn read_whole_body(State(limit): State<BodyLimit>, request: Request, n
 
 /// Middleware for endpoints that stream their bodies (uploads): a declared length over the
 /// limit is refused at once, and the body is cut off where it passes the limit.
-pub async fn limit_streamed_body(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+pub(crate) async fn limit_streamed_body(
+    State(limit): State<BodyLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
     if limit.declared_too_large(&request) {
         return limit.too_large();
     }

@@ -9,7 +9,7 @@ type Labels = [(&'static str, &'static str); 1];
 
 /// Which timeout closed a connection or ended a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timeout {
+pub(crate) enum Timeout {
     /// A request head did not arrive within `server.header_read_timeout`.
     Header,
     /// A keep-alive connection sat idle for `server.idle_timeout`.
@@ -21,9 +21,9 @@ pub enum Timeout {
 }
 
 impl Timeout {
-    pub const ALL: [Self; 4] = [Self::Header, Self::Idle, Self::Body, Self::Send];
+    pub(crate) const ALL: [Self; 4] = [Self::Header, Self::Idle, Self::Body, Self::Send];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Header => "header",
             Self::Idle => "idle",
@@ -35,7 +35,7 @@ impl Timeout {
 
 /// Why a new connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Its client already had `server.max_connections_per_address` open.
     PerAddress,
     /// `server.max_connections` were open.
@@ -43,9 +43,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Self; 2] = [Self::PerAddress, Self::Total];
+    pub(crate) const ALL: [Self; 2] = [Self::PerAddress, Self::Total];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::PerAddress => "per_address",
             Self::Total => "total",
@@ -55,7 +55,7 @@ impl Refusal {
 
 /// The listener's counters; clones share them.
 #[derive(Debug, Clone, Default)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     received_bytes: Counter,
     discarded_bytes: Counter,
     timeouts: Family<Labels, Counter>,
@@ -63,7 +63,7 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    pub fn register(&self, registry: &mut Registry) {
+    pub(crate) fn register(&self, registry: &mut Registry) {
         registry.register(
             "http_received_bytes",
             "Bytes read from client connections",
@@ -86,27 +86,27 @@ impl HttpMetrics {
         );
     }
 
-    pub fn received(&self, bytes: usize) {
+    pub(crate) fn received(&self, bytes: usize) {
         self.received_bytes.inc_by(bytes as u64);
     }
 
-    pub fn discarded(&self, bytes: usize) {
+    pub(crate) fn discarded(&self, bytes: usize) {
         self.discarded_bytes.inc_by(bytes as u64);
     }
 
-    pub fn timed_out(&self, kind: Timeout) {
+    pub(crate) fn timed_out(&self, kind: Timeout) {
         self.timeouts.get_or_create(&[("kind", kind.as_str())]).inc();
     }
 
-    pub fn refused(&self, reason: Refusal) {
+    pub(crate) fn refused(&self, reason: Refusal) {
         self.refused.get_or_create(&[("reason", reason.as_str())]).inc();
     }
 
-    pub fn timeouts(&self, kind: Timeout) -> u64 {
+    pub(crate) fn timeouts(&self, kind: Timeout) -> u64 {
         self.timeouts.get_or_create(&[("kind", kind.as_str())]).get()
     }
 
-    pub fn refusals(&self, reason: Refusal) -> u64 {
+    pub(crate) fn refusals(&self, reason: Refusal) -> u64 {
         self.refused.get_or_create(&[("reason", reason.as_str())]).get()
     }
 }

@@ -3,7 +3,7 @@
 //! HTTP endpoint of the system shares. It depends on no component.
 
 pub(crate) mod admission;
-pub mod body;
+pub(crate) mod body;
 mod config;
 mod connection;
 mod limit;
@@ -11,7 +11,7 @@ pub(crate) mod metrics;
 mod page;
 mod problem;
 mod request_id;
-pub mod server;
+pub(crate) mod server;
 
 pub use config::{MetricsAccess, ServerConfig};
 pub use limit::AddressLimit;

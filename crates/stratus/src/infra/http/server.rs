@@ -38,7 +38,7 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 const RESERVED_DESCRIPTORS: u64 = 256;
 
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     socket: TcpListener,
     local_addr: SocketAddr,
     config: ServerConfig,
@@ -49,7 +49,7 @@ pub struct Listener {
 impl Listener {
     /// Serves connections accepted by `socket` under `config`'s limits; the connection limit is
     /// lowered to what the file descriptor limit allows (raised first as far as permitted).
-    pub fn new(socket: TcpListener, config: &ServerConfig, metrics: HttpMetrics) -> io::Result<Self> {
+    pub(crate) fn new(socket: TcpListener, config: &ServerConfig, metrics: HttpMetrics) -> io::Result<Self> {
         let local_addr = socket.local_addr()?;
         let max_connections = fit_to_descriptors(config.max_connections);
         let per_client = config.max_connections_per_address.min(max_connections);
@@ -62,18 +62,18 @@ impl Listener {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// The live connection counts, for metrics and the pressure log.
-    pub fn admission(&self) -> &std::sync::Arc<Admission> {
+    pub(crate) fn admission(&self) -> &std::sync::Arc<Admission> {
         &self.admission
     }
 
     /// Serves `app` until `shutdown` completes; then stops accepting, lets requests in flight
     /// finish for up to `shutdown_grace`, and closes what remains.
-    pub async fn serve(self, app: Router, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn serve(self, app: Router, shutdown: impl Future<Output = ()>) {
         let connections = TaskTracker::new();
         let (closing, abort) = (CancellationToken::new(), CancellationToken::new());
         let mut http = hyper::server::conn::http1::Builder::new();

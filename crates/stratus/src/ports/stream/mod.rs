@@ -8,7 +8,7 @@ mod config;
 pub use config::{StartingPosition, StreamConfig};
 
 pub(crate) mod consumer;
-pub mod filter;
+mod filter;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@ use crate::component::{InstallError, Installer};
 use crate::services::functions::ObjectTrigger;
 
 /// The edge in front of the site and media buckets, kept fresh by their object events.
-pub fn install(
+pub(crate) fn install(
     with: &mut Installer<'_>,
     config: &EdgeConfig,
     site_bucket: &str,

@@ -7,7 +7,7 @@
 mod config;
 mod install;
 pub use config::EdgeConfig;
-pub use install::install;
+pub(crate) use install::install;
 
 mod front;
 mod http_cache;
@@ -34,7 +34,7 @@ use crate::ports::blobs::parse_key;
 const MAX_CACHED_OBJECT: usize = 8 * 1024 * 1024;
 
 /// Paths under `/media/` are objects of the media bucket; their cache keys keep the prefix.
-pub const MEDIA_PREFIX: &str = "media/";
+pub(crate) const MEDIA_PREFIX: &str = "media/";
 
 /// Which layer answered, as CloudFront says it.
 const X_CACHE: header::HeaderName = header::HeaderName::from_static("x-cache");
@@ -68,7 +68,7 @@ impl Cached {
 }
 
 #[derive(Debug)]
-pub struct Edge {
+pub(crate) struct Edge {
     /// The site bucket, served at `/`.
     site: Arc<dyn ObjectStore>,
     /// The media bucket, served at `/media/`.
@@ -83,7 +83,7 @@ pub struct Edge {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum EdgeError {
+pub(crate) enum EdgeError {
     #[error("cannot read the site bucket")]
     Store(#[from] object_store::Error),
     #[error("cannot compress a response")]
@@ -91,7 +91,7 @@ pub enum EdgeError {
 }
 
 impl Edge {
-    pub fn new(
+    pub(crate) fn new(
         site: Arc<dyn ObjectStore>,
         media: Arc<dyn ObjectStore>,
         config: &EdgeConfig,
@@ -129,7 +129,7 @@ impl Edge {
     }
 
     /// Forgets an object, as a CloudFront invalidation does; the next request reads the bucket.
-    pub fn invalidate(&self, key: &str) {
+    pub(crate) fn invalidate(&self, key: &str) {
         self.cache.invalidate(key);
         tracing::debug!(key, "edge cache invalidated");
     }
@@ -138,7 +138,7 @@ impl Edge {
     /// read of an object the edge holds in memory is answered at once, before routing, request
     /// ids and tracing; everything else goes on to `origin`, which must come from
     /// [`Edge::serve_unrouted`] so that what no route claims comes back to the edge.
-    pub fn in_front_of<S>(self: Arc<Self>, origin: S) -> Router
+    pub(crate) fn in_front_of<S>(self: Arc<Self>, origin: S) -> Router
     where
         S: tower::Service<axum::extract::Request, Response = Response, Error = std::convert::Infallible>
             + Clone
@@ -169,7 +169,7 @@ impl Edge {
 
     /// Makes the edge answer every request `router` has no route for (also GET on a path that
     /// only has, say, a POST route, such as `/`).
-    pub fn serve_unrouted(self: Arc<Self>, router: Router) -> Router {
+    pub(crate) fn serve_unrouted(self: Arc<Self>, router: Router) -> Router {
         let (edge, also_edge) = (Arc::clone(&self), self);
         router
             .fallback(move |method: Method, uri: Uri, headers: HeaderMap| {

@@ -29,12 +29,12 @@ struct CachedResponse {
 /// credentials, cookies, conditions or ranges always reach the function, so no one's private
 /// view is ever shared.
 #[derive(Debug)]
-pub struct ResponseCache {
+pub(crate) struct ResponseCache {
     entries: moka::sync::Cache<String, Arc<CachedResponse>>,
 }
 
 impl ResponseCache {
-    pub fn new(capacity_bytes: u64, ttl: Duration) -> Self {
+    pub(crate) fn new(capacity_bytes: u64, ttl: Duration) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|key: &String, value: &Arc<CachedResponse>| {
@@ -46,7 +46,7 @@ impl ResponseCache {
     }
 
     /// Forgets everything, e.g. when the data behind the cached routes changes.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.entries.invalidate_all();
     }
 }
@@ -66,7 +66,7 @@ fn cacheable(request: &Request) -> bool {
 }
 
 /// The middleware: `router.layer(axum::middleware::from_fn_with_state(cache, cache_responses))`.
-pub async fn cache_responses(
+pub(crate) async fn cache_responses(
     State(cache): State<Arc<ResponseCache>>,
     request: Request,
     next: Next,

@@ -122,59 +122,7 @@ impl IdentityConfig {
             );
         }
         for (name, pool) in &self.pools {
-            let pool_id_ok = |id: &str| {
-                id.split_once('_').is_some_and(|(region, suffix)| {
-                    !region.is_empty()
-                        && suffix.len() == 9
-                        && suffix.chars().all(|c| c.is_ascii_alphanumeric())
-                })
-            };
-            if let Some(id) = &pool.id
-                && !pool_id_ok(id)
-            {
-                return invalid(
-                    "identity.pools.<name>.id",
-                    format!("`{id}` of pool `{name}` must look like <region>_<9 alphanumerics>"),
-                );
-            }
-            if pool.clients.is_empty() {
-                return invalid(
-                    "identity.pools.<name>.clients",
-                    format!("pool `{name}` needs at least one app client"),
-                );
-            }
-            for (client, config) in &pool.clients {
-                if let Some(id) = &config.id
-                    && !(id.len() == 26 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-                {
-                    return invalid(
-                        "identity.pools.<name>.clients.<name>.id",
-                        format!("`{id}` of client `{client}` must be 26 lowercase letters and digits"),
-                    );
-                }
-            }
-            let token_range = Duration::from_secs(5 * 60)..=Duration::from_secs(24 * 3600);
-            if !token_range.contains(&pool.access_token_validity)
-                || !token_range.contains(&pool.id_token_validity)
-            {
-                return invalid(
-                    "identity.pools.<name>.access_token_validity",
-                    format!("and id_token_validity of pool `{name}` must be between 5m and 1day"),
-                );
-            }
-            let refresh_range = Duration::from_secs(3600)..=Duration::from_secs(3650 * 24 * 3600);
-            if !refresh_range.contains(&pool.refresh_token_validity) {
-                return invalid(
-                    "identity.pools.<name>.refresh_token_validity",
-                    format!("of pool `{name}` must be between 1h and 3650days"),
-                );
-            }
-            if !(6..=99).contains(&pool.password_policy.minimum_length) {
-                return invalid(
-                    "identity.pools.<name>.password_policy.minimum_length",
-                    format!("of pool `{name}` must be between 6 and 99"),
-                );
-            }
+            pool.validate(name)?;
         }
         for issuer in &self.issuers {
             if !issuer.issuer.starts_with("https://") && !issuer.issuer.starts_with("http://") {
@@ -183,6 +131,63 @@ impl IdentityConfig {
                     format!("`{}` must be an http(s) URL", issuer.issuer),
                 );
             }
+        }
+        Ok(())
+    }
+}
+
+impl PoolConfig {
+    fn validate(&self, name: &str) -> Result<(), Invalid> {
+        let pool_id_ok = |id: &str| {
+            id.split_once('_').is_some_and(|(region, suffix)| {
+                !region.is_empty() && suffix.len() == 9 && suffix.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+        };
+        if let Some(id) = &self.id
+            && !pool_id_ok(id)
+        {
+            return invalid(
+                "identity.pools.<name>.id",
+                format!("`{id}` of pool `{name}` must look like <region>_<9 alphanumerics>"),
+            );
+        }
+        if self.clients.is_empty() {
+            return invalid(
+                "identity.pools.<name>.clients",
+                format!("pool `{name}` needs at least one app client"),
+            );
+        }
+        for (client, config) in &self.clients {
+            if let Some(id) = &config.id
+                && !(id.len() == 26 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+            {
+                return invalid(
+                    "identity.pools.<name>.clients.<name>.id",
+                    format!("`{id}` of client `{client}` must be 26 lowercase letters and digits"),
+                );
+            }
+        }
+        let token_range = Duration::from_secs(5 * 60)..=Duration::from_secs(24 * 3600);
+        if !token_range.contains(&self.access_token_validity)
+            || !token_range.contains(&self.id_token_validity)
+        {
+            return invalid(
+                "identity.pools.<name>.access_token_validity",
+                format!("and id_token_validity of pool `{name}` must be between 5m and 1day"),
+            );
+        }
+        let refresh_range = Duration::from_secs(3600)..=Duration::from_secs(3650 * 24 * 3600);
+        if !refresh_range.contains(&self.refresh_token_validity) {
+            return invalid(
+                "identity.pools.<name>.refresh_token_validity",
+                format!("of pool `{name}` must be between 1h and 3650days"),
+            );
+        }
+        if !(6..=99).contains(&self.password_policy.minimum_length) {
+            return invalid(
+                "identity.pools.<name>.password_policy.minimum_length",
+                format!("of pool `{name}` must be between 6 and 99"),
+            );
         }
         Ok(())
     }
