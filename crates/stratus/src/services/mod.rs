@@ -1,8 +1,10 @@
 //! The local stand-ins for AWS's managed services: the edge (CloudFront), the gateway (API
-//! Gateway), the function host (Lambda), Cognito, and signed links (presigned URLs).
+//! Gateway), the function host (Lambda), Cognito, IAM's policy evaluation, and signed links
+//! (presigned URLs).
 
 pub mod cognito;
 pub mod edge;
 pub mod functions;
 pub mod gateway;
+pub mod iam;
 pub mod signing;

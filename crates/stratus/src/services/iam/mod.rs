@@ -1,0 +1,119 @@
+//! IAM (identity policies): decides whether a request — an action on a resource, with the
+//! condition keys of its context — is allowed by a set of policies, the way AWS decides it: an
+//! explicit Deny beats any Allow, an Allow beats the implicit deny, and nothing is allowed that
+//! no statement allows. The S3-compatible endpoint asks it for every operation, with the
+//! temporary credentials' role policies.
+//!
+//! Our own module, not a crate: the IAM crates that exist let an Allow beat a Deny, substitute
+//! `""` for a missing variable, or skip variables in conditions; each of those would let one
+//! user reach another's folder.
+
+mod condition;
+mod context;
+mod pattern;
+mod policy;
+
+pub use context::Context;
+pub use policy::{Policy, PolicyError};
+
+use pattern::{Compare, Unresolved};
+use policy::{Effect, Matcher, Statement};
+
+/// What is asked: `s3:GetObject` on `arn:aws:s3:::bucket/key`, in a context.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub context: &'a Context,
+}
+
+/// The statement that decided, for the log: "policy `own-folder`, statement 2 (Sid `ReadWrite`)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deciding {
+    pub policy: String,
+    pub statement: usize,
+    pub sid: Option<String>,
+}
+
+impl std::fmt::Display for Deciding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "policy `{}`, statement {}", self.policy, self.statement + 1)?;
+        match &self.sid {
+            Some(sid) => write!(f, " (Sid `{sid}`)"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Deciding),
+    /// An explicit Deny.
+    Deny(Deciding),
+    /// No statement allowed it.
+    ImplicitDeny,
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow(_))
+    }
+}
+
+/// Evaluates `request` against every statement of `policies`.
+pub fn evaluate(policies: &[Policy], request: Request<'_>) -> Decision {
+    let mut allowed = None;
+    for policy in policies {
+        for statement in &policy.statements {
+            if !applies(statement, request) {
+                continue;
+            }
+            let deciding = || Deciding {
+                policy: policy.name.clone(),
+                statement: statement.index,
+                sid: statement.sid.clone(),
+            };
+            match statement.effect {
+                Effect::Deny => return Decision::Deny(deciding()),
+                Effect::Allow if allowed.is_none() => allowed = Some(deciding()),
+                Effect::Allow => {}
+            }
+        }
+    }
+    allowed.map_or(Decision::ImplicitDeny, Decision::Allow)
+}
+
+/// Whether the statement covers the request: action, resource and every condition. A variable
+/// the request cannot resolve makes it not apply, whichever its effect.
+fn applies(statement: &Statement, request: Request<'_>) -> bool {
+    let check = || -> Result<bool, Unresolved> {
+        Ok(matches(&statement.actions, request.action, true, request.context)?
+            && matches(&statement.resources, request.resource, false, request.context)?
+            && all_hold(statement, request.context)?)
+    };
+    check().unwrap_or(false)
+}
+
+fn all_hold(statement: &Statement, context: &Context) -> Result<bool, Unresolved> {
+    for condition in &statement.conditions {
+        if !condition.holds(context)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Actions compare case-insensitively (`s3:getobject` is `s3:GetObject`), resources exactly.
+fn matches(matcher: &Matcher, value: &str, ignore_case: bool, context: &Context) -> Result<bool, Unresolved> {
+    let mut any = false;
+    for pattern in matcher.patterns() {
+        if pattern.matches(value, Compare::Wildcards, ignore_case, context)? {
+            any = true;
+            break;
+        }
+    }
+    Ok(any != matcher.inverted())
+}
+
+#[cfg(test)]
+mod tests;
