@@ -1,8 +1,9 @@
 //! Cognito: the user pool (sign-up, sign-in, tokens), Cognito's token format (`tokens`), and the
 //! API's authorizer, which verifies access tokens from the built-in pools or any OpenID Connect
-//! issuer and needs no user pool of its own (so a Lambda's authorizer needs no SQLite). The
-//! identity pool and the credentials store that SigV4 verification reads go beside them.
+//! issuer and needs no user pool of its own (so a Lambda's authorizer needs no SQLite), and the
+//! credentials store that SigV4 verification reads. The identity pool goes beside them.
 
 pub mod authorizer;
+pub mod credentials;
 pub mod tokens;
 pub mod user_pool;
