@@ -24,6 +24,7 @@ use crate::infra::http::{self, Problem};
 use crate::infra::telemetry::error_chain;
 use crate::platform::{Platform, PlatformError};
 use crate::services::cognito::authorizer::Authorizer;
+use crate::services::cognito::user_pool::protocol::{self as cognito_protocol, UserPoolService};
 use crate::services::cognito::user_pool::{Identity, IdentityError};
 use crate::services::functions::{Host, HostError};
 
@@ -236,7 +237,11 @@ impl Application {
         };
         let functions = std::mem::take(&mut self.functions);
         let routes = health::router(health, metrics)
-            .merge(crate::services::cognito::user_pool::protocol::router(Arc::clone(&self.identity)))
+            .merge(crate::infra::aws_json::endpoint(
+                vec![Arc::new(UserPoolService(Arc::clone(&self.identity)))],
+                cognito_protocol::MAX_BODY_BYTES,
+            ))
+            .merge(cognito_protocol::issuer_routes(Arc::clone(&self.identity)))
             .merge(functions);
         // Around the whole router, once per request, rather than around each route.
         let origin = tower::ServiceBuilder::new()

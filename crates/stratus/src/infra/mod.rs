@@ -1,5 +1,6 @@
 //! Infrastructure every layer may use; it knows no port, service or application.
 
+pub(crate) mod aws_json;
 pub mod clock;
 pub mod http;
 pub mod settings;

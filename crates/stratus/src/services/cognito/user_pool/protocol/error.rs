@@ -1,9 +1,8 @@
 //! Every failure as Cognito names it: the pool's refusals and requests that cannot be read.
 
 use axum::http::StatusCode;
-use axum::response::Response;
 
-use super::{CONTENT_TYPE, shaped_error};
+use crate::infra::aws_json::JsonFault;
 use crate::infra::sigv4::SignatureError;
 use crate::services::cognito::user_pool::IdentityError;
 
@@ -12,16 +11,8 @@ use crate::services::cognito::user_pool::IdentityError;
 pub(super) enum RequestError {
     #[error(transparent)]
     Pool(#[from] IdentityError),
-    #[error("Unknown target `{0}`")]
-    UnknownTarget(String),
     #[error("Unknown operation {0}")]
     UnknownOperation(String),
-    #[error("Content-Type must be {CONTENT_TYPE}")]
-    ContentType,
-    #[error("Malformed JSON: {0}")]
-    MalformedJson(serde_json::Error),
-    #[error("The request body must be a JSON object")]
-    NotAnObject,
     #[error("1 validation error detected: {0}")]
     Validation(serde_json::Error),
     #[error("Missing required parameter {0}")]
@@ -43,8 +34,7 @@ impl RequestError {
     fn type_name(&self) -> &'static str {
         match self {
             Self::Pool(error) => pool_error_type(error),
-            Self::UnknownTarget(_) | Self::UnknownOperation(_) => "UnknownOperationException",
-            Self::ContentType | Self::MalformedJson(_) | Self::NotAnObject => "SerializationException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
             Self::Validation(_)
             | Self::MissingParameter(_)
             | Self::UnsupportedAuthFlow(_)
@@ -86,11 +76,12 @@ fn pool_error_type(error: &IdentityError) -> &'static str {
     }
 }
 
-pub(super) fn error_response(error: &RequestError) -> Response {
+/// The failure as the JSON endpoint answers it; Stratus's own failures are logged here.
+pub(super) fn fault(error: &RequestError) -> JsonFault {
     if error.is_internal() {
         tracing::error!(error = %crate::infra::telemetry::error_chain(error), "identity request failed");
     }
     let status =
         if error.is_internal() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::BAD_REQUEST };
-    shaped_error(status, error.type_name(), &error.to_string())
+    JsonFault { status, type_name: error.type_name(), message: error.to_string() }
 }
