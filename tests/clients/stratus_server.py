@@ -32,6 +32,7 @@ class StratusServer:
         self.pool_id = re.search(r"pool `default`: id (\S+)", text).group(1)
         self.issuer = re.search(r"issuer (\S+)", text).group(1)
         self.client_id = re.search(r"app client `app`: (\S+)", text).group(1)
+        self.identity_pool_id = re.search(r"identity pool `default`: id (\S+)", text).group(1)
 
     def outbox(self):
         return Path(self.data_dir) / "test" / "outbox"

@@ -24,6 +24,9 @@ use crate::infra::http::{self, Problem};
 use crate::infra::telemetry::error_chain;
 use crate::platform::{Platform, PlatformError};
 use crate::services::cognito::authorizer::Authorizer;
+use crate::services::cognito::credentials::CredentialStore;
+use crate::services::cognito::identity_pool::protocol::IdentityPoolService;
+use crate::services::cognito::identity_pool::{IdentityPoolError, IdentityPools};
 use crate::services::cognito::user_pool::protocol::{self as cognito_protocol, UserPoolService};
 use crate::services::cognito::user_pool::{Identity, IdentityError};
 use crate::services::functions::{Host, HostError};
@@ -42,6 +45,10 @@ pub enum AppError {
     Host(#[from] HostError),
     #[error("cannot open the user pools")]
     Identity(#[from] IdentityError),
+    #[error("cannot open the identity pools")]
+    IdentityPools(#[from] IdentityPoolError),
+    #[error("cannot open the credentials store")]
+    Credentials(#[from] crate::infra::sqlite::DbError),
     #[error(transparent)]
     Install(#[from] InstallError),
     #[error("cannot record the public URL in the stage directory")]
@@ -54,6 +61,7 @@ pub enum AppError {
 pub struct Application {
     platform: Arc<Platform>,
     identity: Arc<Identity>,
+    identity_pools: Arc<IdentityPools>,
     authorizer: Arc<Authorizer>,
     host: Host,
     /// HTTP functions: routers mounted on the listener.
@@ -86,6 +94,21 @@ impl Application {
         let public_url = config.server.public_url(local_addr);
         platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
         let identity = Arc::new(Identity::open(&config.identity, &platform, &public_url)?);
+        let credentials = Arc::new(CredentialStore::open(Arc::clone(&platform.db))?);
+        let operator = identity.operator();
+        credentials
+            .put_long_term(
+                &operator.access_key_id,
+                &operator.secret_access_key,
+                platform.clock.now_millis() / 1000,
+            )
+            .await?;
+        let identity_pools = Arc::new(IdentityPools::open(
+            &config.identity_pools,
+            &platform,
+            Arc::clone(&identity),
+            credentials,
+        )?);
         let authorizer = Arc::new(
             Authorizer::new(identity.verifiers(), &config.identity.issuers, Arc::clone(&platform.clock))
                 .map_err(AppError::Authorizer)?,
@@ -114,6 +137,7 @@ impl Application {
         Ok(Self {
             platform,
             identity,
+            identity_pools,
             authorizer,
             host,
             functions,
@@ -188,6 +212,11 @@ impl Application {
                 let _ = writeln!(banner, "    app client `{name}`: {id}");
             }
         }
+        for name in config.identity_pools.pools.keys() {
+            if let Ok(Some(id)) = self.identity_pools.id_named(name) {
+                let _ = writeln!(banner, "  identity pool `{name}`: id {id}");
+            }
+        }
         if config.identity.operator_secret_access_key.is_none() {
             let path =
                 crate::services::cognito::user_pool::operator_credentials_path(self.platform.stage_dir());
@@ -238,7 +267,13 @@ impl Application {
         let functions = std::mem::take(&mut self.functions);
         let routes = health::router(health, metrics)
             .merge(crate::infra::aws_json::endpoint(
-                vec![Arc::new(UserPoolService(Arc::clone(&self.identity)))],
+                vec![
+                    Arc::new(UserPoolService(Arc::clone(&self.identity))),
+                    Arc::new(IdentityPoolService {
+                        pools: Arc::clone(&self.identity_pools),
+                        identity: Arc::clone(&self.identity),
+                    }),
+                ],
                 cognito_protocol::MAX_BODY_BYTES,
             ))
             .merge(cognito_protocol::issuer_routes(Arc::clone(&self.identity)))

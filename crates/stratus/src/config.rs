@@ -23,6 +23,7 @@ use crate::platform::PlatformSettings;
 use crate::ports::mail::MailConfig;
 use crate::ports::stream::StreamConfig;
 use crate::ports::table::TableConfig;
+use crate::services::cognito::identity_pool::IdentityPoolsConfig;
 use crate::services::cognito::user_pool::IdentityConfig;
 use crate::services::edge::EdgeConfig;
 use crate::services::functions::FunctionsConfig;
@@ -62,6 +63,7 @@ pub struct Config {
     pub functions: FunctionsConfig,
     pub mail: MailConfig,
     pub identity: IdentityConfig,
+    pub identity_pools: IdentityPoolsConfig,
     pub blog: BlogConfig,
     pub edge: EdgeConfig,
     pub gateway: GatewayConfig,
@@ -82,6 +84,7 @@ impl Default for Config {
             functions: FunctionsConfig::default(),
             mail: MailConfig::default(),
             identity: IdentityConfig::default(),
+            identity_pools: IdentityPoolsConfig::default(),
             blog: BlogConfig::default(),
             edge: EdgeConfig::default(),
             gateway: GatewayConfig::default(),
@@ -147,6 +150,7 @@ impl Config {
         self.functions.validate()?;
         self.mail.validate()?;
         self.identity.validate()?;
+        self.identity_pools.validate()?;
         self.blog.validate()?;
         self.media.validate()?;
         self.edge.validate()?;

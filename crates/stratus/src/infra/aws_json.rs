@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::infra::http::body::{BodyLimit, BodyRefusal, read_whole_body};
+use crate::infra::sigv4::{self, SignatureError, SignedRequest};
 
 pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
@@ -34,6 +35,29 @@ pub(crate) struct JsonCall<'a> {
     pub(crate) operation: &'a str,
     /// The body: always a JSON object.
     pub(crate) input: Value,
+}
+
+impl JsonCall<'_> {
+    /// Checks the request's SigV4 signature (by header) against one set of credentials.
+    pub(crate) fn verify_signature(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        now: std::time::SystemTime,
+    ) -> Result<(), SignatureError> {
+        let request = SignedRequest {
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            query: self.uri.query().unwrap_or_default(),
+            headers: self
+                .headers
+                .iter()
+                .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+                .collect(),
+            body: self.body,
+        };
+        sigv4::verify(&request, access_key_id, secret_access_key, now)
+    }
 }
 
 /// A failure as the protocol answers it.

@@ -161,12 +161,7 @@ impl UserPool {
     }
 
     fn verify_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let kid = tokens::check_header(token)?;
-        let key = {
-            let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            keys.verifying.iter().find(|key| key.kid == kid).map(|key| key.decoding.clone())
-        }
-        .ok_or(TokenError::UnknownKey)?;
+        let key = self.verifying_key(token)?;
         let claims: AccessClaims = tokens::verify(token, &key, &self.issuer, self.now())?;
         if claims.token_use != "access" {
             return Err(TokenError::WrongUse);
@@ -175,6 +170,35 @@ impl UserPool {
             return Err(TokenError::WrongClient);
         }
         Ok(claims)
+    }
+
+    /// Verifies one of this pool's ID tokens for an identity pool: signature, issuer, lifetime,
+    /// use, audience (one of `clients`, by id) and revocation of its sign-in — a user who signed
+    /// out everywhere, was disabled or deleted has no valid ID token.
+    pub fn verify_id_token(&self, token: &str, clients: &[String]) -> Result<IdClaims, TokenError> {
+        let key = self.verifying_key(token)?;
+        let claims: IdClaims = tokens::verify(token, &key, &self.issuer, self.now())?;
+        if claims.token_use != "id" {
+            return Err(TokenError::WrongUse);
+        }
+        if !self.has_client(&claims.aud) || !clients.contains(&claims.aud) {
+            return Err(TokenError::WrongClient);
+        }
+        if self.is_revoked(&claims.origin_jti) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// The published key a token names in its header.
+    fn verifying_key(&self, token: &str) -> Result<jsonwebtoken::DecodingKey, TokenError> {
+        let kid = tokens::check_header(token)?;
+        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.verifying
+            .iter()
+            .find(|key| key.kid == kid)
+            .map(|key| key.decoding.clone())
+            .ok_or(TokenError::UnknownKey)
     }
 
     /// Whether the access tokens of a refresh-token family were revoked (sign-out, reuse, …).

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,7 +24,6 @@ use serde_json::Value;
 use tracing::Instrument as _;
 
 use crate::infra::aws_json::{self, JsonCall, JsonFault, JsonService};
-use crate::infra::sigv4::{self, SignedRequest};
 
 use self::admin::route_admin;
 use self::error::{RequestError, fault};
@@ -87,31 +86,15 @@ async fn handle(identity: &Identity, call: JsonCall<'_>) -> Result<Value, Reques
     match operation {
         Operation::Public(operation) => route(identity, operation, call.input).instrument(span).await,
         Operation::Operator(operation) => {
-            check_operator(identity, call.method, call.uri, call.headers, call.body)?;
+            check_operator(identity, &call)?;
             route_admin(identity, operation, call.input).instrument(span).await
         }
     }
 }
 
-fn check_operator(
-    identity: &Identity,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), RequestError> {
-    let request = SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or_default(),
-        headers: headers
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-            .collect(),
-        body,
-    };
+fn check_operator(identity: &Identity, call: &JsonCall<'_>) -> Result<(), RequestError> {
     let operator = identity.operator();
-    sigv4::verify(&request, &operator.access_key_id, &operator.secret_access_key, identity.now())?;
+    call.verify_signature(&operator.access_key_id, &operator.secret_access_key, identity.now())?;
     Ok(())
 }
 

@@ -1,0 +1,152 @@
+"""The Cognito identity pool driven by boto3: a user-pool user trades an ID token for an
+identity (GetId) and that identity for temporary credentials (GetCredentialsForIdentity); the
+operator manages pools through SigV4-signed calls. Each refusal is the error Cognito answers.
+
+Usage: python identity_pool_flow.py path/to/stratus
+"""
+
+import datetime
+import re
+import sys
+import traceback
+
+import boto3
+
+from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error
+from stratus_server import StratusServer
+
+IDENTITY_ID = re.compile(r"^us-east-1:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def main(binary):
+    server = StratusServer(
+        binary,
+        env={
+            "STRATUS_IDENTITY__OPERATOR_ACCESS_KEY_ID": OPERATOR_KEY,
+            "STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY": OPERATOR_SECRET,
+        },
+    )
+    results = []
+
+    def check(name, function):
+        try:
+            function()
+            results.append((name, None))
+            print(f"ok   {name}")
+        except Exception as error:  # noqa: BLE001 - report every failure, then go on
+            results.append((name, error))
+            print(f"FAIL {name}: {error!r}")
+            traceback.print_exc()
+
+    client = lambda service, secret=OPERATOR_SECRET: boto3.client(  # noqa: E731
+        service, endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=secret)
+    idp, identity = client("cognito-idp"), client("cognito-identity")
+    provider = f"cognito-idp.us-east-1.amazonaws.com/{server.pool_id}"
+    bare_issuer = server.issuer.split("://", 1)[1]
+    seen, users = set(), {}
+
+    def signed_in_user(name):
+        address = f"{name}@example.com"
+        sub = idp.sign_up(ClientId=server.client_id, Username=name, Password=PASSWORD,
+                          UserAttributes=[{"Name": "email", "Value": address}])["UserSub"]
+        idp.confirm_sign_up(ClientId=server.client_id, Username=name,
+                            ConfirmationCode=code_from_outbox(server, address, seen))
+        tokens = idp.initiate_auth(ClientId=server.client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                   AuthParameters={"USERNAME": name, "PASSWORD": PASSWORD})["AuthenticationResult"]
+        users[name] = {"sub": sub, "tokens": tokens}
+
+    def get_id_is_stable_under_both_login_key_forms():
+        signed_in_user("ada")
+        signed_in_user("bob")
+        token = users["ada"]["tokens"]["IdToken"]
+        first = identity.get_id(IdentityPoolId=server.identity_pool_id, Logins={provider: token})["IdentityId"]
+        assert IDENTITY_ID.match(first), first
+        again = identity.get_id(IdentityPoolId=server.identity_pool_id, Logins={bare_issuer: token})["IdentityId"]
+        assert again == first, (first, again)
+        users["ada"]["identity"] = first
+        bob_token = users["bob"]["tokens"]["IdToken"]
+        users["bob"]["identity"] = identity.get_id(
+            IdentityPoolId=server.identity_pool_id, Logins={provider: bob_token})["IdentityId"]
+        assert users["bob"]["identity"] != first
+
+    def credentials_for_the_identity():
+        response = identity.get_credentials_for_identity(
+            IdentityId=users["ada"]["identity"], Logins={provider: users["ada"]["tokens"]["IdToken"]})
+        credentials = response["Credentials"]
+        assert response["IdentityId"] == users["ada"]["identity"]
+        assert credentials["AccessKeyId"].startswith("ASIA") and len(credentials["AccessKeyId"]) == 20
+        assert credentials["SecretKey"] and len(credentials["SessionToken"]) > 100
+        # botocore parsed a timestamp: Expiration came as epoch seconds, an hour from now.
+        left = credentials["Expiration"] - datetime.datetime.now(datetime.timezone.utc)
+        assert datetime.timedelta(minutes=55) < left <= datetime.timedelta(minutes=61), left
+
+    def refusals_as_cognito_answers_them():
+        pool = server.identity_pool_id
+        ada, bob = users["ada"], users["bob"]
+        expect_error("NotAuthorizedException", lambda: identity.get_id(IdentityPoolId=pool))
+        expect_error("NotAuthorizedException", lambda: identity.get_id(
+            IdentityPoolId=pool, Logins={provider: ada["tokens"]["AccessToken"]}))
+        tampered = ada["tokens"]["IdToken"][:-4] + ("AAAA" if not ada["tokens"]["IdToken"].endswith("AAAA") else "BBBB")
+        expect_error("NotAuthorizedException", lambda: identity.get_id(IdentityPoolId=pool, Logins={provider: tampered}))
+        expect_error("NotAuthorizedException", lambda: identity.get_id(
+            IdentityPoolId=pool, Logins={"accounts.google.com": ada["tokens"]["IdToken"]}))
+        expect_error("ResourceNotFoundException", lambda: identity.get_id(
+            IdentityPoolId="us-east-1:00000000-0000-0000-0000-000000000000", Logins={provider: ada["tokens"]["IdToken"]}))
+        # Bob's token gets no credentials for Ada's identity, nor do no logins at all.
+        expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(
+            IdentityId=ada["identity"], Logins={provider: bob["tokens"]["IdToken"]}))
+        expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(IdentityId=ada["identity"]))
+        expect_error("ResourceNotFoundException", lambda: identity.get_credentials_for_identity(
+            IdentityId="us-east-1:00000000-0000-0000-0000-000000000000", Logins={provider: ada["tokens"]["IdToken"]}))
+
+    def operator_manages_pools_with_signed_calls():
+        pool = server.identity_pool_id
+        description = identity.describe_identity_pool(IdentityPoolId=pool)
+        assert description["AllowUnauthenticatedIdentities"] is False
+        assert description["CognitoIdentityProviders"][0]["ProviderName"] == provider
+        assert identity.get_identity_pool_roles(IdentityPoolId=pool)["Roles"]["authenticated"].startswith("arn:aws:iam::")
+        listed = identity.list_identities(IdentityPoolId=pool, MaxResults=60)["Identities"]
+        ada_entry = next(entry for entry in listed if entry["IdentityId"] == users["ada"]["identity"])
+        assert ada_entry["Logins"] == [provider]
+        assert identity.describe_identity(IdentityId=users["ada"]["identity"])["Logins"] == [provider]
+        created = identity.create_identity_pool(IdentityPoolName="mobile", AllowUnauthenticatedIdentities=False,
+            CognitoIdentityProviders=[{"ProviderName": provider, "ClientId": server.client_id}])
+        role = "arn:aws:iam::000000000000:role/Mobile_Auth"
+        identity.set_identity_pool_roles(IdentityPoolId=created["IdentityPoolId"], Roles={"authenticated": role})
+        assert identity.get_identity_pool_roles(IdentityPoolId=created["IdentityPoolId"])["Roles"] == {"authenticated": role}
+        names = {entry["IdentityPoolName"] for entry in identity.list_identity_pools(MaxResults=60)["IdentityPools"]}
+        assert {"default", "mobile"} <= names, names
+        expect_error("ResourceConflictException", lambda: identity.create_identity_pool(
+            IdentityPoolName="mobile", AllowUnauthenticatedIdentities=False))
+        intruder = client("cognito-identity", secret="not-the-secret")
+        expect_error("InvalidSignatureException", lambda: intruder.list_identity_pools(MaxResults=10))
+
+    def signed_out_users_get_no_credentials():
+        ada = users["ada"]
+        idp.global_sign_out(AccessToken=ada["tokens"]["AccessToken"])
+        expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(
+            IdentityId=ada["identity"], Logins={provider: ada["tokens"]["IdToken"]}))
+        idp.admin_disable_user(UserPoolId=server.pool_id, Username="bob")
+        expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(
+            IdentityId=users["bob"]["identity"], Logins={provider: users["bob"]["tokens"]["IdToken"]}))
+
+    try:
+        for name, function in [
+            ("GetId: one identity per user, under AWS's and Amplify's login keys", get_id_is_stable_under_both_login_key_forms),
+            ("GetCredentialsForIdentity: ASIA keys, session token, epoch-seconds expiry", credentials_for_the_identity),
+            ("refusals: guests, access tokens, tampered or foreign tokens, another user's identity", refusals_as_cognito_answers_them),
+            ("the operator manages pools and reads identities with SigV4-signed calls", operator_manages_pools_with_signed_calls),
+            ("signed-out and disabled users get no credentials", signed_out_users_get_no_credentials),
+        ]:
+            check(name, function)
+    finally:
+        exit_code = server.stop()
+        check("stratus stops cleanly on SIGTERM", lambda: (_ for _ in ()).throw(AssertionError(exit_code)) if exit_code != 0 else None)
+    failed = sum(1 for _, error in results if error is not None)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
