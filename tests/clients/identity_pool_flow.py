@@ -1,16 +1,24 @@
 """The Cognito identity pool driven by boto3: a user-pool user trades an ID token for an
-identity (GetId) and that identity for temporary credentials (GetCredentialsForIdentity); the
-operator manages pools through SigV4-signed calls. Each refusal is the error Cognito answers.
+identity (GetId) and that identity for temporary credentials (GetCredentialsForIdentity), or for
+an OpenID token that STS (AssumeRoleWithWebIdentity) exchanges for them, as boto3's own
+web-identity provider does; the operator manages pools through SigV4-signed calls. Each refusal
+is the error Cognito or STS answers.
 
 Usage: python identity_pool_flow.py path/to/stratus
 """
 
 import datetime
+import os
 import re
 import sys
+import tempfile
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import boto3
+import jwt
 
 from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error
 from stratus_server import StratusServer
@@ -122,11 +130,67 @@ def main(binary):
         intruder = client("cognito-identity", secret="not-the-secret")
         expect_error("InvalidSignatureException", lambda: intruder.list_identity_pools(MaxResults=10))
 
+    def open_id_token_and_sts():
+        ada = users["ada"]
+        response = identity.get_open_id_token(IdentityId=ada["identity"], Logins={provider: ada["tokens"]["IdToken"]})
+        token = response["Token"]
+        issuer = f"{server.endpoint}/cognito-identity"
+        keys = jwt.PyJWKClient(f"{issuer}/.well-known/jwks.json")
+        claims = jwt.decode(token, keys.get_signing_key_from_jwt(token).key, algorithms=["RS256"],
+                            audience=server.identity_pool_id, issuer=issuer)
+        assert claims["sub"] == ada["identity"] and claims["amr"][0] == "authenticated", claims
+        role = identity.get_identity_pool_roles(IdentityPoolId=server.identity_pool_id)["Roles"]["authenticated"]
+        sts = boto3.client("sts", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="unused", aws_secret_access_key="unused")
+        assumed = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="ada-phone", WebIdentityToken=token)
+        assert assumed["Credentials"]["AccessKeyId"].startswith("ASIA")
+        assert assumed["SubjectFromWebIdentityToken"] == ada["identity"]
+        assert assumed["AssumedRoleUser"]["Arn"].endswith("/ada-phone")
+        expect_error("AccessDenied", lambda: sts.assume_role_with_web_identity(
+            RoleArn="arn:aws:iam::000000000000:role/Admin", RoleSessionName="ada", WebIdentityToken=token))
+        expect_error("InvalidIdentityToken", lambda: sts.assume_role_with_web_identity(
+            RoleArn=role, RoleSessionName="ada", WebIdentityToken=ada["tokens"]["IdToken"]))
+        # botocore refuses a short duration itself; a raw query-protocol request reaches STS.
+        form = urllib.parse.urlencode({"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15",
+                                       "RoleArn": role, "RoleSessionName": "ada", "WebIdentityToken": token,
+                                       "DurationSeconds": "60"}).encode()
+        request = urllib.request.Request(server.endpoint + "/", data=form,
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            urllib.request.urlopen(request)
+            raise AssertionError("a 60 s session was granted")
+        except urllib.error.HTTPError as error:
+            body = error.read().decode()
+            assert error.code == 400 and "<Code>ValidationError</Code>" in body, body
+        # boto3's own web-identity provider, as an app configured by environment would use it.
+        with tempfile.NamedTemporaryFile("w", suffix=".jwt", delete=False) as token_file:
+            token_file.write(token)
+        saved = dict(os.environ)
+        try:
+            os.environ.update({"AWS_WEB_IDENTITY_TOKEN_FILE": token_file.name, "AWS_ROLE_ARN": role,
+                               "AWS_ROLE_SESSION_NAME": "from-env", "AWS_ENDPOINT_URL_STS": server.endpoint,
+                               "AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+                               "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+                os.environ.pop(name, None)
+            credentials = boto3.Session().get_credentials().get_frozen_credentials()
+            assert credentials.access_key.startswith("ASIA") and credentials.token, credentials
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            os.unlink(token_file.name)
+        users["ada"]["open_id_token"] = token
+        users["ada"]["role"] = role
+
     def signed_out_users_get_no_credentials():
         ada = users["ada"]
         idp.global_sign_out(AccessToken=ada["tokens"]["AccessToken"])
         expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(
             IdentityId=ada["identity"], Logins={provider: ada["tokens"]["IdToken"]}))
+        sts = boto3.client("sts", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="unused", aws_secret_access_key="unused")
+        expect_error("InvalidIdentityToken", lambda: sts.assume_role_with_web_identity(
+            RoleArn=ada["role"], RoleSessionName="ada", WebIdentityToken=ada["open_id_token"]))
         idp.admin_disable_user(UserPoolId=server.pool_id, Username="bob")
         expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(
             IdentityId=users["bob"]["identity"], Logins={provider: users["bob"]["tokens"]["IdToken"]}))
@@ -137,6 +201,7 @@ def main(binary):
             ("GetCredentialsForIdentity: ASIA keys, session token, epoch-seconds expiry", credentials_for_the_identity),
             ("refusals: guests, access tokens, tampered or foreign tokens, another user's identity", refusals_as_cognito_answers_them),
             ("the operator manages pools and reads identities with SigV4-signed calls", operator_manages_pools_with_signed_calls),
+            ("GetOpenIdToken verifies through its JWKS; STS AssumeRoleWithWebIdentity, also from boto3's provider", open_id_token_and_sts),
             ("signed-out and disabled users get no credentials", signed_out_users_get_no_credentials),
         ]:
             check(name, function)

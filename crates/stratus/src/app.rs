@@ -108,6 +108,7 @@ impl Application {
             &platform,
             Arc::clone(&identity),
             credentials,
+            &public_url,
         )?);
         let authorizer = Arc::new(
             Authorizer::new(identity.verifiers(), &config.identity.issuers, Arc::clone(&platform.clock))
@@ -274,9 +275,13 @@ impl Application {
                         identity: Arc::clone(&self.identity),
                     }),
                 ],
+                vec![Arc::new(crate::services::sts::Sts::new(Arc::clone(&self.identity_pools)))],
                 cognito_protocol::MAX_BODY_BYTES,
             ))
             .merge(cognito_protocol::issuer_routes(Arc::clone(&self.identity)))
+            .merge(crate::services::cognito::identity_pool::protocol::issuer_routes(Arc::clone(
+                &self.identity_pools,
+            )))
             .merge(functions);
         // Around the whole router, once per request, rather than around each route.
         let origin = tower::ServiceBuilder::new()

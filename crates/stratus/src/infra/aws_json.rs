@@ -2,7 +2,9 @@
 //! DynamoDB, KMS, …): `POST /` with `X-Amz-Target: <Service>.<Operation>` and a JSON object body;
 //! answers are JSON with `x-amzn-RequestId`, failures `{"__type", "message"}` with
 //! `x-amzn-ErrorType`. The endpoint reads and checks the request and hands it to the service its
-//! target names; what an operation means, and who may call it, is the service's.
+//! target names; what an operation means, and who may call it, is the service's. The same
+//! `POST /` takes AWS's query protocol (a form body with `Action=`, STS's), handed to
+//! [`aws_query`](super::aws_query).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tower_http::cors::{Any, CorsLayer};
 
+use crate::infra::aws_query::{self, QueryService};
 use crate::infra::http::body::{BodyLimit, BodyRefusal, read_whole_body};
 use crate::infra::sigv4::{self, SignatureError, SignedRequest};
 
@@ -94,11 +97,18 @@ pub(crate) trait JsonService: Send + Sync + std::fmt::Debug + 'static {
 }
 
 #[derive(Debug, Clone)]
-struct Services(Arc<Vec<Arc<dyn JsonService>>>);
+struct Services {
+    json: Arc<Vec<Arc<dyn JsonService>>>,
+    query: Arc<Vec<Arc<dyn QueryService>>>,
+}
 
-/// `POST /` for `services`, with their bodies held to `max_body_bytes` and CORS open (browser
-/// apps call Cognito directly).
-pub(crate) fn endpoint(services: Vec<Arc<dyn JsonService>>, max_body_bytes: usize) -> Router {
+/// `POST /` for `json` and `query` services, with bodies held to `max_body_bytes` and CORS open
+/// (browser apps call Cognito directly).
+pub(crate) fn endpoint(
+    json: Vec<Arc<dyn JsonService>>,
+    query: Vec<Arc<dyn QueryService>>,
+    max_body_bytes: usize,
+) -> Router {
     Router::new()
         // An explicit OPTIONS route keeps preflights inside this router (and its CORS layer)
         // rather than in the listener's fallback.
@@ -108,7 +118,7 @@ pub(crate) fn endpoint(services: Vec<Arc<dyn JsonService>>, max_body_bytes: usiz
             read_whole_body,
         ))
         .layer(cors())
-        .with_state(Services(Arc::new(services)))
+        .with_state(Services { json: Arc::new(json), query: Arc::new(query) })
 }
 
 /// CORS as AWS's JSON endpoints allow it: any origin, any header.
@@ -139,6 +149,13 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        return aws_query::dispatch(&services.query, &body, &request_id).await;
+    }
     let mut response = match handle(&services, peer, &method, &uri, &headers, &body).await {
         Ok(value) => {
             let mut response = (StatusCode::OK, value.to_string()).into_response();
@@ -164,7 +181,7 @@ async fn handle(
     let target = headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or_default();
     let unknown = || JsonFault::client("UnknownOperationException", format!("Unknown target `{target}`"));
     let (service, operation) = target.split_once('.').ok_or_else(unknown)?;
-    let service = services.0.iter().find(|candidate| candidate.target() == service).ok_or_else(unknown)?;
+    let service = services.json.iter().find(|candidate| candidate.target() == service).ok_or_else(unknown)?;
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with(CONTENT_TYPE) && !content_type.starts_with("application/json") {

@@ -1,6 +1,7 @@
 //! Infrastructure every layer may use; it knows no port, service or application.
 
 pub(crate) mod aws_json;
+pub(crate) mod aws_query;
 pub mod clock;
 pub mod http;
 pub mod settings;

@@ -8,3 +8,4 @@ pub mod functions;
 pub mod gateway;
 pub mod iam;
 pub mod signing;
+pub mod sts;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::store::{PoolRecord, Provider, Store};
-use super::{IdentityPoolError, IdentityPools, IdentityPoolsConfig, provider_name};
+use super::{IdentityPoolError, IdentityPools, IdentityPoolsConfig, OpenIdIssuer, provider_name};
 use crate::platform::Platform;
 use crate::services::cognito::credentials::CredentialStore;
 use crate::services::cognito::user_pool::Identity;
@@ -15,12 +15,16 @@ impl IdentityPools {
         platform: &Platform,
         user_pools: Arc<Identity>,
         credentials: Arc<CredentialStore>,
+        public_url: &str,
     ) -> Result<Self, IdentityPoolError> {
         let store = Store::open(Arc::clone(&platform.db))?;
+        let issuer = format!("{}/cognito-identity", public_url.trim_end_matches('/'));
+        let openid = OpenIdIssuer::open(&platform.db, issuer, platform.clock.now_millis().div_euclid(1000))?;
         let pools = Self {
             store,
             user_pools,
             credentials,
+            openid,
             clock: Arc::clone(&platform.clock),
             region: platform.region().to_owned(),
         };

@@ -11,6 +11,7 @@
 
 mod config;
 mod install;
+mod openid;
 pub(crate) mod protocol;
 mod store;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{IdentityPoolConfig, IdentityPoolsConfig};
+pub use openid::{OpenIdClaims, OpenIdError, OpenIdIssuer};
 pub use store::{IdentityRecord, PoolRecord, Provider};
 
 use crate::infra::clock::Clock;
@@ -56,6 +58,10 @@ pub enum IdentityPoolError {
     NameTaken(String),
     #[error("internal error")]
     Storage(#[from] DbError),
+    #[error("internal error")]
+    Keys(#[from] crate::services::cognito::tokens::KeyError),
+    #[error("cannot open the identity pools' token issuer")]
+    OpenId(#[from] OpenIdError),
 }
 
 /// Every identity pool of the stage, over the user pools whose ID tokens they trust.
@@ -64,6 +70,7 @@ pub struct IdentityPools {
     store: Store,
     user_pools: Arc<Identity>,
     credentials: Arc<CredentialStore>,
+    openid: OpenIdIssuer,
     clock: Arc<dyn Clock>,
     region: String,
 }
@@ -83,8 +90,28 @@ struct Login {
 }
 
 impl IdentityPools {
-    fn now(&self) -> i64 {
+    /// The stage's time, epoch seconds.
+    pub fn now(&self) -> i64 {
         self.clock.now_millis().div_euclid(1000)
+    }
+
+    /// Whether a user-pool sign-in has ended (signed out, user disabled or deleted); a sign-in
+    /// of an issuer no pool has is taken as ended.
+    pub fn sign_in_revoked(&self, issuer: &str, family: &str) -> bool {
+        self.user_pools
+            .pools()
+            .iter()
+            .find(|pool| pool.issuer() == issuer)
+            .is_none_or(|pool| pool.is_revoked(family))
+    }
+
+    /// Temporary credentials for `grant` (STS's, whose role the caller has checked).
+    pub async fn issue_credentials(
+        &self,
+        grant: Grant,
+        duration: Duration,
+    ) -> Result<IssuedCredentials, IdentityPoolError> {
+        Ok(self.credentials.issue(grant, duration, self.now()).await?)
     }
 
     /// A new identity or pool id: `<region>:<GUID>`.
@@ -120,45 +147,26 @@ impl IdentityPools {
         }
     }
 
-    /// GetCredentialsForIdentity: temporary credentials with the pool's role. An authenticated
-    /// identity must present a valid login of its own user.
+    /// GetCredentialsForIdentity: temporary credentials with the pool's role.
     pub async fn credentials_for(
         &self,
         identity_id: &str,
         logins: &BTreeMap<String, String>,
     ) -> Result<IdentityCredentials, IdentityPoolError> {
-        let identity = self
-            .store
-            .identity(identity_id)?
-            .ok_or_else(|| IdentityPoolError::IdentityNotFound(identity_id.to_owned()))?;
-        let pool = self.pool(&identity.pool_id)?;
-        let grant = match &identity.login {
-            Some((provider, subject)) => {
-                let login = self.login(&pool, logins)?.ok_or(IdentityPoolError::LoginsMismatch)?;
-                if &login.provider != provider || &login.claims.sub != subject {
-                    return Err(IdentityPoolError::LoginsMismatch);
-                }
-                Grant {
-                    identity_id: identity.id.clone(),
-                    role_arn: pool.authenticated_role.clone().ok_or(IdentityPoolError::NoRole)?,
-                    subject: Some(subject.clone()),
-                    sign_in: Some(SignIn { issuer: login.issuer, family: login.claims.origin_jti }),
-                }
-            }
-            None => {
-                if !pool.allow_unauthenticated {
-                    return Err(IdentityPoolError::GuestsNotAllowed);
-                }
-                if !logins.is_empty() {
-                    return Err(IdentityPoolError::LoginsMismatch);
-                }
-                Grant {
-                    identity_id: identity.id.clone(),
-                    role_arn: pool.unauthenticated_role.clone().ok_or(IdentityPoolError::NoRole)?,
-                    subject: None,
-                    sign_in: None,
-                }
-            }
+        let (identity, pool, login) = self.authorize(identity_id, logins)?;
+        let grant = match login {
+            Some(login) => Grant {
+                identity_id: identity.id.clone(),
+                role_arn: pool.authenticated_role.clone().ok_or(IdentityPoolError::NoRole)?,
+                subject: Some(login.claims.sub),
+                sign_in: Some(SignIn { issuer: login.issuer, family: login.claims.origin_jti }),
+            },
+            None => Grant {
+                identity_id: identity.id.clone(),
+                role_arn: pool.unauthenticated_role.clone().ok_or(IdentityPoolError::NoRole)?,
+                subject: None,
+                sign_in: None,
+            },
         };
         let validity = Duration::from_secs(u64::try_from(pool.credentials_seconds).unwrap_or(3600));
         let now = self.now();
@@ -166,6 +174,68 @@ impl IdentityPools {
         self.store.touch(&identity.id, now).await?;
         tracing::info!(identity_id = %identity.id, access_key_id = %credentials.access_key_id, "credentials issued");
         Ok(IdentityCredentials { identity_id: identity.id, credentials })
+    }
+
+    /// GetOpenIdToken: a token of the identity for STS `AssumeRoleWithWebIdentity`.
+    pub async fn open_id_token(
+        &self,
+        identity_id: &str,
+        logins: &BTreeMap<String, String>,
+    ) -> Result<(String, String), IdentityPoolError> {
+        let (identity, pool, login) = self.authorize(identity_id, logins)?;
+        let now = self.now();
+        let (amr, sign_in_issuer, sign_in) = match login {
+            Some(login) => (
+                vec!["authenticated".to_owned(), login.provider],
+                Some(login.issuer),
+                Some(login.claims.origin_jti),
+            ),
+            None => (vec!["unauthenticated".to_owned()], None, None),
+        };
+        let claims = OpenIdClaims {
+            sub: identity.id.clone(),
+            aud: pool.id,
+            amr,
+            iss: self.openid.issuer().to_owned(),
+            exp: now + openid::VALIDITY_SECONDS,
+            iat: now,
+            sign_in_issuer,
+            sign_in,
+        };
+        let token = self.openid.sign(&claims)?;
+        self.store.touch(&identity.id, now).await?;
+        Ok((identity.id, token))
+    }
+
+    /// The identity pools' token issuer (its JWKS, and STS's verification).
+    pub fn openid(&self) -> &OpenIdIssuer {
+        &self.openid
+    }
+
+    /// The identity, its pool and the verified login it must present: an authenticated identity
+    /// its own user's, a guest none (and only where guests are allowed).
+    fn authorize(
+        &self,
+        identity_id: &str,
+        logins: &BTreeMap<String, String>,
+    ) -> Result<(IdentityRecord, PoolRecord, Option<Login>), IdentityPoolError> {
+        let identity = self
+            .store
+            .identity(identity_id)?
+            .ok_or_else(|| IdentityPoolError::IdentityNotFound(identity_id.to_owned()))?;
+        let pool = self.pool(&identity.pool_id)?;
+        match &identity.login {
+            Some((provider, subject)) => {
+                let login = self.login(&pool, logins)?.ok_or(IdentityPoolError::LoginsMismatch)?;
+                if &login.provider != provider || &login.claims.sub != subject {
+                    return Err(IdentityPoolError::LoginsMismatch);
+                }
+                Ok((identity, pool, Some(login)))
+            }
+            None if !pool.allow_unauthenticated => Err(IdentityPoolError::GuestsNotAllowed),
+            None if !logins.is_empty() => Err(IdentityPoolError::LoginsMismatch),
+            None => Ok((identity, pool, None)),
+        }
     }
 
     /// Creates a pool trusting `providers` (CreateIdentityPool); it has no roles until

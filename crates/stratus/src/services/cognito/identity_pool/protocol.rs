@@ -1,13 +1,17 @@
 //! Cognito identity pools' wire protocol: the `AWSCognitoIdentityService.<Operation>` targets of
-//! the JSON 1.1 endpoint. `GetId` and `GetCredentialsForIdentity` are unsigned, as in AWS (the
-//! login token is the proof); managing pools and reading identities takes the operator's
-//! signature.
+//! the JSON 1.1 endpoint, and the issuer documents of their OpenID tokens. `GetId`,
+//! `GetCredentialsForIdentity` and `GetOpenIdToken` are unsigned, as in AWS (the login token is
+//! the proof); managing pools and reading identities takes the operator's signature.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -30,6 +34,7 @@ pub(crate) struct IdentityPoolService {
 enum Operation {
     GetId,
     GetCredentialsForIdentity,
+    GetOpenIdToken,
     CreateIdentityPool,
     DescribeIdentityPool,
     ListIdentityPools,
@@ -44,6 +49,7 @@ impl Operation {
         Some(match name {
             "GetId" => Self::GetId,
             "GetCredentialsForIdentity" => Self::GetCredentialsForIdentity,
+            "GetOpenIdToken" => Self::GetOpenIdToken,
             "CreateIdentityPool" => Self::CreateIdentityPool,
             "DescribeIdentityPool" => Self::DescribeIdentityPool,
             "ListIdentityPools" => Self::ListIdentityPools,
@@ -58,7 +64,7 @@ impl Operation {
     /// Whether only the operator may call it.
     fn signed(self) -> bool {
         match self {
-            Self::GetId | Self::GetCredentialsForIdentity => false,
+            Self::GetId | Self::GetCredentialsForIdentity | Self::GetOpenIdToken => false,
             Self::CreateIdentityPool
             | Self::DescribeIdentityPool
             | Self::ListIdentityPools
@@ -93,6 +99,7 @@ impl JsonService for IdentityPoolService {
             match operation {
                 Operation::GetId => get_id(pools, input).await,
                 Operation::GetCredentialsForIdentity => get_credentials_for_identity(pools, input).await,
+                Operation::GetOpenIdToken => get_open_id_token(pools, input).await,
                 Operation::CreateIdentityPool => create_identity_pool(pools, input).await,
                 Operation::DescribeIdentityPool => describe_identity_pool(pools, input),
                 Operation::ListIdentityPools => list_identity_pools(pools, input),
@@ -136,7 +143,7 @@ fn fault(error: &IdentityPoolError) -> JsonFault {
         }
         IdentityPoolError::NoRole => "InvalidIdentityPoolConfigurationException",
         IdentityPoolError::NameTaken(_) => "ResourceConflictException",
-        IdentityPoolError::Storage(_) => {
+        IdentityPoolError::Storage(_) | IdentityPoolError::Keys(_) | IdentityPoolError::OpenId(_) => {
             tracing::error!(error = %crate::infra::telemetry::error_chain(error), "identity pool request failed");
             return JsonFault {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -214,6 +221,42 @@ async fn get_credentials_for_identity(pools: &IdentityPools, input: Value) -> Re
             "Expiration": credentials.expiration,
         },
     }))
+}
+
+async fn get_open_id_token(pools: &IdentityPools, input: Value) -> Result<Value, JsonFault> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Request {
+        identity_id: String,
+        #[serde(default)]
+        logins: BTreeMap<String, String>,
+    }
+    let request: Request = parse(input)?;
+    let (identity_id, token) =
+        pools.open_id_token(&request.identity_id, &request.logins).await.map_err(|error| fault(&error))?;
+    Ok(json!({ "IdentityId": identity_id, "Token": token }))
+}
+
+/// The identity pools' issuer documents: its JWKS and OpenID discovery.
+pub(crate) fn issuer_routes(pools: Arc<IdentityPools>) -> Router {
+    async fn jwks(State(pools): State<Arc<IdentityPools>>) -> Response {
+        ([(header::CACHE_CONTROL, "public, max-age=300")], Json(pools.openid().jwks())).into_response()
+    }
+    async fn discovery(State(pools): State<Arc<IdentityPools>>) -> Response {
+        let issuer = pools.openid().issuer();
+        let document = json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        ([(header::CACHE_CONTROL, "public, max-age=300")], Json(document)).into_response()
+    }
+    Router::new()
+        .route("/cognito-identity/.well-known/jwks.json", get(jwks))
+        .route("/cognito-identity/.well-known/openid-configuration", get(discovery))
+        .with_state(pools)
 }
 
 async fn create_identity_pool(pools: &IdentityPools, input: Value) -> Result<Value, JsonFault> {
