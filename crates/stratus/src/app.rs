@@ -30,6 +30,7 @@ use crate::services::cognito::identity_pool::{IdentityPoolError, IdentityPools};
 use crate::services::cognito::user_pool::protocol::{self as cognito_protocol, UserPoolService};
 use crate::services::cognito::user_pool::{Identity, IdentityError};
 use crate::services::functions::{Host, HostError};
+use crate::services::iam::{Iam, IamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -47,6 +48,8 @@ pub enum AppError {
     Identity(#[from] IdentityError),
     #[error("cannot open the identity pools")]
     IdentityPools(#[from] IdentityPoolError),
+    #[error("cannot load the IAM roles")]
+    Iam(#[from] IamError),
     #[error("cannot open the credentials store")]
     Credentials(#[from] crate::infra::sqlite::DbError),
     #[error(transparent)]
@@ -94,6 +97,9 @@ impl Application {
         let public_url = config.server.public_url(local_addr);
         platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
         let identity = Arc::new(Identity::open(&config.identity, &platform, &public_url)?);
+        // Read now, so that a broken policy file stops start-up; the coming S3 endpoint is
+        // where they are evaluated.
+        Iam::load(&config.iam)?;
         let credentials = Arc::new(CredentialStore::open(Arc::clone(&platform.db))?);
         let operator = identity.operator();
         credentials

@@ -28,6 +28,7 @@ use crate::services::cognito::user_pool::IdentityConfig;
 use crate::services::edge::EdgeConfig;
 use crate::services::functions::FunctionsConfig;
 use crate::services::gateway::GatewayConfig;
+use crate::services::iam::IamConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,6 +65,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub identity: IdentityConfig,
     pub identity_pools: IdentityPoolsConfig,
+    pub iam: IamConfig,
     pub blog: BlogConfig,
     pub edge: EdgeConfig,
     pub gateway: GatewayConfig,
@@ -85,6 +87,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             identity: IdentityConfig::default(),
             identity_pools: IdentityPoolsConfig::default(),
+            iam: IamConfig::default(),
             blog: BlogConfig::default(),
             edge: EdgeConfig::default(),
             gateway: GatewayConfig::default(),
@@ -151,6 +154,7 @@ impl Config {
         self.mail.validate()?;
         self.identity.validate()?;
         self.identity_pools.validate()?;
+        self.iam.validate()?;
         self.blog.validate()?;
         self.media.validate()?;
         self.edge.validate()?;
@@ -158,6 +162,25 @@ impl Config {
             return Err(
                 Invalid { key: "media.bucket", problem: "must not be blog.site_bucket".into() }.into()
             );
+        }
+        self.validate_roles()?;
+        Ok(())
+    }
+
+    /// Every role an identity pool hands out is one IAM knows.
+    fn validate_roles(&self) -> Result<(), Invalid> {
+        for (name, pool) in &self.identity_pools.pools {
+            if let Some(role) = [&pool.authenticated_role, &pool.unauthenticated_role]
+                .into_iter()
+                .find(|role| !self.iam.has_role(role))
+            {
+                return invalid(
+                    "identity_pools.<name>.authenticated_role",
+                    format!(
+                        "identity pool `{name}` names `{role}`, which is not a role of [iam] (nor a built-in one)"
+                    ),
+                );
+            }
         }
         Ok(())
     }

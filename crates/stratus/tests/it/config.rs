@@ -39,6 +39,10 @@ fn sources_override_each_other_in_order() {
     assert_eq!(with_flags.stage, "qa");
     assert_eq!(with_flags.server.listen.port(), 0);
     assert_eq!(with_flags.stage_dir(), std::path::Path::new("data").join("qa"));
+    // An account id of digits keeps its leading zeros, though the environment reads it as a number.
+    let account = Config::load(None, env(&[("STRATUS_IAM__ACCOUNT", "000000000000")]), &Overrides::default())
+        .expect("account");
+    assert_eq!(account.iam.account, "000000000000");
 }
 
 fn load_error(pairs: &[(&str, &str)]) -> String {
@@ -68,6 +72,16 @@ fn a_bad_configuration_names_the_key_and_the_problem() {
         (vec![("STRATUS_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "0")], "server.max_connections_per_address"),
         (vec![("STRATUS_SERVER__METRICS", "everyone")], "STRATUS_SERVER__METRICS"),
         (vec![("STRATUS_FUNCTIONS__HTTP_CONCURRENCY", "0")], "functions.http_concurrency"),
+        (vec![("STRATUS_IAM__ACCOUNT", "1234567890123")], "iam.account"),
+        (vec![("STRATUS_IAM__ACCOUNT", "twelve")], "iam.account"),
+        (
+            vec![(
+                "STRATUS_IDENTITY_POOLS__DEFAULT__AUTHENTICATED_ROLE",
+                "arn:aws:iam::000000000000:role/Nobody",
+            )],
+            "identity_pools.<name>.authenticated_role",
+        ),
+        (vec![("STRATUS_IDENTITY_POOLS__DEFAULT__CREDENTIALS_VALIDITY", "1m")], "credentials_validity"),
         (vec![("STRATUS_FUNCTIONS__BACKGROUND_CONCURRENCY", "0")], "functions.background_concurrency"),
         (vec![("STRATUS_DATABASE__SYNCHRONOUS", "sometimes")], "STRATUS_DATABASE__SYNCHRONOUS"),
         (vec![("STRATUS_IDENTITY__POOLS__DEFAULT__ACCESS_TOKEN_VALIDITY", "2days")], "access_token_validity"),
@@ -114,4 +128,32 @@ fn the_example_file_documents_the_defaults() {
         Config::load(Some(&example), Vec::new(), &Overrides::default()).expect("example loads");
     let defaults = Config::load(None, Vec::new(), &Overrides::default()).expect("defaults");
     assert_eq!(format!("{from_example:?}"), format!("{defaults:?}"));
+}
+
+#[tokio::test]
+async fn a_broken_policy_file_stops_start_up_naming_the_file_and_the_statement() {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let file = dir.path().join("todo-files.json");
+    std::fs::write(
+        &file,
+        r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+            {"Sid": "Oops", "Effect": "Allow", "Action": "s3:PutObject"}]}"#,
+    )
+    .expect("policy file");
+    let mut config = crate::support::test_config(dir.path());
+    config
+        .iam
+        .roles
+        .insert("Todo".into(), stratus::services::iam::RoleConfig { policy_files: vec![file.clone()] });
+    let error = stratus::app::Application::build(config).await.expect_err("start-up must stop");
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(text.contains("statement 2 (Sid `Oops`)") && text.contains("needs Resource"), "{text}");
 }

@@ -9,15 +9,98 @@
 //! user reach another's folder.
 
 mod condition;
+mod config;
 mod context;
 mod pattern;
 mod policy;
 
+pub use config::{IamConfig, RoleConfig};
 pub use context::Context;
 pub use policy::{Policy, PolicyError};
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use pattern::{Compare, Unresolved};
 use policy::{Effect, Matcher, Statement};
+
+/// The identity pools' default roles and the policy the authenticated one has.
+pub const DEFAULT_AUTHENTICATED_ROLE: &str = "Cognito_DefaultAuthenticated";
+pub const DEFAULT_UNAUTHENTICATED_ROLE: &str = "Cognito_DefaultUnauthenticated";
+const OWN_FOLDER_POLICY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/own-folder.json"));
+
+/// A role's policy file could not be used: start-up stops, naming the file and the statement.
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    #[error("cannot read the policy file {} of role `{role}`", path.display())]
+    Read {
+        role: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("role `{role}`: {source}")]
+    Policy {
+        role: String,
+        #[source]
+        source: PolicyError,
+    },
+}
+
+/// The stage's roles and their policies, read once at start-up.
+#[derive(Debug)]
+pub struct Iam {
+    account: String,
+    roles: BTreeMap<String, Vec<Policy>>,
+}
+
+impl Iam {
+    /// Reads every role's policy files (relative paths from the working directory).
+    pub fn load(config: &IamConfig) -> Result<Self, IamError> {
+        let parse = |role: &str, name: &str, json: &str| {
+            Policy::parse(name, json).map_err(|source| IamError::Policy { role: role.to_owned(), source })
+        };
+        let mut roles = BTreeMap::from([
+            (
+                DEFAULT_AUTHENTICATED_ROLE.to_owned(),
+                vec![parse(DEFAULT_AUTHENTICATED_ROLE, "own-folder (built in)", OWN_FOLDER_POLICY)?],
+            ),
+            (DEFAULT_UNAUTHENTICATED_ROLE.to_owned(), Vec::new()),
+        ]);
+        for (role, settings) in &config.roles {
+            let mut policies = Vec::new();
+            for file in &settings.policy_files {
+                let path = file.clone();
+                let json = std::fs::read_to_string(&path).map_err(|source| IamError::Read {
+                    role: role.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                policies.push(parse(role, &path.display().to_string(), &json)?);
+            }
+            roles.insert(role.clone(), policies);
+        }
+        Ok(Self { account: config.account.clone(), roles })
+    }
+
+    /// The policies of the role an ARN names; `None` for a role this stage does not have.
+    pub fn policies(&self, role_arn: &str) -> Option<&[Policy]> {
+        let name = role_arn.strip_prefix(&format!("arn:aws:iam::{}:role/", self.account))?;
+        self.roles.get(name).map(Vec::as_slice)
+    }
+}
+
+impl IamConfig {
+    /// Whether `role_arn` names a role of this stage (a built-in one or a configured one).
+    pub fn has_role(&self, role_arn: &str) -> bool {
+        role_arn.strip_prefix(&format!("arn:aws:iam::{}:role/", self.account)).is_some_and(|name| {
+            name == DEFAULT_AUTHENTICATED_ROLE
+                || name == DEFAULT_UNAUTHENTICATED_ROLE
+                || self.roles.contains_key(name)
+        })
+    }
+}
 
 /// What is asked: `s3:GetObject` on `arn:aws:s3:::bucket/key`, in a context.
 #[derive(Debug, Clone, Copy)]

@@ -296,3 +296,28 @@ fn a_malformed_policy_is_refused_naming_the_statement() {
         assert!(message.contains(expected), "{json}: {message}");
     }
 }
+
+#[test]
+fn the_built_in_authenticated_role_holds_users_to_their_folder_and_guests_get_nothing() {
+    let iam = Iam::load(&IamConfig::default()).expect("built-in roles");
+    let authenticated =
+        iam.policies("arn:aws:iam::000000000000:role/Cognito_DefaultAuthenticated").expect("role");
+    let alice = Context::default().with(SUB, ALICE);
+    assert!(allowed(authenticated, "s3:PutObject", &object(&format!("{ALICE}/todo.json")), &alice));
+    assert!(!allowed(authenticated, "s3:PutObject", &object("someone-else/todo.json"), &alice));
+    let guest = iam.policies("arn:aws:iam::000000000000:role/Cognito_DefaultUnauthenticated").expect("role");
+    assert!(!allowed(guest, "s3:GetObject", &object(&format!("{ALICE}/todo.json")), &alice));
+    assert!(
+        iam.policies("arn:aws:iam::999999999999:role/Cognito_DefaultAuthenticated").is_none(),
+        "another account"
+    );
+    assert!(iam.policies("arn:aws:iam::000000000000:role/Unknown").is_none());
+}
+
+#[test]
+fn a_missing_policy_file_is_named() {
+    let mut config = IamConfig::default();
+    config.roles.insert("Todo".into(), RoleConfig { policy_files: vec!["/nonexistent/todo.json".into()] });
+    let message = Iam::load(&config).expect_err("refused").to_string();
+    assert!(message.contains("/nonexistent/todo.json") && message.contains("`Todo`"), "{message}");
+}
