@@ -10,6 +10,7 @@ Usage: python identity_pool_flow.py path/to/stratus
 import datetime
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -88,6 +89,19 @@ def main(binary):
         # botocore parsed a timestamp: Expiration came as epoch seconds, an hour from now.
         left = credentials["Expiration"] - datetime.datetime.now(datetime.timezone.utc)
         assert datetime.timedelta(minutes=55) < left <= datetime.timedelta(minutes=61), left
+        users["ada"]["access_key"] = credentials["AccessKeyId"]
+
+    def the_cli_lists_and_revokes_credentials():
+        ada = users["ada"]
+        def cli(*args):
+            return subprocess.run([binary, *args, "--stage", "test", "--data-dir", server.data_dir],
+                                  capture_output=True, text=True, check=True, env=server.environment).stdout
+        listed = cli("credentials", "list", "--identity", ada["identity"])
+        assert ada["access_key"] in listed, listed
+        assert ada["identity"] in cli("identity-pools", "identities", "default")
+        assert ada["identity"] in cli("identity-pools", "of", ada["sub"])
+        assert "revoked 1 credential(s)" in cli("credentials", "revoke", ada["identity"])
+        assert ada["access_key"] not in cli("credentials", "list")
 
     def refusals_as_cognito_answers_them():
         pool = server.identity_pool_id
@@ -199,6 +213,7 @@ def main(binary):
         for name, function in [
             ("GetId: one identity per user, under AWS's and Amplify's login keys", get_id_is_stable_under_both_login_key_forms),
             ("GetCredentialsForIdentity: ASIA keys, session token, epoch-seconds expiry", credentials_for_the_identity),
+            ("the CLI lists identities and live credentials, and revokes an identity's", the_cli_lists_and_revokes_credentials),
             ("refusals: guests, access tokens, tampered or foreign tokens, another user's identity", refusals_as_cognito_answers_them),
             ("the operator manages pools and reads identities with SigV4-signed calls", operator_manages_pools_with_signed_calls),
             ("GetOpenIdToken verifies through its JWKS; STS AssumeRoleWithWebIdentity, also from boto3's provider", open_id_token_and_sts),

@@ -13,6 +13,7 @@ class StratusServer:
     def __init__(self, binary, env=None):
         self.data_dir = tempfile.mkdtemp(prefix="stratus-clients-")
         environment = dict(os.environ, STRATUS_LOG__FORMAT="json", **(env or {}))
+        self.environment = environment
         self.process = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir", self.data_dir],
             stdout=subprocess.PIPE,

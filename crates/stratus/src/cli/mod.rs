@@ -13,12 +13,14 @@ use crate::config::{Config, Overrides};
 use crate::infra::clock::SystemClock;
 use crate::platform::Platform;
 
+mod identity_pools;
 mod mail;
 mod photos;
 mod posts;
 mod stream;
 mod users;
 
+pub use identity_pools::{CredentialsCommand, IdentityPoolsCommand};
 pub use mail::MailCommand;
 pub use photos::{PhotosCommand, ThumbnailArgs, ThumbnailFormat};
 pub use posts::{PostsCommand, SiteCommand};
@@ -53,6 +55,12 @@ pub enum Command {
     Mail(MailCommand),
     /// Manage the users of a user pool (the same data a running server uses).
     Users(UsersArgs),
+    /// Inspect the identity pools and their identities.
+    #[command(subcommand)]
+    IdentityPools(IdentityPoolsCommand),
+    /// Inspect and revoke the temporary AWS credentials handed to identities.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
     /// Publish and list blog posts.
     #[command(subcommand)]
     Posts(PostsCommand),
@@ -91,6 +99,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Stream(command) => stream::stream(command, &config),
         Command::Mail(command) => mail::mail(command, &config),
         Command::Users(args) => users::users(args, &config).await,
+        Command::IdentityPools(command) => identity_pools::identity_pools(command, &config),
+        Command::Credentials(command) => identity_pools::credentials(command, &config).await,
         Command::Posts(command) => posts::posts(command, &config).await,
         Command::Site(SiteCommand::Rebuild) => posts::rebuild_site(&config).await,
         Command::Photos(PhotosCommand::Upload { files, uploader }) => {

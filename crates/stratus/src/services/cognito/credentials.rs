@@ -245,17 +245,36 @@ impl CredentialStore {
                     return Err(CredentialError::Revoked);
                 }
                 let sign_in = row.issuer.zip(row.family).map(|(issuer, family)| SignIn { issuer, family });
-                let grant = Grant {
-                    identity_id: row.identity_id.unwrap_or_default(),
-                    role_arn: row.role_arn.unwrap_or_default(),
-                    subject: row.subject,
-                    sign_in,
+                let (Some(identity_id), Some(role_arn)) = (row.identity_id, row.role_arn) else {
+                    return Err(CredentialError::Storage(corrupt(access_key_id)));
                 };
+                let grant = Grant { identity_id, role_arn, subject: row.subject, sign_in };
                 CallerKind::Temporary { grant, expires_at }
             }
             _ => return Err(CredentialError::Storage(corrupt(access_key_id))),
         };
         Ok(Caller { access_key_id: access_key_id.to_owned(), secret_access_key: row.secret, kind })
+    }
+
+    /// Temporary credentials still valid at `now` (of one identity, or all), newest first.
+    pub fn live(&self, identity_id: Option<&str>, now: i64) -> Result<Vec<LiveCredentials>, DbError> {
+        self.db.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT access_key_id, identity_id, role_arn, subject, expires_at FROM credentials
+                 WHERE expires_at > ?1 AND revoked_at IS NULL AND (?2 IS NULL OR identity_id = ?2)
+                 ORDER BY created_at DESC, access_key_id",
+            )?;
+            let rows = statement.query_map(params![now, identity_id], |row| {
+                Ok(LiveCredentials {
+                    access_key_id: row.get(0)?,
+                    identity_id: row.get(1)?,
+                    role_arn: row.get(2)?,
+                    subject: row.get(3)?,
+                    expires_at: row.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
     /// Revokes every unexpired temporary credential of an identity (the CLI's revoke).
@@ -286,6 +305,16 @@ impl CredentialStore {
     }
 }
 
+/// Temporary credentials as the CLI lists them (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCredentials {
+    pub access_key_id: String,
+    pub identity_id: String,
+    pub role_arn: String,
+    pub subject: Option<String>,
+    pub expires_at: i64,
+}
+
 struct StoredRow {
     secret: String,
     token_hash: Option<String>,
@@ -298,12 +327,13 @@ struct StoredRow {
     revoked_at: Option<i64>,
 }
 
-/// A row that has a token without an expiry, or the reverse, was not written by this store.
+/// A row with a token but no expiry, or the reverse, or temporary credentials without their
+/// identity and role, was not written by this store.
 fn corrupt(access_key_id: &str) -> DbError {
     DbError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
         2,
         rusqlite::types::Type::Null,
-        format!("credentials {access_key_id} have a session token or an expiry, not both").into(),
+        format!("credentials {access_key_id} are neither long-term nor whole temporary ones").into(),
     ))
 }
 
@@ -392,7 +422,14 @@ mod tests {
         let alice =
             store.issue(grant("us-east-1:alice"), Duration::from_secs(3600), now).await.expect("issue");
         let bob = store.issue(grant("us-east-1:bob"), Duration::from_secs(3600), now).await.expect("issue");
+        let live = store.live(None, now + 1).expect("live");
+        assert_eq!(live.len(), 2);
+        assert_eq!(
+            store.live(Some("us-east-1:alice"), now + 1).expect("live")[0].access_key_id,
+            alice.access_key_id
+        );
         assert_eq!(store.revoke_identity("us-east-1:alice", now + 1).await.expect("revoke"), 1);
+        assert_eq!(store.live(None, now + 2).expect("live").len(), 1, "revoked ones are not live");
         let alice_now = store.caller(&alice.access_key_id, Some(&alice.session_token), now + 2);
         assert!(matches!(alice_now, Err(CredentialError::Revoked)));
         assert!(store.caller(&bob.access_key_id, Some(&bob.session_token), now + 2).is_ok());
