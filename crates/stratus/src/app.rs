@@ -65,6 +65,7 @@ pub struct Application {
     platform: Arc<Platform>,
     identity: Arc<Identity>,
     identity_pools: Arc<IdentityPools>,
+    credentials: Arc<CredentialStore>,
     authorizer: Arc<Authorizer>,
     host: Host,
     /// HTTP functions: routers mounted on the listener.
@@ -113,7 +114,7 @@ impl Application {
             &config.identity_pools,
             &platform,
             Arc::clone(&identity),
-            credentials,
+            Arc::clone(&credentials),
             &public_url,
         )?);
         let authorizer = Arc::new(
@@ -145,6 +146,7 @@ impl Application {
             platform,
             identity,
             identity_pools,
+            credentials,
             authorizer,
             host,
             functions,
@@ -249,6 +251,11 @@ impl Application {
             self.subscriptions.clone(),
             background.clone(),
         ));
+        let forgetter = tokio::spawn(forget_expired_credentials(
+            Arc::clone(&self.credentials),
+            Arc::clone(&self.platform.clock),
+            background.clone(),
+        ));
         let trimmer = tokio::spawn(trim_stream(
             Arc::clone(&self.platform),
             config.stream.clone(),
@@ -301,7 +308,7 @@ impl Application {
         self.listener.serve(router, shutdown).await;
         tracing::info!("shutting down: finishing in-flight invocations");
         background.cancel();
-        let _ = tokio::join!(sweeper, trimmer, pruner, reporter);
+        let _ = tokio::join!(sweeper, trimmer, pruner, forgetter, reporter);
         self.host.shutdown().await;
         tracing::info!("stopped");
         Ok(())
@@ -382,6 +389,30 @@ async fn sweep_expired_items(platform: Arc<Platform>, every: std::time::Duration
 }
 
 /// Keeps the attempt limiters' memory bounded by forgetting idle keys.
+/// Expired credentials are kept a day, so that clients still using them hear `ExpiredToken`
+/// rather than `InvalidAccessKeyId`, then forgotten.
+async fn forget_expired_credentials(
+    credentials: Arc<CredentialStore>,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) {
+    const KEPT_FOR: i64 = 24 * 3600;
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                let before = clock.now_millis().div_euclid(1000) - KEPT_FOR;
+                match credentials.sweep_expired(before).await {
+                    Ok(0) => {}
+                    Ok(forgotten) => tracing::debug!(forgotten, "expired credentials forgotten"),
+                    Err(error) => tracing::warn!(error = %error_chain(&error), "cannot forget expired credentials"),
+                }
+            }
+        }
+    }
+}
+
 async fn prune_throttles(identity: Arc<Identity>, subscriptions: SubscriberState, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
