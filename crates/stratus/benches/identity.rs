@@ -1,6 +1,6 @@
 //! Figures for identity: access-token verifications per second on one core, the overhead of an
-//! authorized route over an open one under load (`wrk`, if installed), and sign-in throughput
-//! (bound by argon2id by design). Run with `cargo bench -p stratus --bench identity`.
+//! authorized route over an open one under load (`wrk`, if installed), sign-in throughput
+//! (bound by argon2id by design), and the identity-pool flow (ID token → credentials). Run with `cargo bench -p stratus --bench identity`.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -127,6 +127,27 @@ async fn run() {
     }
     let per_second = sign_ins as f64 / started.elapsed().as_secs_f64();
     println!("  sign-in  {per_second:>10.1} per second (argon2id m=19 MiB, t=2, p=1: bound by design)");
+
+    // The identity pool: an ID token traded for an identity and temporary credentials, as a
+    // mobile app does at each start (RS256 verification of the ID token, two database writes).
+    let id_token = match pool.password_auth(&client_id, "bench", PASSWORD).await.expect("sign in") {
+        stratus::services::cognito::user_pool::AuthOutcome::Authenticated(tokens) => tokens.id_token,
+        other => panic!("unexpected challenge {other:?}"),
+    };
+    let pools = Arc::clone(app.identity_pools());
+    let identity_pool = pools.id_named("default").expect("pools").expect("default pool");
+    let logins = std::collections::BTreeMap::from([(
+        format!("cognito-idp.us-east-1.amazonaws.com/{}", pool.id()),
+        id_token,
+    )]);
+    let flows = 500;
+    let started = Instant::now();
+    for _ in 0..flows {
+        let identity = pools.get_id(&identity_pool, &logins).await.expect("GetId");
+        pools.credentials_for(&identity.id, &logins).await.expect("GetCredentialsForIdentity");
+    }
+    let per_second = flows as f64 / started.elapsed().as_secs_f64();
+    println!("  identity flow (GetId + GetCredentialsForIdentity)  {per_second:>8.0} per second, in process");
 
     // No user enumeration by timing: an unknown user costs the same argon2 verification.
     let mut timings = [Vec::new(), Vec::new()];

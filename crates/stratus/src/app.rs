@@ -181,6 +181,10 @@ impl Application {
         &self.identity
     }
 
+    pub fn identity_pools(&self) -> &Arc<IdentityPools> {
+        &self.identity_pools
+    }
+
     /// Checks access tokens for HTTP functions (`Principal` extractor).
     pub fn authorizer(&self) -> &Arc<Authorizer> {
         &self.authorizer
