@@ -8,7 +8,6 @@ import email
 import email.policy
 import sys
 import time
-import traceback
 import urllib.request
 import json
 
@@ -17,7 +16,7 @@ import botocore.exceptions
 import jwt
 import pyotp
 
-from stratus_server import StratusServer
+from stratus_server import StratusServer, run_checks
 
 OPERATOR_KEY = "AKIASTRATUSTEST0001"
 OPERATOR_SECRET = "stratus-real-client-operator-secret"
@@ -58,18 +57,6 @@ def main(binary):
             "STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY": OPERATOR_SECRET,
         },
     )
-    results = []
-
-    def check(name, function):
-        try:
-            function()
-            results.append((name, None))
-            print(f"ok   {name}")
-        except Exception as error:  # noqa: BLE001 - report every failure, then go on
-            results.append((name, error))
-            print(f"FAIL {name}: {error!r}")
-            traceback.print_exc()
-
     cognito = boto3.client(
         "cognito-idp",
         endpoint_url=server.endpoint,
@@ -190,26 +177,18 @@ def main(binary):
                                 aws_access_key_id=OPERATOR_KEY, aws_secret_access_key="not-the-secret")
         expect_error("InvalidSignatureException", lambda: intruder.list_users(UserPoolId=server.pool_id))
 
-    try:
-        for name, function in [
-            ("sign-up, code from the outbox, confirm", sign_up_and_confirm),
-            ("sign in (USER_PASSWORD_AUTH)", sign_in),
-            ("both tokens verify with PyJWT through the discovery document's JWKS", verify_tokens_through_jwks),
-            ("refresh (REFRESH_TOKEN_AUTH) rotates the refresh token", refresh),
-            ("associate and verify TOTP, enable MFA", enable_totp),
-            ("sign in answering the SOFTWARE_TOKEN_MFA challenge", sign_in_with_totp),
-            ("change password revokes the refresh token", change_password),
-            ("global sign-out: the refresh token fails with NotAuthorizedException", global_sign_out),
-            ("unknown user and wrong password look the same", no_user_enumeration),
-            ("Admin* calls signed by botocore (SigV4)", admin_calls_signed_by_botocore),
-        ]:
-            check(name, function)
-    finally:
-        exit_code = server.stop()
-        check("stratus stops cleanly on SIGTERM", lambda: (_ for _ in ()).throw(AssertionError(exit_code)) if exit_code != 0 else None)
-    failed = sum(1 for _, error in results if error is not None)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_checks(server, [
+        ("sign-up, code from the outbox, confirm", sign_up_and_confirm),
+        ("sign in (USER_PASSWORD_AUTH)", sign_in),
+        ("both tokens verify with PyJWT through the discovery document's JWKS", verify_tokens_through_jwks),
+        ("refresh (REFRESH_TOKEN_AUTH) rotates the refresh token", refresh),
+        ("associate and verify TOTP, enable MFA", enable_totp),
+        ("sign in answering the SOFTWARE_TOKEN_MFA challenge", sign_in_with_totp),
+        ("change password revokes the refresh token", change_password),
+        ("global sign-out: the refresh token fails with NotAuthorizedException", global_sign_out),
+        ("unknown user and wrong password look the same", no_user_enumeration),
+        ("Admin* calls signed by botocore (SigV4)", admin_calls_signed_by_botocore),
+    ])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +21,7 @@ import boto3
 import jwt
 
 from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error
-from stratus_server import StratusServer
+from stratus_server import StratusServer, run_checks
 
 IDENTITY_ID = re.compile(r"^us-east-1:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -35,18 +34,6 @@ def main(binary):
             "STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY": OPERATOR_SECRET,
         },
     )
-    results = []
-
-    def check(name, function):
-        try:
-            function()
-            results.append((name, None))
-            print(f"ok   {name}")
-        except Exception as error:  # noqa: BLE001 - report every failure, then go on
-            results.append((name, error))
-            print(f"FAIL {name}: {error!r}")
-            traceback.print_exc()
-
     client = lambda service, secret=OPERATOR_SECRET: boto3.client(  # noqa: E731
         service, endpoint_url=server.endpoint, region_name="us-east-1",
         aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=secret)
@@ -209,23 +196,15 @@ def main(binary):
         expect_error("NotAuthorizedException", lambda: identity.get_credentials_for_identity(
             IdentityId=users["bob"]["identity"], Logins={provider: users["bob"]["tokens"]["IdToken"]}))
 
-    try:
-        for name, function in [
-            ("GetId: one identity per user, under AWS's and Amplify's login keys", get_id_is_stable_under_both_login_key_forms),
-            ("GetCredentialsForIdentity: ASIA keys, session token, epoch-seconds expiry", credentials_for_the_identity),
-            ("the CLI lists identities and live credentials, and revokes an identity's", the_cli_lists_and_revokes_credentials),
-            ("refusals: guests, access tokens, tampered or foreign tokens, another user's identity", refusals_as_cognito_answers_them),
-            ("the operator manages pools and reads identities with SigV4-signed calls", operator_manages_pools_with_signed_calls),
-            ("GetOpenIdToken verifies through its JWKS; STS AssumeRoleWithWebIdentity, also from boto3's provider", open_id_token_and_sts),
-            ("signed-out and disabled users get no credentials", signed_out_users_get_no_credentials),
-        ]:
-            check(name, function)
-    finally:
-        exit_code = server.stop()
-        check("stratus stops cleanly on SIGTERM", lambda: (_ for _ in ()).throw(AssertionError(exit_code)) if exit_code != 0 else None)
-    failed = sum(1 for _, error in results if error is not None)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_checks(server, [
+        ("GetId: one identity per user, under AWS's and Amplify's login keys", get_id_is_stable_under_both_login_key_forms),
+        ("GetCredentialsForIdentity: ASIA keys, session token, epoch-seconds expiry", credentials_for_the_identity),
+        ("the CLI lists identities and live credentials, and revokes an identity's", the_cli_lists_and_revokes_credentials),
+        ("refusals: guests, access tokens, tampered or foreign tokens, another user's identity", refusals_as_cognito_answers_them),
+        ("the operator manages pools and reads identities with SigV4-signed calls", operator_manages_pools_with_signed_calls),
+        ("GetOpenIdToken verifies through its JWKS; STS AssumeRoleWithWebIdentity, also from boto3's provider", open_id_token_and_sts),
+        ("signed-out and disabled users get no credentials", signed_out_users_get_no_credentials),
+    ])
 
 
 if __name__ == "__main__":

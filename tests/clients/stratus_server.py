@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import traceback
 from pathlib import Path
 
 
@@ -43,3 +44,32 @@ class StratusServer:
         code = self.process.wait(timeout=10)
         shutil.rmtree(self.data_dir, ignore_errors=True)
         return code
+
+
+def run_checks(server, checks):
+    """Runs each (name, function) in order, reporting every failure and going on; then stops the
+    server (which must exit cleanly) and returns the process exit code for the suite."""
+    results = []
+
+    def check(name, function):
+        try:
+            function()
+            results.append((name, None))
+            print(f"ok   {name}")
+        except Exception as error:  # noqa: BLE001 - report every failure, then go on
+            results.append((name, error))
+            print(f"FAIL {name}: {error!r}")
+            traceback.print_exc()
+
+    def stopped_cleanly():
+        code = server.stop()
+        assert code == 0, f"exit code {code}"
+
+    try:
+        for name, function in checks:
+            check(name, function)
+    finally:
+        check("stratus stops cleanly on SIGTERM", stopped_cleanly)
+    failed = sum(1 for _, error in results if error is not None)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0

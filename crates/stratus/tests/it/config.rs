@@ -46,9 +46,13 @@ fn sources_override_each_other_in_order() {
 }
 
 fn load_error(pairs: &[(&str, &str)]) -> String {
-    let error = Config::load(None, env(pairs), &Overrides::default()).expect_err("must be refused");
+    chain(&Config::load(None, env(pairs), &Overrides::default()).expect_err("must be refused"))
+}
+
+/// An error with its causes, as the command line prints it.
+fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
@@ -146,14 +150,7 @@ async fn a_broken_policy_file_stops_start_up_naming_the_file_and_the_statement()
         .iam
         .roles
         .insert("Todo".into(), stratus::services::iam::RoleConfig { policy_files: vec![file.clone()] });
-    let error = stratus::app::Application::build(config).await.expect_err("start-up must stop");
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let text = chain(&stratus::app::Application::build(config).await.expect_err("start-up must stop"));
     assert!(text.contains(&file.display().to_string()), "{text}");
     assert!(text.contains("statement 2 (Sid `Oops`)") && text.contains("needs Resource"), "{text}");
 }

@@ -161,6 +161,12 @@ fn parse<T: DeserializeOwned>(input: Value) -> Result<T, JsonFault> {
     })
 }
 
+/// A full page continues after its last id; a short one is the end.
+fn next_token<'a>(ids: impl ExactSizeIterator<Item = &'a str>, max_results: usize) -> Option<&'a str> {
+    let full = ids.len() == max_results.clamp(1, 60);
+    ids.last().filter(|_| full)
+}
+
 fn logins_of(identity: &IdentityRecord) -> Value {
     json!(identity.login.iter().map(|(provider, _)| provider).collect::<Vec<_>>())
 }
@@ -311,10 +317,8 @@ fn list_identity_pools(pools: &IdentityPools, input: Value) -> Result<Value, Jso
     let mut body = json!({
         "IdentityPools": page.iter().map(|pool| json!({"IdentityPoolId": pool.id, "IdentityPoolName": pool.name})).collect::<Vec<_>>(),
     });
-    if page.len() == request.max_results.clamp(1, 60)
-        && let Some(last) = page.last()
-    {
-        body["NextToken"] = json!(last.id);
+    if let Some(next) = next_token(page.iter().map(|item| item.id.as_str()), request.max_results) {
+        body["NextToken"] = json!(next);
     }
     Ok(body)
 }
@@ -375,10 +379,8 @@ fn list_identities(pools: &IdentityPools, input: Value) -> Result<Value, JsonFau
         "IdentityPoolId": request.identity_pool_id,
         "Identities": page.iter().map(identity_description).collect::<Vec<_>>(),
     });
-    if page.len() == request.max_results.clamp(1, 60)
-        && let Some(last) = page.last()
-    {
-        body["NextToken"] = json!(last.id);
+    if let Some(next) = next_token(page.iter().map(|item| item.id.as_str()), request.max_results) {
+        body["NextToken"] = json!(next);
     }
     Ok(body)
 }
