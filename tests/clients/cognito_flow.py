@@ -49,14 +49,19 @@ def expect_error(name, call):
     raise AssertionError(f"expected {name}")
 
 
-def main(binary):
-    server = StratusServer(
+def operator_server(binary):
+    """`stratus serve` with known operator credentials, so botocore can sign Admin* calls."""
+    return StratusServer(
         binary,
         env={
             "STRATUS_IDENTITY__OPERATOR_ACCESS_KEY_ID": OPERATOR_KEY,
             "STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY": OPERATOR_SECRET,
         },
     )
+
+
+def main(binary):
+    server = operator_server(binary)
     cognito = boto3.client(
         "cognito-idp",
         endpoint_url=server.endpoint,

@@ -20,20 +20,14 @@ import urllib.request
 import boto3
 import jwt
 
-from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error
-from stratus_server import StratusServer, run_checks
+from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error, operator_server
+from stratus_server import run_checks
 
 IDENTITY_ID = re.compile(r"^us-east-1:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def main(binary):
-    server = StratusServer(
-        binary,
-        env={
-            "STRATUS_IDENTITY__OPERATOR_ACCESS_KEY_ID": OPERATOR_KEY,
-            "STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY": OPERATOR_SECRET,
-        },
-    )
+    server = operator_server(binary)
     client = lambda service, secret=OPERATOR_SECRET: boto3.client(  # noqa: E731
         service, endpoint_url=server.endpoint, region_name="us-east-1",
         aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=secret)

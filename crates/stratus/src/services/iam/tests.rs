@@ -30,6 +30,14 @@ fn policy(json: &str) -> Policy {
     Policy::parse("test", json).expect("a valid policy")
 }
 
+/// A policy allowing `action` on everything when `condition` (a Condition block) holds.
+fn allowing_if(action: &str, condition: &str) -> Policy {
+    policy(&format!(
+        r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow", "Action": "{action}",
+             "Resource": "*", "Condition": {condition}}}}}"#
+    ))
+}
+
 fn object(key: &str) -> String {
     format!("arn:aws:s3:::user-files/{key}")
 }
@@ -147,12 +155,7 @@ fn not_action_and_not_resource_match_what_their_patterns_do_not() {
 
 #[test]
 fn conditions_follow_awss_rules_for_missing_keys_if_exists_and_null() {
-    let with = |condition: &str| {
-        [policy(&format!(
-            r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow", "Action": "s3:ListBucket",
-                 "Resource": "*", "Condition": {condition}}}}}"#
-        ))]
-    };
+    let with = |condition: &str| [allowing_if("s3:ListBucket", condition)];
     let empty = Context::default();
     let small = Context::default().with("s3:max-keys", "10").with("s3:delimiter", "/");
     let big = Context::default().with("s3:max-keys", "5000");
@@ -182,12 +185,7 @@ fn conditions_follow_awss_rules_for_missing_keys_if_exists_and_null() {
 
 #[test]
 fn set_operators_over_multivalued_keys() {
-    let with = |condition: &str| {
-        [policy(&format!(
-            r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow", "Action": "s3:GetObject",
-                 "Resource": "*", "Condition": {condition}}}}}"#
-        ))]
-    };
+    let with = |condition: &str| [allowing_if("s3:GetObject", condition)];
     let amr = |values: &[&str]| {
         Context::default()
             .with_set("cognito-identity.amazonaws.com:amr", values.iter().map(|v| (*v).to_owned()))
@@ -225,12 +223,7 @@ fn variables_apply_in_condition_values_and_only_under_the_2012_version() {
 
 #[test]
 fn dates_bools_and_arns_compare_by_their_kind() {
-    let with = |condition: &str| {
-        [policy(&format!(
-            r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow", "Action": "s3:GetObject",
-                 "Resource": "*", "Condition": {condition}}}}}"#
-        ))]
-    };
+    let with = |condition: &str| [allowing_if("s3:GetObject", condition)];
     let get =
         |policies: &[Policy], context: &Context| allowed(policies, "s3:GetObject", &object("x"), context);
     let before = with(r#"{"DateLessThan": {"aws:CurrentTime": "2027-01-01T00:00:00Z"}}"#);

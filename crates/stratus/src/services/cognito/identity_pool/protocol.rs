@@ -191,6 +191,15 @@ fn pool_description(pool: &PoolRecord) -> Value {
     })
 }
 
+/// The request of the operations an identity makes with its logins.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IdentityLogins {
+    identity_id: String,
+    #[serde(default)]
+    logins: BTreeMap<String, String>,
+}
+
 async fn get_id(pools: &IdentityPools, input: Value) -> Result<Value, JsonFault> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -206,14 +215,7 @@ async fn get_id(pools: &IdentityPools, input: Value) -> Result<Value, JsonFault>
 }
 
 async fn get_credentials_for_identity(pools: &IdentityPools, input: Value) -> Result<Value, JsonFault> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Request {
-        identity_id: String,
-        #[serde(default)]
-        logins: BTreeMap<String, String>,
-    }
-    let request: Request = parse(input)?;
+    let request: IdentityLogins = parse(input)?;
     let issued =
         pools.credentials_for(&request.identity_id, &request.logins).await.map_err(|error| fault(&error))?;
     let credentials = &issued.credentials;
@@ -230,14 +232,7 @@ async fn get_credentials_for_identity(pools: &IdentityPools, input: Value) -> Re
 }
 
 async fn get_open_id_token(pools: &IdentityPools, input: Value) -> Result<Value, JsonFault> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Request {
-        identity_id: String,
-        #[serde(default)]
-        logins: BTreeMap<String, String>,
-    }
-    let request: Request = parse(input)?;
+    let request: IdentityLogins = parse(input)?;
     let (identity_id, token) =
         pools.open_id_token(&request.identity_id, &request.logins).await.map_err(|error| fault(&error))?;
     Ok(json!({ "IdentityId": identity_id, "Token": token }))
