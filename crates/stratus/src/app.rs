@@ -31,6 +31,7 @@ use crate::services::cognito::user_pool::protocol::{self as cognito_protocol, Us
 use crate::services::cognito::user_pool::{Identity, IdentityError};
 use crate::services::functions::{Host, HostError};
 use crate::services::iam::{Iam, IamError};
+use crate::services::s3::S3Listener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -74,6 +75,8 @@ pub struct Application {
     /// Serves the site for every path no function claims.
     edge: Arc<crate::services::edge::Edge>,
     listener: Listener,
+    /// The S3-compatible endpoint's own listener, unless `[s3] enabled = false`.
+    s3: Option<S3Listener>,
     http_metrics: HttpMetrics,
     /// Every component's metrics, registered while the system is built.
     metrics: Registry,
@@ -98,9 +101,8 @@ impl Application {
         let public_url = config.server.public_url(local_addr);
         platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
         let identity = Arc::new(Identity::open(&config.identity, &platform, &public_url)?);
-        // Read now, so that a broken policy file stops start-up; the coming S3 endpoint is
-        // where they are evaluated.
-        Iam::load(&config.iam)?;
+        // Read now, so that a broken policy file stops start-up.
+        let iam = Arc::new(Iam::load(&config.iam)?);
         let credentials = Arc::new(CredentialStore::open(Arc::clone(&platform.db))?);
         let operator = identity.operator();
         credentials
@@ -138,6 +140,18 @@ impl Application {
         let edge =
             crate::services::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
         let functions = blog.merge(photos);
+        let s3 = crate::services::s3::install(
+            &config.s3,
+            crate::services::s3::S3Parts {
+                platform: &platform,
+                credentials: Arc::clone(&credentials),
+                pools: Arc::clone(&identity_pools),
+                iam,
+                server: &config.server,
+                operator_only: std::iter::once(config.blog.site_bucket.clone()).collect(),
+            },
+        )
+        .await?;
         let mut metrics = Registry::with_prefix("stratus");
         http_metrics.register(&mut metrics);
         metrics.register_collector(Box::new(Arc::clone(listener.admission())));
@@ -153,6 +167,7 @@ impl Application {
             subscriptions,
             edge,
             listener,
+            s3,
             http_metrics,
             metrics,
             public_url,
@@ -171,6 +186,11 @@ impl Application {
 
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// Where the S3-compatible endpoint listens, if it is on.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
+        self.s3.as_ref().map(S3Listener::local_addr)
     }
 
     pub fn platform(&self) -> &Arc<Platform> {
@@ -218,6 +238,15 @@ impl Application {
             stage = config.stage,
             data = config.stage_dir().display(),
         );
+        if let Some(s3) = &self.s3 {
+            let _ = writeln!(
+                banner,
+                "S3-compatible endpoint: {}  (buckets {}; virtual hosts <bucket>.{})",
+                s3.public_url(),
+                config.s3.buckets.join(", "),
+                config.s3.domain
+            );
+        }
         let _ = writeln!(banner, "Cognito-compatible endpoint: {url}  (region {})", config.region);
         for pool in self.identity.pools() {
             let _ = writeln!(banner, "  pool `{}`: id {}  issuer {}", pool.name(), pool.id(), pool.issuer());
@@ -309,7 +338,21 @@ impl Application {
             .service(Arc::clone(&self.edge).serve_unrouted(routes));
         let router = Arc::clone(&self.edge).in_front_of(origin);
         tracing::info!(address = %self.listener.local_addr(), "listening");
-        self.listener.serve(router, shutdown).await;
+        // One shutdown signal for both listeners.
+        let stopping = CancellationToken::new();
+        let signal = {
+            let stopping = stopping.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopping.cancel();
+            })
+        };
+        let s3 = self.s3.take().map(|s3| tokio::spawn(s3.serve(stopping.clone().cancelled_owned())));
+        self.listener.serve(router, stopping.cancelled()).await;
+        if let Some(s3) = s3 {
+            let _ = s3.await;
+        }
+        signal.abort();
         tracing::info!("shutting down: finishing in-flight invocations");
         background.cancel();
         let _ = tokio::join!(sweeper, trimmer, pruner, forgetter, reporter);

@@ -29,6 +29,7 @@ use crate::services::edge::EdgeConfig;
 use crate::services::functions::FunctionsConfig;
 use crate::services::gateway::GatewayConfig;
 use crate::services::iam::IamConfig;
+use crate::services::s3::S3Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -66,6 +67,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub identity_pools: IdentityPoolsConfig,
     pub iam: IamConfig,
+    pub s3: S3Config,
     pub blog: BlogConfig,
     pub edge: EdgeConfig,
     pub gateway: GatewayConfig,
@@ -88,6 +90,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             identity_pools: IdentityPoolsConfig::default(),
             iam: IamConfig::default(),
+            s3: S3Config::default(),
             blog: BlogConfig::default(),
             edge: EdgeConfig::default(),
             gateway: GatewayConfig::default(),
@@ -155,6 +158,7 @@ impl Config {
         self.identity.validate()?;
         self.identity_pools.validate()?;
         self.iam.validate()?;
+        self.s3.validate()?;
         self.blog.validate()?;
         self.media.validate()?;
         self.edge.validate()?;

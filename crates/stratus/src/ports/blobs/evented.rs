@@ -149,6 +149,70 @@ impl Notifier {
     }
 }
 
+/// How an object came to be, named as S3 names the `ObjectCreated:*` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Put,
+    Copy,
+    CompleteMultipartUpload,
+}
+
+impl Created {
+    fn event_name(self) -> &'static str {
+        match self {
+            Self::Put => "ObjectCreated:Put",
+            Self::Copy => "ObjectCreated:Copy",
+            Self::CompleteMultipartUpload => "ObjectCreated:CompleteMultipartUpload",
+        }
+    }
+}
+
+impl EventedStore {
+    /// Starts writing an object piece by piece, invisible until [`Staged::commit`]: what a
+    /// streamed upload needs, whose checksums are known only at its end.
+    pub async fn stage(&self, location: &Path) -> object_store::Result<Staged> {
+        check(location)?;
+        let upload = self.inner.put_multipart_opts(location, PutMultipartOptions::default()).await?;
+        Ok(Staged { upload, location: location.clone(), size: 0, notifier: Arc::clone(&self.notifier) })
+    }
+}
+
+/// An object being written: pieces are appended in order; nothing is visible, and no event
+/// emitted, until it is committed. Dropped uncommitted, its staging file is left for
+/// `abort`; call it.
+#[derive(Debug)]
+pub struct Staged {
+    upload: Box<dyn MultipartUpload>,
+    location: Path,
+    size: u64,
+    notifier: Arc<Notifier>,
+}
+
+impl Staged {
+    pub async fn write(&mut self, piece: Bytes) -> object_store::Result<()> {
+        self.size += piece.len() as u64;
+        self.upload.put_part(PutPayload::from_bytes(piece)).await
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Makes the object visible and emits its event, carrying `e_tag` (S3's, e.g. the MD5).
+    pub async fn commit(mut self, created: Created, e_tag: &str) -> object_store::Result<PutResult> {
+        let result = self.upload.complete().await?;
+        self.notifier
+            .emit(created.event_name(), &self.location, Some(self.size), Some(e_tag.to_owned()))
+            .await?;
+        Ok(result)
+    }
+
+    /// Discards what was written.
+    pub async fn abort(mut self) -> object_store::Result<()> {
+        self.upload.abort().await
+    }
+}
+
 #[async_trait]
 impl ObjectStore for EventedStore {
     async fn put_opts(

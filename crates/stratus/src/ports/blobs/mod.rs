@@ -13,7 +13,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use percent_encoding::percent_decode_str;
 
-pub use evented::EventedStore;
+pub use evented::{Created, EventedStore, Staged};
 
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::{Database, DbError};
@@ -47,6 +47,12 @@ pub enum BlobError {
     InvalidBucketName { name: String },
     #[error("cannot create bucket directory {}", path.display())]
     CreateDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot list the buckets in {}", path.display())]
+    ListBuckets {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -144,6 +150,37 @@ impl Buckets {
             fsync,
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The bucket's store if the bucket exists (has a directory); never creates one.
+    pub fn existing(&self, name: &str) -> Result<Option<Arc<EventedStore>>, BlobError> {
+        validate_bucket_name(name)?;
+        if !self.root.join(name).is_dir() {
+            return Ok(None);
+        }
+        self.bucket(name).map(Some)
+    }
+
+    /// The buckets that exist, by name, with when each was created (its directory's time).
+    pub fn list(&self) -> Result<Vec<(String, std::time::SystemTime)>, BlobError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(BlobError::ListBuckets { path: self.root.clone(), source }),
+        };
+        let mut buckets = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(metadata) = entry.metadata() else { continue };
+            if metadata.is_dir() && validate_bucket_name(&name).is_ok() {
+                buckets.push((
+                    name,
+                    metadata.created().or_else(|_| metadata.modified()).unwrap_or(std::time::UNIX_EPOCH),
+                ));
+            }
+        }
+        buckets.sort();
+        Ok(buckets)
     }
 
     /// The bucket's store, creating its directory on first use.

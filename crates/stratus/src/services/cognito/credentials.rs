@@ -192,6 +192,43 @@ impl CredentialStore {
         Ok(issued)
     }
 
+    /// The secret a request signed with `access_key_id` is verified with, if the key exists
+    /// and has not expired. Whether its session token and grant still hold is [`Self::caller`]'s
+    /// question, asked once the signature is good.
+    pub fn secret(&self, access_key_id: &str, now: i64) -> Result<String, CredentialError> {
+        let row = self.stored(access_key_id)?.ok_or(CredentialError::UnknownAccessKey)?;
+        if row.expires_at.is_some_and(|expires_at| expires_at <= now) {
+            return Err(CredentialError::Expired);
+        }
+        Ok(row.secret)
+    }
+
+    fn stored(&self, access_key_id: &str) -> Result<Option<StoredRow>, DbError> {
+        self.db.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT secret_access_key, session_token_hash, expires_at, identity_id, role_arn, subject,
+                            issuer, family, revoked_at
+                     FROM credentials WHERE access_key_id = ?1",
+                )?
+                .query_row([access_key_id], |row| {
+                    Ok(StoredRow {
+                        secret: row.get(0)?,
+                        token_hash: row.get(1)?,
+                        expires_at: row.get(2)?,
+                        identity_id: row.get(3)?,
+                        role_arn: row.get(4)?,
+                        subject: row.get(5)?,
+                        issuer: row.get(6)?,
+                        family: row.get(7)?,
+                        revoked_at: row.get(8)?,
+                    })
+                })
+                .optional()
+                .map_err(DbError::from)
+        })
+    }
+
     /// The caller a request signed with `access_key_id` (and `session_token`, if it sent one)
     /// comes from, checked for existence, expiry, token and revocation — the signature itself is
     /// the caller's to check, with the secret returned.
@@ -201,30 +238,7 @@ impl CredentialStore {
         session_token: Option<&str>,
         now: i64,
     ) -> Result<Caller, CredentialError> {
-        let row = self.db.read(|connection| {
-            Ok::<_, DbError>(
-                connection
-                    .prepare_cached(
-                        "SELECT secret_access_key, session_token_hash, expires_at, identity_id, role_arn, subject,
-                                issuer, family, revoked_at
-                         FROM credentials WHERE access_key_id = ?1",
-                    )?
-                    .query_row([access_key_id], |row| {
-                        Ok(StoredRow {
-                            secret: row.get(0)?,
-                            token_hash: row.get(1)?,
-                            expires_at: row.get(2)?,
-                            identity_id: row.get(3)?,
-                            role_arn: row.get(4)?,
-                            subject: row.get(5)?,
-                            issuer: row.get(6)?,
-                            family: row.get(7)?,
-                            revoked_at: row.get(8)?,
-                        })
-                    })
-                    .optional()?,
-            )
-        })?;
+        let row = self.stored(access_key_id)?;
         let row = row.ok_or(CredentialError::UnknownAccessKey)?;
         let kind = match (row.token_hash, row.expires_at) {
             (None, None) => {

@@ -1,0 +1,417 @@
+//! Single-object operations: PUT, GET and HEAD (ranges, conditional headers), DELETE,
+//! DeleteObjects (IAM asked per key), CopyObject.
+
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore as _, ObjectStoreExt as _};
+use s3s::dto::{
+    CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETagCondition, GetObjectInput, GetObjectOutput,
+    HeadObjectInput, HeadObjectOutput, PutObjectInput, PutObjectOutput, Timestamp,
+};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::access::Principal;
+use super::catalog::{Attributes, ObjectRow};
+use super::checksums::{Digests, Expected};
+use super::transfer::{self, storage};
+use super::{Endpoint, etag, key_path, set_checksum, timestamp};
+use crate::ports::blobs::{Created, EventedStore};
+
+/// S3's content type for an object written without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// Copies the stored headers and metadata into a GET or HEAD output.
+macro_rules! describe {
+    ($output:expr, $attributes:expr) => {{
+        let attributes = $attributes;
+        $output.content_type =
+            Some(attributes.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()));
+        $output.cache_control = attributes.cache_control;
+        $output.content_disposition = attributes.content_disposition;
+        $output.content_encoding = attributes.content_encoding;
+        $output.content_language = attributes.content_language;
+        if !attributes.metadata.is_empty() {
+            $output.metadata = Some(attributes.metadata.into_iter().collect());
+        }
+    }};
+}
+
+/// An object as found: the store's view of the file and S3's description of it.
+#[derive(Debug)]
+pub(super) struct Found {
+    pub(super) meta: ObjectMeta,
+    pub(super) row: ObjectRow,
+}
+
+/// The request's conditional headers.
+#[derive(Debug, Default)]
+struct Conditions {
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+    if_modified_since: Option<Timestamp>,
+    if_unmodified_since: Option<Timestamp>,
+}
+
+fn seconds(timestamp: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(timestamp.clone()).unix_timestamp()
+}
+
+fn condition_matches(condition: &ETagCondition, etag: &str) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(tag) => tag.value() == etag,
+    }
+}
+
+impl Conditions {
+    /// RFC 9110's order: If-Match (else If-Unmodified-Since) fails with 412; If-None-Match
+    /// (else If-Modified-Since) answers 304.
+    fn check(&self, row: &ObjectRow) -> S3Result<()> {
+        let modified = row.last_modified.div_euclid(1000);
+        let failed = match (&self.if_match, &self.if_unmodified_since) {
+            (Some(condition), _) => !condition_matches(condition, &row.etag),
+            (None, Some(since)) => modified > seconds(since),
+            (None, None) => false,
+        };
+        if failed {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            ));
+        }
+        let unchanged = match (&self.if_none_match, &self.if_modified_since) {
+            (Some(condition), _) => condition_matches(condition, &row.etag),
+            (None, Some(since)) => modified <= seconds(since),
+            (None, None) => false,
+        };
+        if unchanged {
+            return Err(S3Error::new(S3ErrorCode::NotModified));
+        }
+        Ok(())
+    }
+}
+
+impl Endpoint {
+    /// The object at `path`, described by its catalog row when the row is the file's.
+    pub(super) async fn find(&self, bucket: &str, store: &EventedStore, path: &Path) -> S3Result<Found> {
+        let meta = match store.head(path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::NoSuchKey,
+                    "The specified key does not exist.",
+                ));
+            }
+            Err(error) => return Err(storage(error)),
+        };
+        let tag = meta.e_tag.clone().unwrap_or_default();
+        let row = match self.catalog.object(bucket, path.as_ref(), &tag)? {
+            Some(row) => row,
+            // Written by something other than this endpoint: what the store knows.
+            None => ObjectRow {
+                file_tag: tag.clone(),
+                etag: tag,
+                size: meta.size,
+                attributes: Attributes::default(),
+                checksum: None,
+                last_modified: meta.last_modified.timestamp_millis(),
+            },
+        };
+        Ok(Found { meta, row })
+    }
+
+    pub(super) async fn put(
+        &self,
+        request: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let expected = Expected::from_headers(&request.headers, request.input.content_md5.clone())?;
+        let input = request.input;
+        let store = self.store(&input.bucket)?;
+        let path = key_path(&input.key)?;
+        let attributes = Attributes {
+            content_type: input.content_type,
+            cache_control: input.cache_control,
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+            metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let mut staged = store.stage(&path).await.map_err(storage)?;
+        let mut digests = Digests::new(&expected);
+        let received = transfer::receive(input.body, self.max_object_bytes, &mut digests, &mut staged).await;
+        let trailers = request.trailing_headers.as_ref().and_then(s3s::TrailingHeaders::take);
+        let verified = received.and_then(|_| digests.verify(&expected, trailers.as_ref()));
+        let verified = match verified {
+            Ok(verified) => verified,
+            Err(error) => {
+                if let Err(abort) = staged.abort().await {
+                    tracing::warn!(error = %abort, "cannot discard a refused upload");
+                }
+                return Err(error);
+            }
+        };
+        let size = staged.size();
+        let etag_value = verified.etag();
+        let result = staged.commit(Created::Put, &etag_value).await.map_err(storage)?;
+        let row = ObjectRow {
+            file_tag: result.e_tag.unwrap_or_default(),
+            etag: etag_value.clone(),
+            size,
+            attributes,
+            checksum: verified.checksum.clone(),
+            last_modified: self.now_millis(),
+        };
+        self.catalog.put_object(&input.bucket, &input.key, row).await?;
+        tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object put");
+        let mut output = PutObjectOutput { e_tag: Some(etag(&etag_value)), ..Default::default() };
+        set_checksum!(output, &verified.checksum);
+        Ok(S3Response::new(output))
+    }
+
+    pub(super) async fn get(
+        &self,
+        request: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = request.input;
+        if input.part_number.is_some() {
+            return Err(s3_error!(NotImplemented, "GET by part number is not supported"));
+        }
+        let store = self.store(&input.bucket)?;
+        let path = key_path(&input.key)?;
+        let conditions = Conditions {
+            if_match: input.if_match,
+            if_none_match: input.if_none_match,
+            if_modified_since: input.if_modified_since,
+            if_unmodified_since: input.if_unmodified_since,
+        };
+        // The file read must be the one described: if it is replaced between the two steps,
+        // the read fails its precondition and both are done again.
+        for _ in 0..3 {
+            let found = self.find(&input.bucket, &store, &path).await?;
+            conditions.check(&found.row)?;
+            let range = match &input.range {
+                Some(range) => Some(
+                    range
+                        .check(found.row.size)
+                        .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?,
+                ),
+                None => None,
+            };
+            let options = GetOptions {
+                if_match: found.meta.e_tag.clone(),
+                range: range.clone().map(GetRange::Bounded),
+                ..Default::default()
+            };
+            let result = match store.get_opts(&path, options).await {
+                Ok(result) => result,
+                Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                    continue;
+                }
+                Err(error) => return Err(storage(error)),
+            };
+            let row = found.row;
+            let whole = range.is_none();
+            let length = result.range.end - result.range.start;
+            let mut output = GetObjectOutput {
+                body: Some(transfer::send(result)),
+                content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+                content_range: range
+                    .map(|range| format!("bytes {}-{}/{}", range.start, range.end - 1, row.size)),
+                accept_ranges: Some("bytes".into()),
+                e_tag: Some(etag(&row.etag)),
+                last_modified: Some(timestamp(row.last_modified)),
+                ..Default::default()
+            };
+            describe!(output, row.attributes);
+            if whole {
+                set_checksum!(output, &row.checksum);
+            }
+            let status =
+                if whole { axum::http::StatusCode::OK } else { axum::http::StatusCode::PARTIAL_CONTENT };
+            return Ok(S3Response::with_status(output, status));
+        }
+        Err(s3_error!(SlowDown, "The object is being rewritten; retry"))
+    }
+
+    pub(super) async fn head(
+        &self,
+        request: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = request.input;
+        let store = self.store(&input.bucket)?;
+        let path = key_path(&input.key)?;
+        let found = self.find(&input.bucket, &store, &path).await?;
+        let conditions = Conditions {
+            if_match: input.if_match,
+            if_none_match: input.if_none_match,
+            if_modified_since: input.if_modified_since,
+            if_unmodified_since: input.if_unmodified_since,
+        };
+        conditions.check(&found.row)?;
+        let row = found.row;
+        let mut output = HeadObjectOutput {
+            content_length: Some(i64::try_from(row.size).unwrap_or(i64::MAX)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&row.etag)),
+            last_modified: Some(timestamp(row.last_modified)),
+            ..Default::default()
+        };
+        describe!(output, row.attributes);
+        set_checksum!(output, &row.checksum);
+        Ok(S3Response::new(output))
+    }
+
+    /// Deletes `key`; deleting what is not there succeeds, as in S3.
+    async fn remove(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let store = self.store(bucket)?;
+        let path = key_path(key)?;
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(storage(error)),
+        }
+        self.catalog.remove_object(bucket, key).await?;
+        Ok(())
+    }
+
+    pub(super) async fn delete(
+        &self,
+        request: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.remove(&request.input.bucket, &request.input.key).await?;
+        Ok(S3Response::with_status(DeleteObjectOutput::default(), axum::http::StatusCode::NO_CONTENT))
+    }
+
+    pub(super) async fn delete_many(
+        &self,
+        request: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let principal = principal(&request.extensions)?;
+        let input = request.input;
+        self.store(&input.bucket)?;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(MalformedXML, "A delete request names at most 1000 keys"));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+        for object in input.delete.objects {
+            let key = object.key;
+            let arn = super::actions::object_arn(&input.bucket, &key);
+            let outcome = match self.gate.authorize(&principal, "s3:DeleteObject", &arn, &[]) {
+                Ok(()) => self.remove(&input.bucket, &key).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
+                Err(error) => errors.push(s3s::dto::Error {
+                    code: Some(error.code().as_str().to_owned()),
+                    message: error.message().map(str::to_owned),
+                    key: Some(key),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn copy(
+        &self,
+        request: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = request.input;
+        let CopySource::Bucket { bucket: source_bucket, key: source_key, version_id } = &input.copy_source
+        else {
+            return Err(s3_error!(NotImplemented, "copying from an access point is not supported"));
+        };
+        if version_id.is_some() {
+            return Err(s3_error!(NotImplemented, "copying a version is not supported yet"));
+        }
+        let source_store = self.store(source_bucket)?;
+        let source_path = key_path(source_key)?;
+        let target_store = self.store(&input.bucket)?;
+        let target_path = key_path(&input.key)?;
+        let found = self.find(source_bucket, &source_store, &source_path).await?;
+        let conditions = Conditions {
+            if_match: input.copy_source_if_match,
+            if_none_match: input.copy_source_if_none_match,
+            if_modified_since: input.copy_source_if_modified_since,
+            if_unmodified_since: input.copy_source_if_unmodified_since,
+        };
+        // A copy answers a failed condition with 412 either way.
+        conditions.check(&found.row).map_err(|error| match error.code() {
+            S3ErrorCode::NotModified => {
+                s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+            }
+            _ => error,
+        })?;
+        let replace =
+            input.metadata_directive.as_ref().is_some_and(|directive| directive.as_str() == "REPLACE");
+        if !replace && source_bucket.as_ref() == input.bucket && source_key.as_ref() == input.key {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let attributes = if replace {
+            Attributes {
+                content_type: input.content_type,
+                cache_control: input.cache_control,
+                content_disposition: input.content_disposition,
+                content_encoding: input.content_encoding,
+                content_language: input.content_language,
+                metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+            }
+        } else {
+            found.row.attributes.clone()
+        };
+        let options = GetOptions { if_match: found.meta.e_tag.clone(), ..Default::default() };
+        let source = source_store.get_opts(&source_path, options).await.map_err(storage)?;
+        let expected = Expected {
+            content_md5: None,
+            checksum: found
+                .row
+                .checksum
+                .as_ref()
+                .map_or(super::checksums::Claimed::Nothing, |(algorithm, _)| {
+                    super::checksums::Claimed::Compute(*algorithm)
+                }),
+        };
+        let mut staged = target_store.stage(&target_path).await.map_err(storage)?;
+        let mut digests = Digests::new(&expected);
+        let body = Some(transfer::send(source));
+        if let Err(error) = transfer::receive(body, u64::MAX, &mut digests, &mut staged).await {
+            let _ = staged.abort().await;
+            return Err(error);
+        }
+        let verified = digests.verify(&expected, None)?;
+        let size = staged.size();
+        let etag_value = verified.etag();
+        let result = staged.commit(Created::Copy, &etag_value).await.map_err(storage)?;
+        let now = self.now_millis();
+        let row = ObjectRow {
+            file_tag: result.e_tag.unwrap_or_default(),
+            etag: etag_value.clone(),
+            size,
+            attributes,
+            checksum: verified.checksum.clone(),
+            last_modified: now,
+        };
+        self.catalog.put_object(&input.bucket, &input.key, row).await?;
+        let mut result = CopyObjectResult {
+            e_tag: Some(etag(&etag_value)),
+            last_modified: Some(timestamp(now)),
+            ..Default::default()
+        };
+        set_checksum!(result, &verified.checksum);
+        Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    }
+}
+
+/// The principal the gate found for this request.
+pub(super) fn principal(extensions: &axum::http::Extensions) -> S3Result<Principal> {
+    extensions.get::<Principal>().cloned().ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))
+}
