@@ -31,6 +31,7 @@ class StratusServer:
         threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
         text = "\n".join(self.banner)
         self.endpoint = re.search(r"Cognito-compatible endpoint: (\S+)", text).group(1)
+        self.s3_endpoint = re.search(r"S3-compatible endpoint: (\S+)", text).group(1)
         self.pool_id = re.search(r"pool `default`: id (\S+)", text).group(1)
         self.issuer = re.search(r"issuer (\S+)", text).group(1)
         self.client_id = re.search(r"app client `app`: (\S+)", text).group(1)

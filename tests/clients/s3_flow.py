@@ -1,0 +1,222 @@
+"""The S3-compatible endpoint driven by boto3 with a user's temporary credentials from the
+identity pool: the user's own folder works as on S3 (metadata, ranges, copies, multipart,
+presigned URLs used with plain urllib), and the policy matrix holds — another user's folder,
+dot-segment keys, a prefix of the folder name and the whole bucket are refused, and nothing of
+the other user changes (read back as the operator). Bad credentials, signatures and checksums
+are refused as S3 refuses them, storing nothing.
+
+Usage: python s3_flow.py path/to/stratus
+"""
+
+import datetime
+import hashlib
+import io
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from unittest import mock
+
+import boto3
+import botocore
+from botocore.config import Config
+
+from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error, operator_server
+from stratus_server import run_checks
+
+BUCKET = "user-files"
+V4 = Config(signature_version="s3v4", retries={"max_attempts": 1})
+
+
+def main(binary):
+    server = operator_server(binary)
+    cognito = lambda service: boto3.client(  # noqa: E731
+        service, endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
+    idp, identity = cognito("cognito-idp"), cognito("cognito-identity")
+    provider = f"cognito-idp.us-east-1.amazonaws.com/{server.pool_id}"
+    operator = boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4,
+                            aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
+    seen, users = set(), {}
+
+    def s3_for(credentials, **overrides):
+        keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretKey"],
+                "aws_session_token": credentials["SessionToken"], **overrides}
+        return boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4, **keys)
+
+    def user(name):
+        address = f"{name}@example.com"
+        idp.sign_up(ClientId=server.client_id, Username=name, Password=PASSWORD,
+                    UserAttributes=[{"Name": "email", "Value": address}])
+        idp.confirm_sign_up(ClientId=server.client_id, Username=name,
+                            ConfirmationCode=code_from_outbox(server, address, seen))
+        tokens = idp.initiate_auth(ClientId=server.client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                   AuthParameters={"USERNAME": name, "PASSWORD": PASSWORD})["AuthenticationResult"]
+        logins = {provider: tokens["IdToken"]}
+        identity_id = identity.get_id(IdentityPoolId=server.identity_pool_id, Logins=logins)["IdentityId"]
+        credentials = identity.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)["Credentials"]
+        users[name] = {"id": identity_id, "tokens": tokens, "credentials": credentials, "s3": s3_for(credentials)}
+
+    def own_folder_works_as_on_s3():
+        user("ada")
+        user("bob")
+        ada, s3 = users["ada"]["id"], users["ada"]["s3"]
+        body = b"hello from ada\n" * 100
+        put = s3.put_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt", Body=body, ContentType="text/plain",
+                            Metadata={"origin": "phone"})
+        assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"', put["ETag"]
+        got = s3.get_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt")
+        assert got["Body"].read() == body
+        assert got["ContentType"] == "text/plain" and got["Metadata"] == {"origin": "phone"}, got
+        ranged = s3.get_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt", Range="bytes=6-9")
+        assert ranged["Body"].read() == b"from" and ranged["ContentRange"] == f"bytes 6-9/{len(body)}"
+        expect_error("304", lambda: s3.get_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt", IfNoneMatch=put["ETag"]))
+        expect_error("PreconditionFailed", lambda: s3.get_object(
+            Bucket=BUCKET, Key=f"{ada}/notes/hello.txt", IfMatch='"0000"'))
+        head = s3.head_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt")
+        assert head["ContentLength"] == len(body) and head["ETag"] == put["ETag"]
+        s3.copy_object(Bucket=BUCKET, Key=f"{ada}/notes/copy.txt",
+                       CopySource={"Bucket": BUCKET, "Key": f"{ada}/notes/hello.txt"})
+        assert s3.head_object(Bucket=BUCKET, Key=f"{ada}/notes/copy.txt")["Metadata"] == {"origin": "phone"}
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{ada}/", Delimiter="/")
+        assert [p["Prefix"] for p in listed["CommonPrefixes"]] == [f"{ada}/notes/"], listed
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{ada}/notes/", MaxKeys=1)
+        assert [o["Key"] for o in listed["Contents"]] == [f"{ada}/notes/copy.txt"] and listed["IsTruncated"]
+        rest = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{ada}/notes/", ContinuationToken=listed["NextContinuationToken"])
+        assert [o["Key"] for o in rest["Contents"]] == [f"{ada}/notes/hello.txt"] and not rest["IsTruncated"]
+        s3.delete_object(Bucket=BUCKET, Key=f"{ada}/notes/copy.txt")
+        expect_error("404", lambda: s3.head_object(Bucket=BUCKET, Key=f"{ada}/notes/copy.txt"))
+
+    def multipart_uploads_complete_and_abort():
+        ada, s3 = users["ada"]["id"], users["ada"]["s3"]
+        data = bytes(range(256)) * (20 * 1024 * 1024 // 256)
+        transfer = boto3.s3.transfer.TransferConfig(multipart_threshold=8 * 1024 * 1024,
+                                                    multipart_chunksize=8 * 1024 * 1024)
+        s3.upload_fileobj(io.BytesIO(data), BUCKET, f"{ada}/big.bin", Config=transfer)
+        head = s3.head_object(Bucket=BUCKET, Key=f"{ada}/big.bin")
+        assert head["ContentLength"] == len(data) and head["ETag"].endswith('-3"'), head
+        assert hashlib.sha256(s3.get_object(Bucket=BUCKET, Key=f"{ada}/big.bin")["Body"].read()).digest() == \
+            hashlib.sha256(data).digest()
+        upload = s3.create_multipart_upload(Bucket=BUCKET, Key=f"{ada}/abandoned.bin")["UploadId"]
+        s3.upload_part(Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload, PartNumber=1, Body=b"x" * 1024)
+        assert [p["PartNumber"] for p in s3.list_parts(Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload)["Parts"]] == [1]
+        # A small part that is not the last is refused at completion.
+        s3.upload_part(Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload, PartNumber=2, Body=b"y")
+        parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
+                 for p in s3.list_parts(Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload)["Parts"]]
+        expect_error("EntityTooSmall", lambda: s3.complete_multipart_upload(
+            Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload, MultipartUpload={"Parts": parts}))
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload)
+        expect_error("NoSuchUpload", lambda: s3.list_parts(Bucket=BUCKET, Key=f"{ada}/abandoned.bin", UploadId=upload))
+        expect_error("404", lambda: s3.head_object(Bucket=BUCKET, Key=f"{ada}/abandoned.bin"))
+
+    def presigned_urls_work_with_plain_urllib():
+        ada, s3 = users["ada"]["id"], users["ada"]["s3"]
+        put_url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"},
+                                            ExpiresIn=300)
+        urllib.request.urlopen(urllib.request.Request(put_url, data=b"via a link", method="PUT")).read()
+        get_url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"})
+        assert urllib.request.urlopen(get_url).read() == b"via a link"
+        tampered = get_url.replace("presigned.txt", "presigned.txu")
+        status = http_error(tampered)
+        assert status == 403, status
+        too_long = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"},
+                                             ExpiresIn=8 * 24 * 3600)
+        assert http_error(too_long) == 400
+
+    def the_policy_matrix_holds():
+        ada, bob = users["ada"]["id"], users["bob"]["id"]
+        s3 = users["ada"]["s3"]
+        users["bob"]["s3"].put_object(Bucket=BUCKET, Key=f"{bob}/x", Body=b"bob's")
+        users["bob"]["s3"].put_object(Bucket=BUCKET, Key=f"{bob}/y", Body=b"bob's too")
+        s3.put_object(Bucket=BUCKET, Key=f"{ada}/x", Body=b"ada's")
+        foreign = [f"{bob}/x", f"{bob}/new", f"{ada}x/y", "x", f"{ada}"]
+        invalid = [f"{ada}/../{bob}/x", f"{ada}/%2e%2e/{bob}/x", f"{ada}/./x", f"{bob}/../{ada}/x"]
+        for key in foreign:
+            expect_error("AccessDenied", lambda: s3.get_object(Bucket=BUCKET, Key=key))
+            expect_error("AccessDenied", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"ada was here"))
+            expect_error("AccessDenied", lambda: s3.delete_object(Bucket=BUCKET, Key=key))
+            expect_error("AccessDenied", lambda: s3.create_multipart_upload(Bucket=BUCKET, Key=key))
+            expect_error("AccessDenied", lambda: s3.copy_object(
+                Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": f"{ada}/x"}))
+            expect_error("AccessDenied", lambda: s3.copy_object(
+                Bucket=BUCKET, Key=f"{ada}/stolen", CopySource={"Bucket": BUCKET, "Key": key}))
+        # Keys with dot segments name no object: refused before any policy is asked, whoever
+        # asks, so they can neither reach nor probe another folder.
+        for key in invalid:
+            expect_error("InvalidArgument", lambda: s3.get_object(Bucket=BUCKET, Key=key))
+            expect_error("InvalidArgument", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"ada was here"))
+        for prefix in [f"{bob}/", ada, "", f"{ada}x/"]:
+            expect_error("AccessDenied", lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix))
+        expect_error("AccessDenied", lambda: s3.list_objects_v2(Bucket=BUCKET))
+        deleted = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": f"{ada}/x"}, {"Key": f"{bob}/y"}]})
+        assert [d["Key"] for d in deleted["Deleted"]] == [f"{ada}/x"], deleted
+        assert [(e["Key"], e["Code"]) for e in deleted["Errors"]] == [(f"{bob}/y", "AccessDenied")], deleted
+        bob_upload = users["bob"]["s3"].create_multipart_upload(Bucket=BUCKET, Key=f"{bob}/upload")["UploadId"]
+        expect_error("AccessDenied", lambda: s3.upload_part(
+            Bucket=BUCKET, Key=f"{bob}/upload", UploadId=bob_upload, PartNumber=1, Body=b"z"))
+        expect_error("AccessDenied", lambda: s3.abort_multipart_upload(Bucket=BUCKET, Key=f"{bob}/upload", UploadId=bob_upload))
+        expect_error("AccessDenied", lambda: s3.list_parts(Bucket=BUCKET, Key=f"{bob}/upload", UploadId=bob_upload))
+        # Nothing of Bob's changed, nothing appeared.
+        assert operator.get_object(Bucket=BUCKET, Key=f"{bob}/x")["Body"].read() == b"bob's"
+        assert operator.get_object(Bucket=BUCKET, Key=f"{bob}/y")["Body"].read() == b"bob's too"
+        everything = [o["Key"] for o in operator.list_objects_v2(Bucket=BUCKET)["Contents"]]
+        assert not [key for key in everything if not key.startswith((f"{ada}/", f"{bob}/"))], everything
+        assert f"{bob}/new" not in everything and f"{ada}/stolen" not in everything
+        assert operator.list_parts(Bucket=BUCKET, Key=f"{bob}/upload", UploadId=bob_upload).get("Parts", []) == []
+        # The site's bucket is the edge's: refused to users, open to the operator.
+        expect_error("AccessDenied", lambda: s3.get_object(Bucket="site", Key="index.html"))
+        expect_error("AccessDenied", lambda: s3.put_object(Bucket="site", Key="index.html", Body=b"defaced"))
+        expect_error("AccessDenied", lambda: s3.list_buckets())
+        assert "site" in [b["Name"] for b in operator.list_buckets()["Buckets"]]
+
+    def bad_credentials_signatures_and_checksums_are_refused():
+        ada, credentials = users["ada"]["id"], users["ada"]["credentials"]
+        key = f"{ada}/refused.txt"
+        wrong_token = s3_for(credentials, aws_session_token=credentials["SessionToken"][:-4] + "AAAA")
+        expect_error("InvalidToken", lambda: wrong_token.put_object(Bucket=BUCKET, Key=key, Body=b"no"))
+        no_token = s3_for(credentials, aws_session_token=None)
+        expect_error("InvalidToken", lambda: no_token.put_object(Bucket=BUCKET, Key=key, Body=b"no"))
+        unknown = s3_for(credentials, aws_access_key_id="ASIAUNKNOWNUNKNOWN00")
+        expect_error("InvalidAccessKeyId", lambda: unknown.put_object(Bucket=BUCKET, Key=key, Body=b"no"))
+        wrong_secret = s3_for(credentials, aws_secret_access_key="not-the-secret")
+        expect_error("SignatureDoesNotMatch", lambda: wrong_secret.put_object(Bucket=BUCKET, Key=key, Body=b"no"))
+        s3 = users["ada"]["s3"]
+        expect_error("BadDigest", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no", ChecksumCRC32="AAAAAA=="))
+        expect_error("BadDigest", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no",
+                                                        ContentMD5="AAAAAAAAAAAAAAAAAAAAAA=="))
+        skewed = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+        with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
+            expect_error("RequestTimeTooSkewed", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no"))
+        expect_error("404", lambda: operator.head_object(Bucket=BUCKET, Key=key))
+
+    def revoked_and_signed_out_credentials_stop_working():
+        ada = users["ada"]
+        ada["s3"].put_object(Bucket=BUCKET, Key=f"{ada['id']}/before", Body=b"ok")
+        idp.global_sign_out(AccessToken=ada["tokens"]["AccessToken"])
+        expect_error("InvalidToken", lambda: ada["s3"].get_object(Bucket=BUCKET, Key=f"{ada['id']}/before"))
+        bob = users["bob"]
+        subprocess.run([binary, "credentials", "revoke", bob["id"], "--stage", "test", "--data-dir", server.data_dir],
+                       capture_output=True, text=True, check=True, env=server.environment)
+        expect_error("InvalidToken", lambda: bob["s3"].get_object(Bucket=BUCKET, Key=f"{bob['id']}/x"))
+
+    return run_checks(server, [
+        ("the own folder: put/get/range/conditional/head/copy/list/delete as on S3", own_folder_works_as_on_s3),
+        ("multipart: a 20 MB upload completes with an S3 ETag; an abandoned one aborts", multipart_uploads_complete_and_abort),
+        ("presigned PUT and GET with urllib; tampered and over-a-week URLs refused", presigned_urls_work_with_plain_urllib),
+        ("the policy matrix: only the own folder, nothing of the other user changes", the_policy_matrix_holds),
+        ("bad credentials, signatures, checksums and clocks refused, nothing stored", bad_credentials_signatures_and_checksums_are_refused),
+        ("credentials of signed-out and revoked identities stop working", revoked_and_signed_out_credentials_stop_working),
+    ])
+
+
+def http_error(url):
+    try:
+        urllib.request.urlopen(url).read()
+    except urllib.error.HTTPError as error:
+        return error.code
+    raise AssertionError(f"{url} was served")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
