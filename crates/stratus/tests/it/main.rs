@@ -16,6 +16,7 @@ mod functions;
 mod identity;
 mod mail;
 mod photos;
+mod s3;
 mod serve;
 mod stream;
 mod subscribers;

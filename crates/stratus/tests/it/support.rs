@@ -251,6 +251,9 @@ pub struct TestApp {
     pub identity: Arc<stratus::services::cognito::user_pool::Identity>,
     pub platform: Arc<Platform>,
     pub http: reqwest::Client,
+    /// `http://<address>` of the S3-compatible endpoint.
+    pub s3_base: String,
+    pub identity_pools: Arc<stratus::services::cognito::identity_pool::IdentityPools>,
     seen_mail: Mutex<std::collections::HashSet<String>>,
     drainer: stratus::services::functions::Drainer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -293,6 +296,8 @@ impl TestApp {
         let base = format!("http://{}", app.local_addr());
         let identity = Arc::clone(app.identity());
         let platform = Arc::clone(app.platform());
+        let s3_base = app.s3_addr().map(|address| format!("http://{address}")).unwrap_or_default();
+        let identity_pools = Arc::clone(app.identity_pools());
         let pool = identity.pool_named("default").expect("default pool");
         let (pool_id, client_id) = (pool.id().to_owned(), pool.clients()[0].1.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -308,6 +313,8 @@ impl TestApp {
             identity,
             platform,
             http: reqwest::Client::new(),
+            s3_base,
+            identity_pools,
             seen_mail: Mutex::new(Default::default()),
             drainer,
             stop: Some(stop),

@@ -351,7 +351,8 @@ mod tests {
         // Continuing after a common prefix skips every key under it.
         let after_prefix = paginate(all(), "", Some("/"), Some("a/"), 1000);
         assert_eq!(keys(&after_prefix), ["b"]);
-        let flat = paginate(all(), "c/", None, None, 1);
+        // The entries of a prefix are those starting with it (`keys_under` keeps only those).
+        let flat = paginate(entries(&["c/x/1", "c/y"]), "c/", None, None, 1);
         assert_eq!(keys(&flat), ["c/x/1"]);
         assert_eq!(flat.next.as_deref(), Some("c/x/1"));
     }
