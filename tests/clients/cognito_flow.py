@@ -49,7 +49,7 @@ def expect_error(name, call):
     raise AssertionError(f"expected {name}")
 
 
-def operator_server(binary):
+def operator_server(binary, args=()):
     """`stratus serve` with known operator credentials, so botocore can sign Admin* calls."""
     return StratusServer(
         binary,
@@ -57,6 +57,7 @@ def operator_server(binary):
             "STRATUS_IDENTITY__OPERATOR_ACCESS_KEY_ID": OPERATOR_KEY,
             "STRATUS_IDENTITY__OPERATOR_SECRET_ACCESS_KEY": OPERATOR_SECRET,
         },
+        args=args,
     )
 
 

@@ -1,5 +1,6 @@
-"""The S3-compatible endpoint driven by boto3 with a user's temporary credentials from the
-identity pool: the user's own folder works as on S3 (metadata, ranges, copies, multipart,
+"""The S3-compatible endpoint driven by boto3 over HTTPS (`serve --tls`, its local CA trusted)
+with a user's temporary credentials from the identity pool — so boto3 sends what it sends to
+AWS: aws-chunked bodies with CRC32 trailers and no Content-Length: the user's own folder works as on S3 (metadata, ranges, copies, multipart,
 presigned URLs used with plain urllib), and the policy matrix holds — another user's folder,
 dot-segment keys, a prefix of the folder name and the whole bucket are refused, and nothing of
 the other user changes (read back as the operator). Bad credentials, signatures and checksums
@@ -8,18 +9,26 @@ are refused as S3 refuses them, storing nothing.
 Usage: python s3_flow.py path/to/stratus
 """
 
+import base64
 import datetime
 import hashlib
+import hmac
+import http.client
 import io
+import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+import zlib
 from unittest import mock
 
 import boto3
 import botocore
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error, operator_server
 from stratus_server import run_checks
@@ -29,20 +38,23 @@ V4 = Config(signature_version="s3v4", retries={"max_attempts": 1})
 
 
 def main(binary):
-    server = operator_server(binary)
+    server = operator_server(binary, args=["--tls"])
+    assert server.endpoint.startswith("https://") and server.s3_endpoint.startswith("https://"), server.banner
+    tls = ssl.create_default_context(cafile=server.ca)
     cognito = lambda service: boto3.client(  # noqa: E731
-        service, endpoint_url=server.endpoint, region_name="us-east-1",
+        service, endpoint_url=server.endpoint, region_name="us-east-1", verify=server.ca,
         aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
     idp, identity = cognito("cognito-idp"), cognito("cognito-identity")
     provider = f"cognito-idp.us-east-1.amazonaws.com/{server.pool_id}"
-    operator = boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4,
+    operator = boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4, verify=server.ca,
                             aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
     seen, users = set(), {}
 
     def s3_for(credentials, **overrides):
         keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretKey"],
                 "aws_session_token": credentials["SessionToken"], **overrides}
-        return boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4, **keys)
+        return boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4,
+                            verify=server.ca, **keys)
 
     def user(name):
         address = f"{name}@example.com"
@@ -61,10 +73,18 @@ def main(binary):
         user("ada")
         user("bob")
         ada, s3 = users["ada"]["id"], users["ada"]["s3"]
+        sent = []
+        s3.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers)))
         body = b"hello from ada\n" * 100
         put = s3.put_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt", Body=body, ContentType="text/plain",
                             Metadata={"origin": "phone"})
         assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"', put["ETag"]
+        # What boto3 sends to AWS over HTTPS: an aws-chunked body, its CRC32 in a trailer.
+        headers = {name.lower(): value for name, value in sent[0].items()}
+        assert headers["x-amz-content-sha256"] == b"STREAMING-UNSIGNED-PAYLOAD-TRAILER", headers
+        assert headers["x-amz-trailer"] == b"x-amz-checksum-crc32" and "content-length" not in headers, headers
+        crc32 = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        assert put["ChecksumCRC32"] == crc32, put
         got = s3.get_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt")
         assert got["Body"].read() == body
         assert got["ContentType"] == "text/plain" and got["Metadata"] == {"origin": "phone"}, got
@@ -114,15 +134,15 @@ def main(binary):
         ada, s3 = users["ada"]["id"], users["ada"]["s3"]
         put_url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"},
                                             ExpiresIn=300)
-        urllib.request.urlopen(urllib.request.Request(put_url, data=b"via a link", method="PUT")).read()
+        urllib.request.urlopen(urllib.request.Request(put_url, data=b"via a link", method="PUT"), context=tls).read()
         get_url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"})
-        assert urllib.request.urlopen(get_url).read() == b"via a link"
+        assert urllib.request.urlopen(get_url, context=tls).read() == b"via a link"
         tampered = get_url.replace("presigned.txt", "presigned.txu")
-        status = http_error(tampered)
+        status = http_error(tampered, tls)
         assert status == 403, status
         too_long = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"},
                                              ExpiresIn=8 * 24 * 3600)
-        assert http_error(too_long) == 400
+        assert http_error(too_long, tls) == 400
 
     def the_policy_matrix_holds():
         ada, bob = users["ada"]["id"], users["bob"]["id"]
@@ -190,6 +210,85 @@ def main(binary):
             expect_error("RequestTimeTooSkewed", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no"))
         expect_error("404", lambda: operator.head_object(Bucket=BUCKET, Key=key))
 
+    def aws_chunked_bodies_are_verified_chunk_by_chunk_and_by_trailer():
+        ada, credentials = users["ada"]["id"], users["ada"]["credentials"]
+        key = f"{ada}/chunked.txt"
+
+        def chunked_put(payload, body, extra):
+            request = AWSRequest(method="PUT", url=f"{server.s3_endpoint}/{BUCKET}/{key}", data=body, headers={
+                "Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": "11",
+                "Content-Length": str(len(body)), **extra})
+            signer = FixedPayloadAuth(payload, Credentials(credentials["AccessKeyId"], credentials["SecretKey"],
+                                                           credentials["SessionToken"]), "s3", "us-east-1")
+            signer.add_auth(request)
+            prepared = request.prepare()
+            urllib_request = urllib.request.Request(prepared.url, data=body, method="PUT", headers=dict(prepared.headers))
+            try:
+                urllib.request.urlopen(urllib_request, context=tls).read()
+                return 200, ""
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        def trailer_body(crc32):
+            return b"b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:" + crc32 + b"\r\n\r\n"
+
+        trailer = {"X-Amz-Trailer": "x-amz-checksum-crc32"}
+        status, text = chunked_put("STREAMING-UNSIGNED-PAYLOAD-TRAILER", trailer_body(b"DUoRhQ=="), trailer)
+        assert status == 200, text
+        status, text = chunked_put("STREAMING-UNSIGNED-PAYLOAD-TRAILER", trailer_body(b"AAAAAA=="), trailer)
+        assert status == 400 and "<Code>BadDigest</Code>" in text, (status, text)
+
+        def signed_chunks(tamper):
+            # The seed signature is the header's; each chunk signs the one before it.
+            request_time = datetime.datetime.now(datetime.timezone.utc)
+            with mock.patch("botocore.auth.get_current_datetime", return_value=request_time):
+                request = AWSRequest(method="PUT", url=f"{server.s3_endpoint}/{BUCKET}/{key}", data=b"", headers={
+                    "Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": "11"})
+                signer = FixedPayloadAuth("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", Credentials(
+                    credentials["AccessKeyId"], credentials["SecretKey"], credentials["SessionToken"]), "s3", "us-east-1")
+                signer.add_auth(request)
+            seed = request.headers["Authorization"].rsplit("Signature=", 1)[1]
+            stamp, date = request.headers["X-Amz-Date"], request.headers["X-Amz-Date"][:8]
+            scope = f"{date}/us-east-1/s3/aws4_request"
+            signing_key = b"AWS4" + credentials["SecretKey"].encode()
+            for part in (date, "us-east-1", "s3", "aws4_request"):
+                signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+            body, previous = b"", seed
+            for chunk in (b"hello world", b""):
+                to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", stamp, scope, previous,
+                                     hashlib.sha256(b"").hexdigest(), hashlib.sha256(chunk).hexdigest()])
+                signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+                if tamper and chunk:
+                    signature = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+                body += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
+                previous = signature
+            headers = dict(request.headers)
+            headers["Content-Length"] = str(len(body))
+            try:
+                urllib.request.urlopen(urllib.request.Request(request.url, data=body, method="PUT", headers=headers),
+                                       context=tls).read()
+                return 200, ""
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        status, text = signed_chunks(tamper=False)
+        assert status == 200, text
+        assert operator.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"hello world"
+        operator.delete_object(Bucket=BUCKET, Key=key)
+        status, text = signed_chunks(tamper=True)
+        assert status == 403 and "<Code>SignatureDoesNotMatch</Code>" in text, (status, text)
+        expect_error("404", lambda: operator.head_object(Bucket=BUCKET, Key=key))
+
+    def plain_http_is_redirected_and_https_sends_hsts():
+        plain = server.endpoint.replace("https://", "http://") + "/healthz"
+        connection = http.client.HTTPConnection(plain.split("/")[2])
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert response.status == 308 and response.getheader("Location") == server.endpoint + "/healthz", \
+            (response.status, response.getheaders())
+        secure = urllib.request.urlopen(server.endpoint + "/healthz", context=tls)
+        assert secure.headers["Strict-Transport-Security"].startswith("max-age="), dict(secure.headers)
+
     def revoked_and_signed_out_credentials_stop_working():
         ada = users["ada"]
         ada["s3"].put_object(Bucket=BUCKET, Key=f"{ada['id']}/before", Body=b"ok")
@@ -206,13 +305,31 @@ def main(binary):
         ("presigned PUT and GET with urllib; tampered and over-a-week URLs refused", presigned_urls_work_with_plain_urllib),
         ("the policy matrix: only the own folder, nothing of the other user changes", the_policy_matrix_holds),
         ("bad credentials, signatures, checksums and clocks refused, nothing stored", bad_credentials_signatures_and_checksums_are_refused),
+        ("aws-chunked: trailer checksums and chunk signatures verified; tampered ones store nothing",
+         aws_chunked_bodies_are_verified_chunk_by_chunk_and_by_trailer),
+        ("plain HTTP is redirected to HTTPS, which sends HSTS", plain_http_is_redirected_and_https_sends_hsts),
         ("credentials of signed-out and revoked identities stop working", revoked_and_signed_out_credentials_stop_working),
     ])
 
 
-def http_error(url):
+class FixedPayloadAuth(S3SigV4Auth):
+    """SigV4 over a payload hash given as is: the streaming forms botocore writes itself."""
+
+    def __init__(self, payload, *args):
+        super().__init__(*args)
+        self.fixed_payload = payload
+
+    def payload(self, request):
+        return self.fixed_payload
+
+    def _modify_request_before_signing(self, request):
+        super()._modify_request_before_signing(request)
+        request.headers.replace_header("X-Amz-Content-SHA256", self.fixed_payload)
+
+
+def http_error(url, context):
     try:
-        urllib.request.urlopen(url).read()
+        urllib.request.urlopen(url, context=context).read()
     except urllib.error.HTTPError as error:
         return error.code
     raise AssertionError(f"{url} was served")

@@ -11,12 +11,12 @@ from pathlib import Path
 
 
 class StratusServer:
-    def __init__(self, binary, env=None):
+    def __init__(self, binary, env=None, args=()):
         self.data_dir = tempfile.mkdtemp(prefix="stratus-clients-")
         environment = dict(os.environ, STRATUS_LOG__FORMAT="json", **(env or {}))
         self.environment = environment
         self.process = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir", self.data_dir],
+            [binary, "serve", "--listen", "127.0.0.1:0", "--stage", "test", "--data-dir", self.data_dir, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=environment,
@@ -32,6 +32,9 @@ class StratusServer:
         text = "\n".join(self.banner)
         self.endpoint = re.search(r"Cognito-compatible endpoint: (\S+)", text).group(1)
         self.s3_endpoint = re.search(r"S3-compatible endpoint: (\S+)", text).group(1)
+        # With `--tls`: the local CA to verify both endpoints with.
+        ca = re.search(r"HTTPS with a local CA: trust (\S+)", text)
+        self.ca = ca.group(1) if ca else None
         self.pool_id = re.search(r"pool `default`: id (\S+)", text).group(1)
         self.issuer = re.search(r"issuer (\S+)", text).group(1)
         self.client_id = re.search(r"app client `app`: (\S+)", text).group(1)

@@ -57,6 +57,8 @@ pub enum AppError {
     Install(#[from] InstallError),
     #[error("cannot record the public URL in the stage directory")]
     RecordPublicUrl(#[source] std::io::Error),
+    #[error("cannot set up HTTPS")]
+    Tls(#[from] crate::infra::http::tls::TlsError),
     #[error("cannot build the HTTP client that fetches remote issuers' keys")]
     Authorizer(#[source] reqwest::Error),
 }
@@ -77,6 +79,8 @@ pub struct Application {
     listener: Listener,
     /// The S3-compatible endpoint's own listener, unless `[s3] enabled = false`.
     s3: Option<S3Listener>,
+    /// The certificate both listeners serve, with TLS on.
+    tls_files: Option<crate::infra::http::tls::TlsFiles>,
     http_metrics: HttpMetrics,
     /// Every component's metrics, registered while the system is built.
     metrics: Registry,
@@ -95,8 +99,14 @@ impl Application {
         let address = config.server.listen;
         let socket = TcpListener::bind(address).await.map_err(|source| AppError::Bind { address, source })?;
         let http_metrics = HttpMetrics::default();
-        let listener = Listener::new(socket, &config.server, http_metrics.clone())
+        let tls_files =
+            crate::infra::http::tls::prepare(&config.server.tls, platform.stage_dir(), &config.stage)?;
+        let tls = tls_files.as_ref().map(crate::infra::http::tls::server_config).transpose()?;
+        let mut listener = Listener::new(socket, &config.server, http_metrics.clone())
             .map_err(|source| AppError::Bind { address, source })?;
+        if let Some(tls) = &tls {
+            listener = listener.with_tls(Arc::clone(tls));
+        }
         let local_addr = listener.local_addr();
         let public_url = config.server.public_url(local_addr);
         platform.record_public_url(&public_url).map_err(AppError::RecordPublicUrl)?;
@@ -148,6 +158,7 @@ impl Application {
                 pools: Arc::clone(&identity_pools),
                 iam,
                 server: &config.server,
+                tls,
                 operator_only: std::iter::once(config.blog.site_bucket.clone()).collect(),
             },
         )
@@ -168,6 +179,7 @@ impl Application {
             edge,
             listener,
             s3,
+            tls_files,
             http_metrics,
             metrics,
             public_url,
@@ -238,6 +250,13 @@ impl Application {
             stage = config.stage,
             data = config.stage_dir().display(),
         );
+        if let Some(ca) = self.tls_files.as_ref().and_then(|files| files.ca.as_ref()) {
+            let _ = writeln!(
+                banner,
+                "HTTPS with a local CA: trust {} (e.g. AWS_CA_BUNDLE, --cacert)",
+                ca.display()
+            );
+        }
         if let Some(s3) = &self.s3 {
             let _ = writeln!(
                 banner,

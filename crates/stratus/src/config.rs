@@ -47,6 +47,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub stage: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// `serve --tls`: HTTPS with the stage's local CA.
+    pub local_tls: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +126,9 @@ impl Config {
         }
         if let Some(listen) = overrides.listen {
             figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if overrides.local_tls {
+            figment = figment.merge(Serialized::default("server.tls.mode", "local"));
         }
         let config: Config = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
         config.validate()?;

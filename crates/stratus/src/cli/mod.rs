@@ -79,16 +79,21 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// HTTPS with a local certificate authority created under the stage's directory (its path
+    /// is printed: trust it); plain HTTP is redirected.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 impl Cli {
     /// Loads the configuration this invocation asks for.
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        let listen = match &self.command {
-            Command::Serve(args) => args.listen,
-            _ => None,
+        let (listen, local_tls) = match &self.command {
+            Command::Serve(args) => (args.listen, args.tls),
+            _ => (None, false),
         };
-        let overrides = Overrides { data_dir: self.data_dir.clone(), stage: self.stage.clone(), listen };
+        let overrides =
+            Overrides { data_dir: self.data_dir.clone(), stage: self.stage.clone(), listen, local_tls };
         Ok(Config::load(self.config.as_deref(), std::env::vars(), &overrides)?)
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::tls::TlsConfig;
 use crate::infra::settings::{Invalid, invalid};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     /// Who may read `/metrics` (Prometheus text): `loopback` clients only, `any` client, or
     /// `off`.
     pub metrics: MetricsAccess,
+    /// HTTPS for this listener and the S3 endpoint's.
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,17 +79,24 @@ impl Default for ServerConfig {
             max_connections_per_address: 256,
             shutdown_grace: Duration::from_secs(10),
             metrics: MetricsAccess::Loopback,
+            tls: TlsConfig::default(),
         }
     }
 }
 
 impl ServerConfig {
     /// The URL clients reach the server at: `public_url` without its trailing `/`, or
-    /// `http://<address>` of the socket the server listens on.
+    /// `http(s)://<address>` of the socket the server listens on.
     pub fn public_url(&self, listening: SocketAddr) -> String {
-        self.public_url
-            .as_deref()
-            .map_or_else(|| format!("http://{listening}"), |url| url.trim_end_matches('/').to_owned())
+        self.public_url.as_deref().map_or_else(
+            || format!("{}://{listening}", self.scheme()),
+            |url| url.trim_end_matches('/').to_owned(),
+        )
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.enabled() { "https" } else { "http" }
     }
 
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -113,6 +123,6 @@ impl ServerConfig {
         if self.max_connections_per_address == 0 {
             return invalid("server.max_connections_per_address", "must be at least 1");
         }
-        Ok(())
+        self.tls.validate()
     }
 }

@@ -1,4 +1,4 @@
-//! HTTP: the listener (`server`, with its connection limits and clocks), request bodies
+//! HTTP: the listener (`server`, with its connection limits and clocks, and `tls`), request bodies
 //! (`body`), RFC 9457 problems, small HTML pages, request ids and per-address limits — what every
 //! HTTP endpoint of the system shares. It depends on no component.
 
@@ -12,6 +12,7 @@ mod page;
 mod problem;
 mod request_id;
 pub(crate) mod server;
+pub mod tls;
 
 pub use config::{MetricsAccess, ServerConfig};
 pub use limit::AddressLimit;

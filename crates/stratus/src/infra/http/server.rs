@@ -4,8 +4,10 @@
 //! client costs a connection for a bounded time and nothing else: function slots are taken only
 //! once a request has arrived (see `functions::slots`).
 //!
-//! HTTP/2 is left for when the listener speaks TLS, where ALPN negotiates it; cleartext HTTP/2
-//! (h2c) has no browser clients and would need clocks of its own.
+//! With TLS (`tls`), a connection whose first byte is a TLS handshake is served over rustls
+//! (the handshake within `header_read_timeout`) and every response carries HSTS; any other
+//! connection gets plain HTTP answered with a permanent redirect to `https://`. HTTP/2 is not
+//! offered (ALPN says `http/1.1`): its streams would need clocks of their own.
 
 use std::future::Future;
 use std::io;
@@ -44,6 +46,20 @@ pub(crate) struct Listener {
     config: ServerConfig,
     admission: std::sync::Arc<Admission>,
     metrics: HttpMetrics,
+    tls: Option<Tls>,
+}
+
+/// What a TLS listener serves with.
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    hsts: axum::http::HeaderValue,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("hsts", &self.hsts).finish_non_exhaustive()
+    }
 }
 
 impl Listener {
@@ -59,7 +75,17 @@ impl Listener {
             config: config.clone(),
             admission: Admission::new(max_connections, per_client),
             metrics,
+            tls: None,
         })
+    }
+
+    /// Serves HTTPS with `tls` (and redirects plain HTTP to it).
+    pub(crate) fn with_tls(mut self, tls: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        let max_age = self.config.tls.hsts_max_age.as_secs();
+        let hsts = axum::http::HeaderValue::try_from(format!("max-age={max_age}"))
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("max-age=31536000"));
+        self.tls = Some(Tls { acceptor: tokio_rustls::TlsAcceptor::from(tls), hsts });
+        self
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
@@ -108,6 +134,7 @@ impl Listener {
                 http: http.clone(),
                 config: self.config.clone(),
                 metrics: self.metrics.clone(),
+                tls: self.tls.clone(),
             };
             connections.spawn(connection.serve(app.clone(), closing.clone(), abort.clone()));
         }
@@ -133,24 +160,104 @@ struct Connection {
     http: hyper::server::conn::http1::Builder,
     config: ServerConfig,
     metrics: HttpMetrics,
+    tls: Option<Tls>,
 }
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 impl Connection {
     async fn serve(self, app: Router, closing: CancellationToken, abort: CancellationToken) {
-        let Self { socket, peer, admitted: _admitted, mut http, config, metrics } = self;
+        // `_admitted` counts the connection until it ends.
+        let Self { socket, peer, admitted: _admitted, http, config, metrics, tls } = self;
         // Responses go out as soon as they are written, not when Nagle's algorithm allows.
         if let Err(error) = socket.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        let header_timeout = config.header_read_timeout;
+        let mut first = [0u8; 1];
+        let peeked = match &tls {
+            Some(_) => tokio::time::timeout(header_timeout, socket.peek(&mut first)).await,
+            None => Ok(Ok(0)),
+        };
         let io = Watched::new(socket, config.send_timeout, config.linger_timeout, metrics.clone());
-        let unread_body = io.unread_body();
-        http.timer(io.head_timer(config.header_read_timeout, config.idle_timeout));
+        match (tls, peeked) {
+            (None, _) => Self::drive(io, peer, http, &config, metrics, app, None, closing, abort).await,
+            (Some(tls), Ok(Ok(1))) if first[0] == TLS_HANDSHAKE => {
+                let timer = io.head_timer(config.header_read_timeout, config.idle_timeout);
+                let unread = io.unread_body();
+                match tokio::time::timeout(header_timeout, tls.acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => {
+                        let hsts = Some(tls.hsts);
+                        Self::drive_with(
+                            stream, timer, unread, peer, http, &config, metrics, app, hsts, closing, abort,
+                        )
+                        .await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => metrics.timed_out(super::metrics::Timeout::Header),
+                }
+            }
+            (Some(_), Ok(Ok(1))) => {
+                let redirect = Router::new().fallback(redirect_to_https);
+                Self::drive(io, peer, http, &config, metrics, redirect, None, closing, abort).await;
+            }
+            // The client closed, or said nothing in time.
+            (Some(_), Ok(_)) => {}
+            (Some(_), Err(_)) => metrics.timed_out(super::metrics::Timeout::Header),
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one connection's parts, taken apart once")]
+    async fn drive(
+        io: Watched<TcpStream>,
+        peer: SocketAddr,
+        http: hyper::server::conn::http1::Builder,
+        config: &ServerConfig,
+        metrics: HttpMetrics,
+        app: Router,
+        hsts: Option<axum::http::HeaderValue>,
+        closing: CancellationToken,
+        abort: CancellationToken,
+    ) {
+        let timer = io.head_timer(config.header_read_timeout, config.idle_timeout);
+        let unread = io.unread_body();
+        Self::drive_with(io, timer, unread, peer, http, config, metrics, app, hsts, closing, abort).await;
+    }
+
+    /// Serves HTTP/1.1 over `io` until the client leaves, the connection times out, or the
+    /// listener closes.
+    #[expect(clippy::too_many_arguments, reason = "one connection's parts, taken apart once")]
+    async fn drive_with<I>(
+        io: I,
+        timer: super::connection::HeadTimer,
+        unread_body: super::connection::UnreadBody,
+        peer: SocketAddr,
+        mut http: hyper::server::conn::http1::Builder,
+        config: &ServerConfig,
+        metrics: HttpMetrics,
+        app: Router,
+        hsts: Option<axum::http::HeaderValue>,
+        closing: CancellationToken,
+        abort: CancellationToken,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        http.timer(timer);
         let pace = BodyPace { initial: config.body_timeout, min_rate: config.body_min_rate };
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request =
                 request.map(|body| Body::new(Paced::new(body, pace, unread_body.clone(), metrics.clone())));
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            let hsts = hsts.clone();
+            let response = app.clone().oneshot(request);
+            async move {
+                let mut response = response.await?;
+                if let Some(hsts) = hsts {
+                    response.headers_mut().insert(axum::http::header::STRICT_TRANSPORT_SECURITY, hsts);
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
         let mut connection = std::pin::pin!(connection);
@@ -170,6 +277,19 @@ impl Connection {
             tracing::trace!(%peer, %error, "connection ended");
         }
     }
+}
+
+/// Plain HTTP on a TLS listener: the same address over `https://`.
+async fn redirect_to_https(request: axum::http::Request<Body>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Some(host) = request.headers().get(axum::http::header::HOST).and_then(|host| host.to_str().ok())
+    else {
+        return (axum::http::StatusCode::BAD_REQUEST, "This server speaks HTTPS; the request named no host.")
+            .into_response();
+    };
+    let path = request.uri().path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
+    let location = format!("https://{host}{path}");
+    (axum::http::StatusCode::PERMANENT_REDIRECT, [(axum::http::header::LOCATION, location)]).into_response()
 }
 
 /// The answers to a refused connection: a complete HTTP response, written without waiting.

@@ -24,7 +24,7 @@ pub struct S3Config {
     /// beside 8080; a free port when the server's is 0).
     pub listen: Option<SocketAddr>,
     /// What clients are told to use, when a proxy or TLS terminator sits in front; default
-    /// `http://<listen address>`.
+    /// `http(s)://<listen address>`.
     pub public_url: Option<String>,
     /// Virtual-host addressing: `<bucket>.<domain>` names the bucket in the Host header.
     pub domain: String,
@@ -77,10 +77,10 @@ impl S3Config {
         })
     }
 
-    /// `http://<address>` of the socket the endpoint listens on, unless configured.
-    pub fn public_url(&self, listening: SocketAddr) -> String {
+    /// `<scheme>://<address>` of the socket the endpoint listens on, unless configured.
+    pub fn public_url(&self, scheme: &str, listening: SocketAddr) -> String {
         self.public_url
             .as_deref()
-            .map_or_else(|| format!("http://{listening}"), |url| url.trim_end_matches('/').to_owned())
+            .map_or_else(|| format!("{scheme}://{listening}"), |url| url.trim_end_matches('/').to_owned())
     }
 }

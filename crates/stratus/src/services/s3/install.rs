@@ -55,6 +55,8 @@ pub(crate) struct S3Parts<'a> {
     pub(crate) pools: Arc<IdentityPools>,
     pub(crate) iam: Arc<Iam>,
     pub(crate) server: &'a ServerConfig,
+    /// The main listener's TLS, which the endpoint serves too.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Reachable through the edge only (CloudFront's origin access control): the site's.
     pub(crate) operator_only: BTreeSet<String>,
 }
@@ -103,8 +105,11 @@ pub(crate) async fn install(
     builder.set_host(Hosts { domain: config.domain.clone() });
     let service = builder.build();
     let socket = TcpListener::bind(config.address(parts.server.listen)).await.map_err(open)?;
-    let listener = Listener::new(socket, parts.server, HttpMetrics::default()).map_err(open)?;
-    let public_url = config.public_url(listener.local_addr());
+    let mut listener = Listener::new(socket, parts.server, HttpMetrics::default()).map_err(open)?;
+    if let Some(tls) = parts.tls {
+        listener = listener.with_tls(tls);
+    }
+    let public_url = config.public_url(parts.server.scheme(), listener.local_addr());
     let s3 = tower::service_fn(move |request: axum::http::Request<axum::body::Body>| {
         let service = service.clone();
         async move {
