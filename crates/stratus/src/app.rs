@@ -101,7 +101,10 @@ impl Application {
         let http_metrics = HttpMetrics::default();
         let tls_files =
             crate::infra::http::tls::prepare(&config.server.tls, platform.stage_dir(), &config.stage)?;
-        let tls = tls_files.as_ref().map(crate::infra::http::tls::server_config).transpose()?;
+        let tls = tls_files
+            .as_ref()
+            .map(|files| crate::infra::http::tls::server_config(files, Arc::clone(&platform.clock)))
+            .transpose()?;
         let mut listener = Listener::new(socket, &config.server, http_metrics.clone())
             .map_err(|source| AppError::Bind { address, source })?;
         if let Some(tls) = &tls {

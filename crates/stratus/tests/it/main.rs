@@ -22,3 +22,4 @@ mod stream;
 mod subscribers;
 mod support;
 mod table;
+mod tls;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -13,6 +13,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
 
+use crate::infra::clock::Clock;
 use crate::infra::settings::{Invalid, invalid};
 
 /// How often, at most, a handshake looks at whether the certificate files changed.
@@ -115,9 +116,13 @@ pub fn prepare(config: &TlsConfig, stage_dir: &Path, stage: &str) -> Result<Opti
     }
 }
 
-/// The rustls configuration of a listener serving `files` (HTTP/1.1 over ALPN).
-pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let certificates = Certificates::load(files.certificate.clone(), files.private_key.clone())?;
+/// The rustls configuration of a listener serving `files` (HTTP/1.1 over ALPN); `clock` paces
+/// the checks for changed files.
+pub(crate) fn server_config(
+    files: &TlsFiles,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certificates = Certificates::load(files.certificate.clone(), files.private_key.clone(), clock)?;
     let mut config =
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
@@ -133,7 +138,8 @@ struct Certificates {
     certificate: PathBuf,
     private_key: PathBuf,
     current: RwLock<Loaded>,
-    checked: Mutex<Instant>,
+    clock: Arc<dyn Clock>,
+    checked: Mutex<SystemTime>,
 }
 
 #[derive(Debug)]
@@ -147,14 +153,10 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 impl Certificates {
-    fn load(certificate: PathBuf, private_key: PathBuf) -> Result<Self, TlsError> {
+    fn load(certificate: PathBuf, private_key: PathBuf, clock: Arc<dyn Clock>) -> Result<Self, TlsError> {
         let loaded = Self::read(&certificate, &private_key)?;
-        Ok(Self {
-            certificate,
-            private_key,
-            current: RwLock::new(loaded),
-            checked: Mutex::new(Instant::now()),
-        })
+        let checked = Mutex::new(clock.now());
+        Ok(Self { certificate, private_key, current: RwLock::new(loaded), clock, checked })
     }
 
     fn read(certificate: &Path, private_key: &Path) -> Result<Loaded, TlsError> {
@@ -182,10 +184,11 @@ impl Certificates {
     fn refresh(&self) {
         {
             let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
-            if checked.elapsed() < RECHECK {
+            let now = self.clock.now();
+            if now.duration_since(*checked).unwrap_or_default() < RECHECK {
                 return;
             }
-            *checked = Instant::now();
+            *checked = now;
         }
         let now = (modified(&self.certificate), modified(&self.private_key));
         if now == self.current.read().unwrap_or_else(PoisonError::into_inner).modified {
