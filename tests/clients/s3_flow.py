@@ -21,6 +21,7 @@ import sys
 import urllib.error
 import urllib.request
 import zlib
+from pathlib import Path
 from unittest import mock
 
 import boto3
@@ -85,8 +86,12 @@ def main(binary):
         assert headers["x-amz-trailer"] == b"x-amz-checksum-crc32" and "content-length" not in headers, headers
         crc32 = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
         assert put["ChecksumCRC32"] == crc32, put
+        # SSE-S3: the user bucket is encrypted at rest, and says so; the file is not the text.
+        assert put["ServerSideEncryption"] == "AES256", put
+        on_disk = (Path(server.data_dir) / "test" / "buckets" / BUCKET / ada / "notes" / "hello.txt").read_bytes()
+        assert body[:32] not in on_disk and len(on_disk) > len(body), len(on_disk)
         got = s3.get_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt")
-        assert got["Body"].read() == body
+        assert got["Body"].read() == body and got["ServerSideEncryption"] == "AES256"
         assert got["ContentType"] == "text/plain" and got["Metadata"] == {"origin": "phone"}, got
         ranged = s3.get_object(Bucket=BUCKET, Key=f"{ada}/notes/hello.txt", Range="bytes=6-9")
         assert ranged["Body"].read() == b"from" and ranged["ContentRange"] == f"bytes 6-9/{len(body)}"
@@ -205,6 +210,10 @@ def main(binary):
         expect_error("BadDigest", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no", ChecksumCRC32="AAAAAA=="))
         expect_error("BadDigest", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no",
                                                         ContentMD5="AAAAAAAAAAAAAAAAAAAAAA=="))
+        expect_error("InvalidArgument", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no",
+                                                              ServerSideEncryption="aws:kms"))
+        expect_error("InvalidArgument", lambda: operator.put_object(Bucket="media", Key="refused.txt", Body=b"no",
+                                                                    ServerSideEncryption="AES256"))
         skewed = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
         with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
             expect_error("RequestTimeTooSkewed", lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"no"))

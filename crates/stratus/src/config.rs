@@ -20,6 +20,7 @@ use crate::infra::settings::{Invalid, invalid};
 use crate::infra::sqlite::DatabaseConfig;
 use crate::infra::telemetry::LogConfig;
 use crate::platform::PlatformSettings;
+use crate::ports::blobs::BucketsConfig;
 use crate::ports::mail::MailConfig;
 use crate::ports::stream::StreamConfig;
 use crate::ports::table::TableConfig;
@@ -70,6 +71,7 @@ pub struct Config {
     pub identity_pools: IdentityPoolsConfig,
     pub iam: IamConfig,
     pub s3: S3Config,
+    pub buckets: BucketsConfig,
     pub blog: BlogConfig,
     pub edge: EdgeConfig,
     pub gateway: GatewayConfig,
@@ -93,6 +95,7 @@ impl Default for Config {
             identity_pools: IdentityPoolsConfig::default(),
             iam: IamConfig::default(),
             s3: S3Config::default(),
+            buckets: BucketsConfig::default(),
             blog: BlogConfig::default(),
             edge: EdgeConfig::default(),
             gateway: GatewayConfig::default(),
@@ -148,6 +151,7 @@ impl Config {
             region: self.region.clone(),
             database: self.database.clone(),
             mail: self.mail.clone(),
+            buckets: self.buckets.clone(),
         }
     }
 
@@ -164,6 +168,7 @@ impl Config {
         self.identity_pools.validate()?;
         self.iam.validate()?;
         self.s3.validate()?;
+        self.buckets.validate()?;
         self.blog.validate()?;
         self.media.validate()?;
         self.edge.validate()?;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::{Database, DatabaseConfig, DbError, Synchronous};
 use crate::infra::telemetry::error_chain;
-use crate::ports::blobs::{BlobError, Buckets};
+use crate::ports::blobs::{BlobError, Buckets, BucketsConfig};
 use crate::ports::mail::{
     Deduplicated, MailConfig, MailError, MailTransport, Mailer, OutboxMailer, SmtpMailer, parse_sender,
 };
@@ -50,6 +50,7 @@ pub struct PlatformSettings {
     pub region: String,
     pub database: DatabaseConfig,
     pub mail: MailConfig,
+    pub buckets: BucketsConfig,
 }
 
 #[derive(Debug)]
@@ -77,6 +78,8 @@ impl Platform {
             Arc::clone(&clock),
             &config.region,
             durable,
+            &config.buckets,
+            &crate::ports::blobs::stage_key_path(&stage_dir),
         )?);
         let from = parse_sender(&config.mail.from)?;
         let mailer: Arc<dyn Mailer> = match config.mail.transport {

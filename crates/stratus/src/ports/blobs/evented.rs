@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -36,7 +35,9 @@ fn principal() -> S3Principal {
 /// A bucket: a local store whose writes emit object events.
 #[derive(Debug)]
 pub struct EventedStore {
-    inner: LocalFileSystem,
+    /// The bucket's files, encrypted at rest or not.
+    inner: Box<dyn ObjectStore>,
+    encrypted: bool,
     notifier: Arc<Notifier>,
 }
 
@@ -52,7 +53,8 @@ struct Notifier {
 impl EventedStore {
     pub(super) fn new(
         bucket: &str,
-        inner: LocalFileSystem,
+        inner: Box<dyn ObjectStore>,
+        encrypted: bool,
         db: Arc<Database>,
         clock: Arc<dyn Clock>,
         region: &str,
@@ -64,11 +66,16 @@ impl EventedStore {
             clock,
             region: region.to_owned(),
         };
-        Self { inner, notifier: Arc::new(notifier) }
+        Self { inner, encrypted, notifier: Arc::new(notifier) }
     }
 
     pub fn bucket(&self) -> &str {
         &self.notifier.bucket
+    }
+
+    /// Whether the bucket's objects are encrypted at rest (SSE-S3).
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
     }
 
     /// The name consumers use to subscribe to this bucket's events.

@@ -3,6 +3,7 @@
 //! validates keys by S3's rules (and refuses anything that could leave the bucket directory) and
 //! appends S3-shaped object events to the change stream once a write has landed.
 
+mod encrypted;
 mod evented;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use percent_encoding::percent_decode_str;
 
+pub use encrypted::{Encrypted, StageKey, stage_key_path};
 pub use evented::{Created, EventedStore, Staged};
 
 use crate::infra::clock::Clock;
@@ -65,6 +67,18 @@ pub enum BlobError {
     },
     #[error("storage failure")]
     Storage(#[from] DbError),
+    #[error("cannot read or create the stage's encryption key {}", path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encrypt the objects of bucket `{bucket}` written before it was encrypted")]
+    Encrypt {
+        bucket: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Parses a client-supplied key into a store path, by S3's rules plus what a filesystem needs:
@@ -121,6 +135,32 @@ pub fn stream_source(bucket: &str) -> String {
     format!("bucket/{bucket}")
 }
 
+/// `[buckets]`: which buckets are encrypted at rest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BucketsConfig {
+    /// Encrypted at rest (S3's SSE-S3: AES-256-GCM under the stage's key,
+    /// `<stage>/sse-s3.key`); objects already in such a bucket are encrypted when it opens.
+    pub encrypted: Vec<String>,
+}
+
+impl Default for BucketsConfig {
+    fn default() -> Self {
+        Self { encrypted: vec!["user-files".into()] }
+    }
+}
+
+impl BucketsConfig {
+    pub fn validate(&self) -> Result<(), crate::infra::settings::Invalid> {
+        match self.encrypted.iter().find(|name| validate_bucket_name(name).is_err()) {
+            Some(name) => {
+                crate::infra::settings::invalid("buckets.encrypted", format!("`{name}` is not a bucket name"))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// The stage's buckets.
 #[derive(Debug)]
 pub struct Buckets {
@@ -129,17 +169,24 @@ pub struct Buckets {
     clock: Arc<dyn Clock>,
     region: String,
     fsync: bool,
+    encrypted: std::collections::BTreeSet<String>,
+    /// The stage key, read (or created) when the first encrypted bucket opens.
+    key: std::sync::OnceLock<StageKey>,
+    key_path: PathBuf,
     open: Mutex<HashMap<String, Arc<EventedStore>>>,
 }
 
 impl Buckets {
-    /// `fsync` makes every write durable against power loss before it is acknowledged.
+    /// `fsync` makes every write durable against power loss before it is acknowledged;
+    /// the buckets `config` names are encrypted under the key at `key_path`.
     pub fn new(
         root: &FsPath,
         db: Arc<Database>,
         clock: Arc<dyn Clock>,
         region: &str,
         fsync: bool,
+        config: &BucketsConfig,
+        key_path: &FsPath,
     ) -> Result<Self, BlobError> {
         crate::ports::stream::migrate(&db)?;
         Ok(Self {
@@ -148,8 +195,20 @@ impl Buckets {
             clock,
             region: region.to_owned(),
             fsync,
+            encrypted: config.encrypted.iter().cloned().collect(),
+            key: std::sync::OnceLock::new(),
+            key_path: key_path.to_owned(),
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn stage_key(&self) -> Result<StageKey, BlobError> {
+        if let Some(key) = self.key.get() {
+            return Ok(key.clone());
+        }
+        let key = StageKey::open(&self.key_path)
+            .map_err(|source| BlobError::Key { path: self.key_path.clone(), source })?;
+        Ok(self.key.get_or_init(|| key).clone())
     }
 
     /// The bucket's store if the bucket exists (has a directory); never creates one.
@@ -197,9 +256,26 @@ impl Buckets {
             .map_err(|source| BlobError::Open { bucket: name.to_owned(), source })?
             .with_automatic_cleanup(true)
             .with_fsync(self.fsync);
+        let encrypted = self.encrypted.contains(name);
+        let inner: Box<dyn object_store::ObjectStore> = if encrypted {
+            let key = self.stage_key()?;
+            let encrypted = encrypted::encrypt_plaintext_files(&directory, &key)
+                .map_err(|source| BlobError::Encrypt { bucket: name.to_owned(), source })?;
+            if encrypted > 0 {
+                tracing::info!(
+                    bucket = name,
+                    encrypted,
+                    "objects written before the bucket was encrypted now are"
+                );
+            }
+            Box::new(Encrypted::new(local, key))
+        } else {
+            Box::new(local)
+        };
         let store = Arc::new(EventedStore::new(
             name,
-            local,
+            inner,
+            encrypted,
             Arc::clone(&self.db),
             Arc::clone(&self.clock),
             &self.region,

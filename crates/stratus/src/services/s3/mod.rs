@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use s3s::dto::{ETag, Timestamp};
+use s3s::dto::{ETag, ServerSideEncryption, Timestamp};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
 pub use config::S3Config;
@@ -74,6 +74,29 @@ fn internal(error: &(dyn std::error::Error + 'static)) -> S3Error {
 impl From<CatalogError> for S3Error {
     fn from(error: CatalogError) -> Self {
         internal(&error)
+    }
+}
+
+/// What a write into `store` reports as its server-side encryption: `AES256` for a bucket
+/// encrypted at rest (every object in it is), nothing otherwise. A request for `AES256` on a
+/// bucket that is not encrypted, or for anything else (KMS), is refused: nothing would honour it.
+fn encryption(
+    store: &EventedStore,
+    requested: Option<&ServerSideEncryption>,
+) -> S3Result<Option<ServerSideEncryption>> {
+    match requested.map(ServerSideEncryption::as_str) {
+        None | Some(ServerSideEncryption::AES256) if store.encrypted() => {
+            Ok(Some(ServerSideEncryption::from_static(ServerSideEncryption::AES256)))
+        }
+        None => Ok(None),
+        Some(ServerSideEncryption::AES256) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("bucket `{}` is not encrypted at rest (see [buckets] encrypted)", store.bucket()),
+        )),
+        Some(other) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("server-side encryption `{other}` is not supported; AES256 is"),
+        )),
     }
 }
 

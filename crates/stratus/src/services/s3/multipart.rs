@@ -19,7 +19,7 @@ use super::checksums::{Algorithm, Claimed, Digests, Expected};
 use super::config::{MAX_PARTS, MIN_PART_BYTES};
 use super::objects::principal;
 use super::transfer::{self, PartFile, storage};
-use super::{Endpoint, etag, key_path, set_checksum, timestamp};
+use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
 use crate::ports::blobs::Created;
 use crate::services::s3::access::Principal;
 
@@ -62,8 +62,9 @@ impl Endpoint {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let principal = principal(&request.extensions)?;
         let input = request.input;
-        self.store(&input.bucket)?;
+        let store = self.store(&input.bucket)?;
         key_path(&input.key)?;
+        let encryption = encryption(&store, input.server_side_encryption.as_ref())?;
         let checksum_algorithm = match &input.checksum_algorithm {
             Some(name) => Some(Algorithm::parse(name.as_str()).ok_or_else(|| {
                 S3Error::with_message(
@@ -97,6 +98,7 @@ impl Endpoint {
             key: Some(input.key),
             upload_id: Some(upload_id),
             checksum_algorithm: input.checksum_algorithm,
+            server_side_encryption: encryption,
             ..Default::default()
         }))
     }
@@ -142,7 +144,11 @@ impl Endpoint {
         };
         let part_etag = part.etag.clone();
         self.catalog.put_part(&upload.upload_id, part).await?;
-        let mut output = UploadPartOutput { e_tag: Some(etag(&part_etag)), ..Default::default() };
+        let mut output = UploadPartOutput {
+            e_tag: Some(etag(&part_etag)),
+            server_side_encryption: encryption(&*self.store(&upload.bucket)?, None)?,
+            ..Default::default()
+        };
         set_checksum!(output, &verified.checksum);
         Ok(S3Response::new(output))
     }
@@ -223,6 +229,7 @@ impl Endpoint {
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(etag(&etag_value)),
+            server_side_encryption: encryption(&store, None)?,
             ..Default::default()
         };
         set_checksum!(output, &checksum);

@@ -14,7 +14,7 @@ use super::access::Principal;
 use super::catalog::{Attributes, ObjectRow};
 use super::checksums::{Digests, Expected};
 use super::transfer::{self, storage};
-use super::{Endpoint, etag, key_path, set_checksum, timestamp};
+use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
 use crate::ports::blobs::{Created, EventedStore};
 
 /// S3's content type for an object written without one.
@@ -128,6 +128,7 @@ impl Endpoint {
         let input = request.input;
         let store = self.store(&input.bucket)?;
         let path = key_path(&input.key)?;
+        let encryption = encryption(&store, input.server_side_encryption.as_ref())?;
         let attributes = Attributes {
             content_type: input.content_type,
             cache_control: input.cache_control,
@@ -163,7 +164,11 @@ impl Endpoint {
         };
         self.catalog.put_object(&input.bucket, &input.key, row).await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object put");
-        let mut output = PutObjectOutput { e_tag: Some(etag(&etag_value)), ..Default::default() };
+        let mut output = PutObjectOutput {
+            e_tag: Some(etag(&etag_value)),
+            server_side_encryption: encryption,
+            ..Default::default()
+        };
         set_checksum!(output, &verified.checksum);
         Ok(S3Response::new(output))
     }
@@ -220,6 +225,7 @@ impl Endpoint {
                 accept_ranges: Some("bytes".into()),
                 e_tag: Some(etag(&row.etag)),
                 last_modified: Some(timestamp(row.last_modified)),
+                server_side_encryption: encryption(&store, None)?,
                 ..Default::default()
             };
             describe!(output, row.attributes);
@@ -254,6 +260,7 @@ impl Endpoint {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&row.etag)),
             last_modified: Some(timestamp(row.last_modified)),
+            server_side_encryption: encryption(&store, None)?,
             ..Default::default()
         };
         describe!(output, row.attributes);
@@ -334,6 +341,7 @@ impl Endpoint {
         let source_path = key_path(source_key)?;
         let target_store = self.store(&input.bucket)?;
         let target_path = key_path(&input.key)?;
+        let encryption = encryption(&target_store, input.server_side_encryption.as_ref())?;
         let found = self.find(source_bucket, &source_store, &source_path).await?;
         let conditions = Conditions {
             if_match: input.copy_source_if_match,
@@ -407,7 +415,11 @@ impl Endpoint {
             ..Default::default()
         };
         set_checksum!(result, &verified.checksum);
-        Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(result),
+            server_side_encryption: encryption,
+            ..Default::default()
+        }))
     }
 }
 
