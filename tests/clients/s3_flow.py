@@ -298,6 +298,45 @@ def main(binary):
         secure = urllib.request.urlopen(server.endpoint + "/healthz", context=tls)
         assert secure.headers["Strict-Transport-Security"].startswith("max-age="), dict(secure.headers)
 
+    def versioning_keeps_overwritten_and_deleted_objects():
+        ada, s3 = users["ada"]["id"], users["ada"]["s3"]
+        key = f"{ada}/versioned.txt"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"before versioning")
+        expect_error("AccessDenied", lambda: s3.put_bucket_versioning(
+            Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}))
+        operator.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        assert operator.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+        assert s3.head_object(Bucket=BUCKET, Key=key)["VersionId"] == "null"
+        first = s3.put_object(Bucket=BUCKET, Key=key, Body=b"first")["VersionId"]
+        second = s3.put_object(Bucket=BUCKET, Key=key, Body=b"second")["VersionId"]
+        assert first != second and "null" not in (first, second), (first, second)
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"second"
+        old = s3.get_object(Bucket=BUCKET, Key=key, VersionId=first)
+        assert old["Body"].read() == b"first" and old["VersionId"] == first
+        assert s3.get_object(Bucket=BUCKET, Key=key, VersionId="null")["Body"].read() == b"before versioning"
+        listed = s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+        assert [(v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == \
+            [(second, True), (first, False), ("null", False)], listed["Versions"]
+        deleted = s3.delete_object(Bucket=BUCKET, Key=key)
+        assert deleted["DeleteMarker"] is True, deleted
+        expect_error("NoSuchKey", lambda: s3.get_object(Bucket=BUCKET, Key=key))
+        listed = s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+        assert [(m["VersionId"], m["IsLatest"]) for m in listed["DeleteMarkers"]] == [(deleted["VersionId"], True)]
+        assert s3.get_object(Bucket=BUCKET, Key=key, VersionId=second)["Body"].read() == b"second"
+        # Removing versions for good is not the user's to do; the operator may.
+        expect_error("AccessDenied", lambda: s3.delete_object(Bucket=BUCKET, Key=key, VersionId=first))
+        operator.delete_object(Bucket=BUCKET, Key=key, VersionId=deleted["VersionId"])
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"second", "the marker's removal restores it"
+        operator.delete_object(Bucket=BUCKET, Key=key, VersionId=second)
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"first", "the previous version is current"
+        expect_error("NoSuchVersion", lambda: operator.get_object(Bucket=BUCKET, Key=key, VersionId=second))
+        # Noncurrent versions stay encrypted at rest like the objects.
+        archived = list((Path(server.data_dir) / "test" / "versions" / BUCKET).iterdir())
+        assert archived and all(b"before versioning" not in path.read_bytes() for path in archived), archived
+        operator.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+        assert s3.put_object(Bucket=BUCKET, Key=key, Body=b"suspended").get("VersionId") in (None, "null")
+        assert s3.get_object(Bucket=BUCKET, Key=key, VersionId=first)["Body"].read() == b"first"
+
     def revoked_and_signed_out_credentials_stop_working():
         ada = users["ada"]
         ada["s3"].put_object(Bucket=BUCKET, Key=f"{ada['id']}/before", Body=b"ok")
@@ -317,6 +356,7 @@ def main(binary):
         ("aws-chunked: trailer checksums and chunk signatures verified; tampered ones store nothing",
          aws_chunked_bodies_are_verified_chunk_by_chunk_and_by_trailer),
         ("plain HTTP is redirected to HTTPS, which sends HSTS", plain_http_is_redirected_and_https_sends_hsts),
+        ("versioning: old versions readable by id, delete markers, versions restored", versioning_keeps_overwritten_and_deleted_objects),
         ("credentials of signed-out and revoked identities stop working", revoked_and_signed_out_credentials_stop_working),
     ])
 

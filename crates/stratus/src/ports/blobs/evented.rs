@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -37,8 +38,20 @@ fn principal() -> S3Principal {
 pub struct EventedStore {
     /// The bucket's files, encrypted at rest or not.
     inner: Box<dyn ObjectStore>,
+    files: Files,
     encrypted: bool,
     notifier: Arc<Notifier>,
+}
+
+/// Where a bucket's objects and its archive of noncurrent versions live on disk.
+#[derive(Debug)]
+pub(super) struct Files {
+    /// Maps keys to the files of the bucket's directory.
+    pub(super) objects: LocalFileSystem,
+    /// Maps archived names to the files of the archive's directory.
+    pub(super) archive: LocalFileSystem,
+    /// The archive, read as the bucket is (decrypted if encrypted).
+    pub(super) archived: Box<dyn ObjectStore>,
 }
 
 #[derive(Debug)]
@@ -54,6 +67,7 @@ impl EventedStore {
     pub(super) fn new(
         bucket: &str,
         inner: Box<dyn ObjectStore>,
+        files: Files,
         encrypted: bool,
         db: Arc<Database>,
         clock: Arc<dyn Clock>,
@@ -66,7 +80,7 @@ impl EventedStore {
             clock,
             region: region.to_owned(),
         };
-        Self { inner, encrypted, notifier: Arc::new(notifier) }
+        Self { inner, files, encrypted, notifier: Arc::new(notifier) }
     }
 
     pub fn bucket(&self) -> &str {
@@ -154,6 +168,91 @@ impl Notifier {
         tracing::debug!(bucket = %self.bucket, key = %key, event = event_name, "object event recorded");
         Ok(())
     }
+}
+
+/// How an object went away, named as S3 names the `ObjectRemoved:*` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Delete,
+    /// Deleted from a versioned bucket, where a delete marker now stands for it.
+    DeleteMarkerCreated,
+}
+
+impl EventedStore {
+    /// Deletes the object at `location`, emitting `removed`; `false` if there was none.
+    pub async fn remove(&self, location: &Path, removed: Removed) -> object_store::Result<bool> {
+        check(location)?;
+        match self.inner.delete(location).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(error) => return Err(error),
+        }
+        let name = match removed {
+            Removed::Delete => "ObjectRemoved:Delete",
+            Removed::DeleteMarkerCreated => "ObjectRemoved:DeleteMarkerCreated",
+        };
+        self.notifier.emit(name, location, None, None).await?;
+        Ok(true)
+    }
+
+    /// Keeps the object now at `location` in the bucket's archive as `name` as well (a hard
+    /// link: the object stays where it is until it is replaced or removed). `false` if there
+    /// is no object there.
+    pub fn keep(&self, location: &Path, name: &str) -> object_store::Result<bool> {
+        check(location)?;
+        let from = self.files.objects.path_to_filesystem(location)?;
+        let to = self.files.archive.path_to_filesystem(&archived_name(name)?)?;
+        match std::fs::hard_link(&from, &to) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(object_store::Error::Generic { store: STORE_NAME, source: Box::new(error) }),
+        }
+    }
+
+    /// Makes the archived `name` the object at `location` again (a hard link, atomic for
+    /// readers), without an event: it is a version S3 already announced.
+    pub fn reinstate(&self, name: &str, location: &Path) -> object_store::Result<()> {
+        check(location)?;
+        let from = self.files.archive.path_to_filesystem(&archived_name(name)?)?;
+        let to = self.files.objects.path_to_filesystem(location)?;
+        let generic = |error: std::io::Error| object_store::Error::Generic {
+            store: STORE_NAME,
+            source: Box::new(error),
+        };
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(generic)?;
+        }
+        // Linked beside the target, then renamed over it: readers see the old or the new file.
+        let staging = to.with_file_name(format!(".{name}.reinstating"));
+        std::fs::hard_link(&from, &staging).map_err(generic)?;
+        std::fs::rename(&staging, &to).map_err(generic)
+    }
+
+    /// The archive of noncurrent versions, read as the bucket is read.
+    pub fn archived(&self) -> &dyn ObjectStore {
+        self.files.archived.as_ref()
+    }
+
+    /// Forgets the archived `name`.
+    pub async fn discard(&self, name: &str) -> object_store::Result<()> {
+        match self.files.archived.delete(&archived_name(name)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// An archive name: a version id, one path segment of letters, digits, `-` and `_`.
+fn archived_name(name: &str) -> object_store::Result<Path> {
+    if name.is_empty()
+        || !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    {
+        return Err(object_store::Error::Generic {
+            store: STORE_NAME,
+            source: format!("`{name}` is not an archive name").into(),
+        });
+    }
+    Ok(Path::from(name))
 }
 
 /// How an object came to be, named as S3 names the `ObjectCreated:*` event.

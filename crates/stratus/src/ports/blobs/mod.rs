@@ -15,7 +15,8 @@ use object_store::path::Path;
 use percent_encoding::percent_decode_str;
 
 pub use encrypted::{Encrypted, StageKey, stage_key_path};
-pub use evented::{Created, EventedStore, Staged};
+use evented::Files;
+pub use evented::{Created, EventedStore, Removed, Staged};
 
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::{Database, DbError};
@@ -202,6 +203,30 @@ impl Buckets {
         })
     }
 
+    /// Noncurrent versions kept by the S3 endpoint: `<stage>/versions/<bucket>/`.
+    fn versions_root(&self) -> PathBuf {
+        self.root.parent().unwrap_or(&self.root).join("versions")
+    }
+
+    /// A directory's store (encrypted or not) and the plain store that maps keys to its files.
+    fn open_directory(
+        &self,
+        bucket: &str,
+        directory: &FsPath,
+        encrypted: bool,
+    ) -> Result<(Box<dyn object_store::ObjectStore>, LocalFileSystem), BlobError> {
+        std::fs::create_dir_all(directory)
+            .map_err(|source| BlobError::CreateDirectory { path: directory.to_owned(), source })?;
+        let open = || {
+            LocalFileSystem::new_with_prefix(directory)
+                .map(|local| local.with_automatic_cleanup(true).with_fsync(self.fsync))
+                .map_err(|source| BlobError::Open { bucket: bucket.to_owned(), source })
+        };
+        let store: Box<dyn object_store::ObjectStore> =
+            if encrypted { Box::new(Encrypted::new(open()?, self.stage_key()?)) } else { Box::new(open()?) };
+        Ok((store, open()?))
+    }
+
     fn stage_key(&self) -> Result<StageKey, BlobError> {
         if let Some(key) = self.key.get() {
             return Ok(key.clone());
@@ -250,31 +275,26 @@ impl Buckets {
             return Ok(Arc::clone(store));
         }
         let directory = self.root.join(name);
-        std::fs::create_dir_all(&directory)
-            .map_err(|source| BlobError::CreateDirectory { path: directory.clone(), source })?;
-        let local = LocalFileSystem::new_with_prefix(&directory)
-            .map_err(|source| BlobError::Open { bucket: name.to_owned(), source })?
-            .with_automatic_cleanup(true)
-            .with_fsync(self.fsync);
         let encrypted = self.encrypted.contains(name);
-        let inner: Box<dyn object_store::ObjectStore> = if encrypted {
-            let key = self.stage_key()?;
-            let encrypted = encrypted::encrypt_plaintext_files(&directory, &key)
+        let (inner, paths) = self.open_directory(name, &directory, encrypted)?;
+        if encrypted {
+            let converted = encrypted::encrypt_plaintext_files(&directory, &self.stage_key()?)
                 .map_err(|source| BlobError::Encrypt { bucket: name.to_owned(), source })?;
-            if encrypted > 0 {
+            if converted > 0 {
                 tracing::info!(
                     bucket = name,
-                    encrypted,
+                    converted,
                     "objects written before the bucket was encrypted now are"
                 );
             }
-            Box::new(Encrypted::new(local, key))
-        } else {
-            Box::new(local)
-        };
+        }
+        let archive_directory = self.versions_root().join(name);
+        let (archive, archive_paths) = self.open_directory(name, &archive_directory, encrypted)?;
+        let files = Files { objects: paths, archive: archive_paths, archived: archive };
         let store = Arc::new(EventedStore::new(
             name,
             inner,
+            files,
             encrypted,
             Arc::clone(&self.db),
             Arc::clone(&self.clock),

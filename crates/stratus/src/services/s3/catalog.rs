@@ -22,8 +22,21 @@ CREATE TABLE IF NOT EXISTS s3_objects (
     file_tag TEXT NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL,
     attributes TEXT NOT NULL, checksum_algorithm TEXT, checksum TEXT,
     last_modified INTEGER NOT NULL,
+    -- NULL: the `null` version (written while versioning was off or suspended)
+    version_id TEXT,
     PRIMARY KEY (bucket, key)
 );
+CREATE TABLE IF NOT EXISTS s3_buckets (bucket TEXT PRIMARY KEY, versioning TEXT NOT NULL);
+-- Noncurrent versions (their bytes archived under `archive`) and delete markers (no bytes).
+CREATE TABLE IF NOT EXISTS s3_versions (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+    seq INTEGER NOT NULL, archive TEXT,
+    etag TEXT NOT NULL, size INTEGER NOT NULL,
+    attributes TEXT NOT NULL, checksum_algorithm TEXT, checksum TEXT,
+    last_modified INTEGER NOT NULL,
+    PRIMARY KEY (bucket, key, version_id)
+);
+CREATE INDEX IF NOT EXISTS s3_versions_by_age ON s3_versions (bucket, key, seq);
 CREATE TABLE IF NOT EXISTS s3_uploads (
     upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
     attributes TEXT NOT NULL, checksum_algorithm TEXT, initiator TEXT NOT NULL, initiated INTEGER NOT NULL
@@ -59,6 +72,51 @@ pub(super) struct ObjectRow {
     pub(super) attributes: Attributes,
     pub(super) checksum: Option<(Algorithm, String)>,
     pub(super) last_modified: i64,
+    /// `None`: the `null` version.
+    pub(super) version_id: Option<String>,
+}
+
+/// A bucket's versioning, as S3 names its states; a bucket never versioned has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Versioning {
+    Enabled,
+    Suspended,
+}
+
+impl Versioning {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Enabled => "Enabled",
+            Self::Suspended => "Suspended",
+        }
+    }
+
+    pub(super) fn parse(name: &str) -> Option<Self> {
+        [Self::Enabled, Self::Suspended].into_iter().find(|state| state.name() == name)
+    }
+}
+
+/// A version that is not the current object: an archived object, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Version {
+    pub(super) key: String,
+    /// `null` for the null version.
+    pub(super) version_id: String,
+    /// Where its bytes are archived; `None` for a delete marker.
+    pub(super) archive: Option<String>,
+    pub(super) seq: i64,
+    pub(super) row: ObjectRow,
+}
+
+impl Version {
+    pub(super) fn is_delete_marker(&self) -> bool {
+        self.archive.is_none()
+    }
+}
+
+/// The wire name of a version id: `null` for the null version.
+pub(super) fn version_name(version_id: Option<&str>) -> String {
+    version_id.unwrap_or("null").to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,9 +197,21 @@ impl Catalog {
             .write(move |transaction| {
                 transaction.execute(
                     "INSERT OR REPLACE INTO s3_objects
-                        (bucket, key, file_tag, etag, size, attributes, checksum_algorithm, checksum, last_modified)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![bucket, key, row.file_tag, row.etag, to_sql(row.size), attributes, algorithm, checksum, row.last_modified],
+                        (bucket, key, file_tag, etag, size, attributes, checksum_algorithm, checksum, last_modified,
+                         version_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        bucket,
+                        key,
+                        row.file_tag,
+                        row.etag,
+                        to_sql(row.size),
+                        attributes,
+                        algorithm,
+                        checksum,
+                        row.last_modified,
+                        row.version_id
+                    ],
                 )?;
                 Ok::<_, DbError>(())
             })
@@ -171,7 +241,7 @@ impl Catalog {
         let row = self.db.read(|connection| {
             connection
                 .prepare_cached(
-                    "SELECT file_tag, etag, size, attributes, checksum_algorithm, checksum, last_modified
+                    "SELECT file_tag, etag, size, attributes, checksum_algorithm, checksum, last_modified, version_id
                      FROM s3_objects WHERE bucket = ?1 AND key = ?2 AND file_tag = ?3",
                 )?
                 .query_row(params![bucket, key, file_tag], read_object)
@@ -192,11 +262,11 @@ impl Catalog {
     ) -> Result<HashMap<String, ObjectRow>, CatalogError> {
         let rows = self.db.read(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT file_tag, etag, size, attributes, checksum_algorithm, checksum, last_modified, key
+                "SELECT file_tag, etag, size, attributes, checksum_algorithm, checksum, last_modified, version_id, key
                  FROM s3_objects WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2",
             )?;
             let rows = statement
-                .query_map(params![bucket, prefix], |row| Ok((read_object(row)?, row.get::<_, String>(7)?)))?
+                .query_map(params![bucket, prefix], |row| Ok((read_object(row)?, row.get::<_, String>(8)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, DbError>(rows)
         })?;
@@ -206,6 +276,139 @@ impl Catalog {
                 Ok((key, ObjectRow { attributes, ..row }))
             })
             .collect()
+    }
+
+    pub(super) fn versioning(&self, bucket: &str) -> Result<Option<Versioning>, CatalogError> {
+        let state: Option<String> = self.db.read(|connection| {
+            connection
+                .prepare_cached("SELECT versioning FROM s3_buckets WHERE bucket = ?1")?
+                .query_row([bucket], |row| row.get(0))
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        Ok(state.as_deref().and_then(Versioning::parse))
+    }
+
+    pub(super) async fn set_versioning(&self, bucket: &str, state: Versioning) -> Result<(), CatalogError> {
+        let bucket = bucket.to_owned();
+        self.db
+            .write(move |transaction| {
+                transaction.execute(
+                    "INSERT OR REPLACE INTO s3_buckets (bucket, versioning) VALUES (?1, ?2)",
+                    params![bucket, state.name()],
+                )?;
+                Ok::<_, DbError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Records a noncurrent version (or a delete marker, without `archive`) as the newest,
+    /// replacing a version of the same id (the null version).
+    pub(super) async fn add_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        archive: Option<&str>,
+        row: &ObjectRow,
+    ) -> Result<(), CatalogError> {
+        let attributes = serde_json::to_string(&row.attributes).map_err(|source| CatalogError::Corrupt {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
+        let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
+        let archive = archive.map(str::to_owned);
+        let row = row.clone();
+        let (algorithm, checksum) =
+            row.checksum.map_or((None, None), |(algorithm, value)| (Some(algorithm.name()), Some(value)));
+        self.db
+            .write(move |transaction| {
+                transaction.execute(
+                    "INSERT OR REPLACE INTO s3_versions
+                        (bucket, key, version_id, seq, archive, etag, size, attributes, checksum_algorithm, checksum,
+                         last_modified)
+                     VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM s3_versions), ?4, ?5, ?6, ?7, ?8, ?9,
+                             ?10)",
+                    params![
+                        bucket,
+                        key,
+                        version_id,
+                        archive,
+                        row.etag,
+                        to_sql(row.size),
+                        attributes,
+                        algorithm,
+                        checksum,
+                        row.last_modified
+                    ],
+                )?;
+                Ok::<_, DbError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn remove_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), CatalogError> {
+        let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
+        self.db
+            .write(move |transaction| {
+                transaction.execute(
+                    "DELETE FROM s3_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+                    params![bucket, key, version_id],
+                )?;
+                Ok::<_, DbError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The noncurrent versions and delete markers of keys starting with `prefix`, by key and
+    /// newest first.
+    pub(super) fn versions(&self, bucket: &str, prefix: &str) -> Result<Vec<Version>, CatalogError> {
+        let rows = self.db.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT etag, etag, size, attributes, checksum_algorithm, checksum, last_modified, version_id,
+                        key, archive, seq
+                 FROM s3_versions WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
+                 ORDER BY key, seq DESC",
+            )?;
+            let rows = statement
+                .query_map(params![bucket, prefix], |row| {
+                    Ok((
+                        read_object(row)?,
+                        row.get::<_, String>(8)?,
+                        row.get::<_, Option<String>>(9)?,
+                        row.get::<_, i64>(10)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, DbError>(rows)
+        })?;
+        rows.into_iter()
+            .map(|((row, attributes), key, archive, seq)| {
+                let attributes = Self::attributes(bucket, &key, &attributes)?;
+                let version_id = version_name(row.version_id.as_deref());
+                Ok(Version {
+                    key,
+                    version_id,
+                    archive,
+                    seq,
+                    row: ObjectRow { attributes, version_id: None, ..row },
+                })
+            })
+            .collect()
+    }
+
+    /// The noncurrent versions of one key, newest first.
+    pub(super) fn versions_of(&self, bucket: &str, key: &str) -> Result<Vec<Version>, CatalogError> {
+        Ok(self.versions(bucket, key)?.into_iter().filter(|version| version.key == key).collect())
     }
 
     pub(super) async fn create_upload(&self, upload: Upload) -> Result<(), CatalogError> {
@@ -338,6 +541,7 @@ fn read_object(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawObject> {
             attributes: Attributes::default(),
             checksum: algorithm.as_deref().and_then(Algorithm::parse).zip(checksum),
             last_modified: row.get(6)?,
+            version_id: row.get(7)?,
         },
         row.get(3)?,
     ))

@@ -92,7 +92,7 @@ fn owner() -> Owner {
 
 impl Endpoint {
     /// The bucket's objects whose keys start with `prefix`, sorted by key.
-    async fn keys_under(&self, store: &EventedStore, prefix: &str) -> S3Result<Vec<ObjectMeta>> {
+    pub(super) async fn keys_under(&self, store: &EventedStore, prefix: &str) -> S3Result<Vec<ObjectMeta>> {
         let folder = match prefix.rsplit_once('/') {
             Some((folder, _)) => match parse_key(folder) {
                 Ok(folder) => Some(folder),
@@ -113,7 +113,7 @@ impl Endpoint {
     }
 
     /// A page's objects as S3 lists them, with the ETags and sizes the catalog has for them.
-    fn objects(
+    pub(super) fn objects(
         &self,
         bucket: &str,
         prefix: &str,

@@ -17,6 +17,7 @@ mod multipart;
 mod objects;
 mod service;
 mod transfer;
+mod versions;
 
 use std::sync::Arc;
 

@@ -212,7 +212,21 @@ impl Endpoint {
         }
         let etag_value = multipart_etag(&chosen);
         let size = staged.size();
-        let result = staged.commit(Created::CompleteMultipartUpload, &etag_value).await.map_err(storage)?;
+        let replacing = match self.before_replace(&input.bucket, &store, &path).await {
+            Ok(replacing) => replacing,
+            Err(error) => {
+                let _ = staged.abort().await;
+                return Err(error);
+            }
+        };
+        let result = match staged.commit(Created::CompleteMultipartUpload, &etag_value).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.abandon(&store, replacing).await;
+                return Err(storage(error));
+            }
+        };
+        let version_id = replacing.version_id.clone();
         let checksum = upload.checksum_algorithm.and_then(|algorithm| composite_checksum(algorithm, &chosen));
         let row = ObjectRow {
             file_tag: result.e_tag.unwrap_or_default(),
@@ -221,8 +235,10 @@ impl Endpoint {
             attributes: upload.attributes,
             checksum: checksum.clone(),
             last_modified: self.now_millis(),
+            version_id: version_id.clone(),
         };
         self.catalog.put_object(&input.bucket, &input.key, row).await?;
+        self.after_replace(&input.bucket, &input.key, &store, replacing).await?;
         self.discard_upload(&upload.upload_id).await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, parts = chosen.len(), size, "multipart upload completed");
         let mut output = CompleteMultipartUploadOutput {
@@ -230,6 +246,7 @@ impl Endpoint {
             key: Some(input.key),
             e_tag: Some(etag(&etag_value)),
             server_side_encryption: encryption(&store, None)?,
+            version_id,
             ..Default::default()
         };
         set_checksum!(output, &checksum);

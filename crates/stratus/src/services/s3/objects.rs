@@ -2,7 +2,7 @@
 //! DeleteObjects (IAM asked per key), CopyObject.
 
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore as _, ObjectStoreExt as _};
+use object_store::{ObjectMeta, ObjectStoreExt as _};
 use s3s::dto::{
     CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput, DeleteObjectOutput,
     DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETagCondition, GetObjectInput, GetObjectOutput,
@@ -14,8 +14,9 @@ use super::access::Principal;
 use super::catalog::{Attributes, ObjectRow};
 use super::checksums::{Digests, Expected};
 use super::transfer::{self, storage};
+use super::versions::Source;
 use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
-use crate::ports::blobs::{Created, EventedStore};
+use crate::ports::blobs::{Created, EventedStore, Removed};
 
 /// S3's content type for an object written without one.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
@@ -115,6 +116,7 @@ impl Endpoint {
                 attributes: Attributes::default(),
                 checksum: None,
                 last_modified: meta.last_modified.timestamp_millis(),
+                version_id: None,
             },
         };
         Ok(Found { meta, row })
@@ -153,7 +155,21 @@ impl Endpoint {
         };
         let size = staged.size();
         let etag_value = verified.etag();
-        let result = staged.commit(Created::Put, &etag_value).await.map_err(storage)?;
+        let replacing = match self.before_replace(&input.bucket, &store, &path).await {
+            Ok(replacing) => replacing,
+            Err(error) => {
+                let _ = staged.abort().await;
+                return Err(error);
+            }
+        };
+        let result = match staged.commit(Created::Put, &etag_value).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.abandon(&store, replacing).await;
+                return Err(storage(error));
+            }
+        };
+        let version_id = replacing.version_id.clone();
         let row = ObjectRow {
             file_tag: result.e_tag.unwrap_or_default(),
             etag: etag_value.clone(),
@@ -161,12 +177,15 @@ impl Endpoint {
             attributes,
             checksum: verified.checksum.clone(),
             last_modified: self.now_millis(),
+            version_id: version_id.clone(),
         };
         self.catalog.put_object(&input.bucket, &input.key, row).await?;
+        self.after_replace(&input.bucket, &input.key, &store, replacing).await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object put");
         let mut output = PutObjectOutput {
             e_tag: Some(etag(&etag_value)),
             server_side_encryption: encryption,
+            version_id,
             ..Default::default()
         };
         set_checksum!(output, &verified.checksum);
@@ -192,29 +211,26 @@ impl Endpoint {
         // The file read must be the one described: if it is replaced between the two steps,
         // the read fails its precondition and both are done again.
         for _ in 0..3 {
-            let found = self.find(&input.bucket, &store, &path).await?;
-            conditions.check(&found.row)?;
+            let (row, source) =
+                self.source(&input.bucket, &input.key, &store, &path, input.version_id.as_deref()).await?;
+            conditions.check(&row)?;
             let range = match &input.range {
                 Some(range) => Some(
                     range
-                        .check(found.row.size)
+                        .check(row.size)
                         .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?,
                 ),
                 None => None,
             };
-            let options = GetOptions {
-                if_match: found.meta.e_tag.clone(),
-                range: range.clone().map(GetRange::Bounded),
-                ..Default::default()
-            };
-            let result = match store.get_opts(&path, options).await {
+            let result = match self.read_source(&store, &path, &source, range.clone()).await {
                 Ok(result) => result,
-                Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. })
+                    if matches!(source, Source::Current { .. }) =>
+                {
                     continue;
                 }
                 Err(error) => return Err(storage(error)),
             };
-            let row = found.row;
             let whole = range.is_none();
             let length = result.range.end - result.range.start;
             let mut output = GetObjectOutput {
@@ -226,6 +242,10 @@ impl Endpoint {
                 e_tag: Some(etag(&row.etag)),
                 last_modified: Some(timestamp(row.last_modified)),
                 server_side_encryption: encryption(&store, None)?,
+                version_id: row
+                    .version_id
+                    .clone()
+                    .or_else(|| self.versioned_null(&input.bucket, &input.version_id)),
                 ..Default::default()
             };
             describe!(output, row.attributes);
@@ -246,16 +266,20 @@ impl Endpoint {
         let input = request.input;
         let store = self.store(&input.bucket)?;
         let path = key_path(&input.key)?;
-        let found = self.find(&input.bucket, &store, &path).await?;
+        let (row, _) =
+            self.source(&input.bucket, &input.key, &store, &path, input.version_id.as_deref()).await?;
         let conditions = Conditions {
             if_match: input.if_match,
             if_none_match: input.if_none_match,
             if_modified_since: input.if_modified_since,
             if_unmodified_since: input.if_unmodified_since,
         };
-        conditions.check(&found.row)?;
-        let row = found.row;
+        conditions.check(&row)?;
         let mut output = HeadObjectOutput {
+            version_id: row
+                .version_id
+                .clone()
+                .or_else(|| self.versioned_null(&input.bucket, &input.version_id)),
             content_length: Some(i64::try_from(row.size).unwrap_or(i64::MAX)),
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&row.etag)),
@@ -268,24 +292,63 @@ impl Endpoint {
         Ok(S3Response::new(output))
     }
 
-    /// Deletes `key`; deleting what is not there succeeds, as in S3.
-    async fn remove(&self, bucket: &str, key: &str) -> S3Result<()> {
+    /// Deletes `key` (or one of its versions); deleting what is not there succeeds, as in S3.
+    /// On a versioned bucket a delete without a version leaves a delete marker.
+    async fn remove(&self, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Deleted> {
         let store = self.store(bucket)?;
         let path = key_path(key)?;
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(storage(error)),
+        if let Some(version_id) = version_id {
+            let delete_marker = self.delete_version(bucket, key, &store, &path, version_id).await?;
+            return Ok(Deleted { version_id: Some(version_id.to_owned()), delete_marker });
         }
+        if let Some(state) = self.catalog.versioning(bucket)? {
+            let marker = self.delete_with_marker(bucket, key, &store, &path, state).await?;
+            return Ok(Deleted { version_id: Some(marker), delete_marker: true });
+        }
+        store.remove(&path, Removed::Delete).await.map_err(storage)?;
         self.catalog.remove_object(bucket, key).await?;
-        Ok(())
+        Ok(Deleted { version_id: None, delete_marker: false })
     }
 
     pub(super) async fn delete(
         &self,
         request: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.remove(&request.input.bucket, &request.input.key).await?;
-        Ok(S3Response::with_status(DeleteObjectOutput::default(), axum::http::StatusCode::NO_CONTENT))
+        let input = &request.input;
+        let deleted = self.remove(&input.bucket, &input.key, input.version_id.as_deref()).await?;
+        let output = DeleteObjectOutput {
+            version_id: deleted.version_id,
+            delete_marker: deleted.delete_marker.then_some(true),
+            ..Default::default()
+        };
+        Ok(S3Response::with_status(output, axum::http::StatusCode::NO_CONTENT))
+    }
+
+    /// What a GET or HEAD reads: the current object, or the version asked for.
+    async fn source(
+        &self,
+        bucket: &str,
+        key: &str,
+        store: &EventedStore,
+        path: &Path,
+        version_id: Option<&str>,
+    ) -> S3Result<(ObjectRow, Source)> {
+        match version_id {
+            Some(version_id) => self.version_source(bucket, key, store, path, version_id).await,
+            None => {
+                let found = self.find(bucket, store, path).await?;
+                Ok((found.row, Source::Current { file_tag: found.meta.e_tag }))
+            }
+        }
+    }
+
+    /// `null`, the id S3 reports for the null version, when the bucket is versioned.
+    fn versioned_null(&self, bucket: &str, asked: &Option<String>) -> Option<String> {
+        if asked.is_some() || matches!(self.catalog.versioning(bucket), Ok(Some(_))) {
+            Some("null".to_owned())
+        } else {
+            None
+        }
     }
 
     pub(super) async fn delete_many(
@@ -303,18 +366,25 @@ impl Endpoint {
         for object in input.delete.objects {
             let key = object.key;
             let arn = super::actions::object_arn(&input.bucket, &key);
-            let outcome = match self.gate.authorize(&principal, "s3:DeleteObject", &arn, &[]) {
-                Ok(()) => self.remove(&input.bucket, &key).await,
+            let action =
+                if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+            let outcome = match self.gate.authorize(&principal, action, &arn, &[]) {
+                Ok(()) => self.remove(&input.bucket, &key, object.version_id.as_deref()).await,
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok(()) if quiet => {}
-                Ok(()) => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
+                Ok(_) if quiet => {}
+                Ok(done) => deleted.push(DeletedObject {
+                    key: Some(key),
+                    version_id: object.version_id.clone(),
+                    delete_marker: done.delete_marker.then_some(true),
+                    delete_marker_version_id: done.delete_marker.then_some(done.version_id).flatten(),
+                }),
                 Err(error) => errors.push(s3s::dto::Error {
                     code: Some(error.code().as_str().to_owned()),
                     message: error.message().map(str::to_owned),
                     key: Some(key),
-                    version_id: None,
+                    version_id: object.version_id,
                 }),
             }
         }
@@ -334,15 +404,15 @@ impl Endpoint {
         else {
             return Err(s3_error!(NotImplemented, "copying from an access point is not supported"));
         };
-        if version_id.is_some() {
-            return Err(s3_error!(NotImplemented, "copying a version is not supported yet"));
-        }
+        let version_id_of_source = version_id.as_ref().map(ToString::to_string);
         let source_store = self.store(source_bucket)?;
         let source_path = key_path(source_key)?;
         let target_store = self.store(&input.bucket)?;
         let target_path = key_path(&input.key)?;
         let encryption = encryption(&target_store, input.server_side_encryption.as_ref())?;
-        let found = self.find(source_bucket, &source_store, &source_path).await?;
+        let (found_row, found_source) = self
+            .source(source_bucket, source_key, &source_store, &source_path, version_id.as_deref())
+            .await?;
         let conditions = Conditions {
             if_match: input.copy_source_if_match,
             if_none_match: input.copy_source_if_none_match,
@@ -350,7 +420,7 @@ impl Endpoint {
             if_unmodified_since: input.copy_source_if_unmodified_since,
         };
         // A copy answers a failed condition with 412 either way.
-        conditions.check(&found.row).map_err(|error| match error.code() {
+        conditions.check(&found_row).map_err(|error| match error.code() {
             S3ErrorCode::NotModified => {
                 s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
             }
@@ -374,14 +444,13 @@ impl Endpoint {
                 metadata: input.metadata.unwrap_or_default().into_iter().collect(),
             }
         } else {
-            found.row.attributes.clone()
+            found_row.attributes.clone()
         };
-        let options = GetOptions { if_match: found.meta.e_tag.clone(), ..Default::default() };
-        let source = source_store.get_opts(&source_path, options).await.map_err(storage)?;
+        let source =
+            self.read_source(&source_store, &source_path, &found_source, None).await.map_err(storage)?;
         let expected = Expected {
             content_md5: None,
-            checksum: found
-                .row
+            checksum: found_row
                 .checksum
                 .as_ref()
                 .map_or(super::checksums::Claimed::Nothing, |(algorithm, _)| {
@@ -398,8 +467,22 @@ impl Endpoint {
         let verified = digests.verify(&expected, None)?;
         let size = staged.size();
         let etag_value = verified.etag();
-        let result = staged.commit(Created::Copy, &etag_value).await.map_err(storage)?;
+        let replacing = match self.before_replace(&input.bucket, &target_store, &target_path).await {
+            Ok(replacing) => replacing,
+            Err(error) => {
+                let _ = staged.abort().await;
+                return Err(error);
+            }
+        };
+        let result = match staged.commit(Created::Copy, &etag_value).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.abandon(&target_store, replacing).await;
+                return Err(storage(error));
+            }
+        };
         let now = self.now_millis();
+        let version_id = replacing.version_id.clone();
         let row = ObjectRow {
             file_tag: result.e_tag.unwrap_or_default(),
             etag: etag_value.clone(),
@@ -407,8 +490,10 @@ impl Endpoint {
             attributes,
             checksum: verified.checksum.clone(),
             last_modified: now,
+            version_id: version_id.clone(),
         };
         self.catalog.put_object(&input.bucket, &input.key, row).await?;
+        self.after_replace(&input.bucket, &input.key, &target_store, replacing).await?;
         let mut result = CopyObjectResult {
             e_tag: Some(etag(&etag_value)),
             last_modified: Some(timestamp(now)),
@@ -418,9 +503,18 @@ impl Endpoint {
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
             server_side_encryption: encryption,
+            version_id,
+            copy_source_version_id: version_id_of_source,
             ..Default::default()
         }))
     }
+}
+
+/// What a delete did: the version it deleted, or the delete marker it left.
+#[derive(Debug)]
+struct Deleted {
+    version_id: Option<String>,
+    delete_marker: bool,
 }
 
 /// The principal the gate found for this request.
