@@ -171,6 +171,7 @@ impl S3Access for Gate {
         };
         let access_key_id = credentials.access_key.clone();
         let query = Query::parse(cx.uri().query());
+
         if let Some(expires) = query.get("X-Amz-Expires")
             && expires.parse::<u64>().map_or(true, |seconds| seconds > MAX_PRESIGNED_SECONDS)
         {
@@ -230,6 +231,25 @@ fn copy_source(operation: &str, headers: &axum::http::HeaderMap) -> S3Result<Opt
             Err(S3Error::with_message(S3ErrorCode::InvalidArgument, format!("x-amz-copy-source: {error}")))
         }
     }
+}
+
+/// SigV2 (HMAC-SHA1, no credential scope, no bound on a presigned URL's life) is refused as
+/// S3's newer regions refuse it — before s3s looks at it, whose SigV2 check is not constant-time.
+pub(super) fn refuses_sigv2(
+    request: &axum::http::Request<axum::body::Body>,
+) -> Option<axum::response::Response> {
+    let header = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+    let query = Query::parse(request.uri().query());
+    if !header.is_some_and(|value| value.starts_with("AWS ")) && query.get("AWSAccessKeyId").is_none() {
+        return None;
+    }
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidRequest</Code><Message>The \
+                authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.</Message></Error>";
+    axum::http::Response::builder()
+        .status(axum::http::StatusCode::BAD_REQUEST)
+        .header(axum::http::header::CONTENT_TYPE, "application/xml")
+        .body(axum::body::Body::from(body))
+        .ok()
 }
 
 /// A refused credential, as S3 names it.

@@ -10,7 +10,6 @@ use object_store::local::LocalFileSystem;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 use super::access::Gate;
 use super::catalog::Catalog;
@@ -113,6 +112,9 @@ pub(crate) async fn install(
     let s3 = tower::service_fn(move |request: axum::http::Request<axum::body::Body>| {
         let service = service.clone();
         async move {
+            if let Some(refusal) = super::access::refuses_sigv2(&request) {
+                return Ok(refusal);
+            }
             let request = request.map(s3s::Body::http_body_unsync);
             let response = match service.call(request).await {
                 Ok(response) => response.map(axum::body::Body::new),
@@ -128,7 +130,7 @@ pub(crate) async fn install(
         }
     });
     let router = Router::new()
-        .fallback_service(s3.map_request(|request| request))
+        .fallback_service(s3)
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
     Ok(Some(S3Listener { listener, router, public_url }))
 }
