@@ -147,6 +147,22 @@ def main(binary):
         tampered = get_url.replace("presigned.txt", "presigned.txu")
         status = http_error(tampered, tls)
         assert status == 403, status
+        # A checksum signed into a presigned URL (boto3 signs it as a header the uploader sends).
+        def presigned_put(key, body, crc32):
+            url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key, "ChecksumCRC32": crc32})
+            assert "x-amz-checksum-crc32" in url.lower(), url
+            request = urllib.request.Request(url, data=body, method="PUT", headers={"x-amz-checksum-crc32": crc32})
+            try:
+                urllib.request.urlopen(request, context=tls).read()
+                return 200, ""
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        crc32 = base64.b64encode(zlib.crc32(b"checked").to_bytes(4, "big")).decode()
+        assert presigned_put(f"{ada}/checked.txt", b"checked", crc32)[0] == 200
+        status, text = presigned_put(f"{ada}/unchecked.txt", b"checked", "AAAAAA==")
+        assert status == 400 and "<Code>BadDigest</Code>" in text, (status, text)
+        expect_error("404", lambda: s3.head_object(Bucket=BUCKET, Key=f"{ada}/unchecked.txt"))
         too_long = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{ada}/presigned.txt"},
                                              ExpiresIn=8 * 24 * 3600)
         assert http_error(too_long, tls) == 400
@@ -382,8 +398,12 @@ def main(binary):
     def revoked_and_signed_out_credentials_stop_working():
         ada = users["ada"]
         ada["s3"].put_object(Bucket=BUCKET, Key=f"{ada['id']}/before", Body=b"ok")
+        link = ada["s3"].generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"{ada['id']}/before"})
+        assert urllib.request.urlopen(link, context=tls).read() == b"ok"
         idp.global_sign_out(AccessToken=ada["tokens"]["AccessToken"])
         expect_error("InvalidToken", lambda: ada["s3"].get_object(Bucket=BUCKET, Key=f"{ada['id']}/before"))
+        # A presigned URL dies with the credentials that signed it.
+        assert http_error(link, tls) == 400
         bob = users["bob"]
         subprocess.run([binary, "credentials", "revoke", bob["id"], "--stage", "test", "--data-dir", server.data_dir],
                        capture_output=True, text=True, check=True, env=server.environment)
@@ -400,7 +420,8 @@ def main(binary):
         ("plain HTTP is redirected to HTTPS, which sends HSTS", plain_http_is_redirected_and_https_sends_hsts),
         ("the AWS CLI: s3 cp, ls, sync both ways, presign; another folder refused", the_aws_cli_copies_lists_syncs_and_presigns),
         ("versioning: old versions readable by id, delete markers, versions restored", versioning_keeps_overwritten_and_deleted_objects),
-        ("credentials of signed-out and revoked identities stop working", revoked_and_signed_out_credentials_stop_working),
+        ("credentials of signed-out and revoked identities stop working, and their presigned URLs",
+         revoked_and_signed_out_credentials_stop_working),
     ])
 
 

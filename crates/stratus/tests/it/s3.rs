@@ -29,7 +29,24 @@ async fn s3(
     query: &str,
     body: &[u8],
 ) -> (u16, String) {
-    let host = app.s3_base.trim_start_matches("http://").to_owned();
+    s3_at(app, None, signer, method, path, query, body).await
+}
+
+/// The same, addressed to the virtual host `<bucket>.localhost` when `bucket` is given.
+async fn s3_at(
+    app: &TestApp,
+    bucket: Option<&str>,
+    signer: &Signer<'_>,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let address = app.s3_base.trim_start_matches("http://").to_owned();
+    let host = match bucket {
+        Some(bucket) => format!("{bucket}.localhost:{}", address.rsplit_once(':').expect("port").1),
+        None => address,
+    };
     let mut headers = vec![
         ("host".to_owned(), host),
         ("x-amz-date".to_owned(), amz_date(SystemTime::now())),
@@ -51,7 +68,7 @@ async fn s3(
         .request(method.parse().expect("method"), url)
         .header("authorization", authorization)
         .body(body.to_vec());
-    for (name, value) in headers.into_iter().filter(|(name, _)| name != "host") {
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
     let response = builder.send().await.expect("request");
@@ -144,6 +161,19 @@ async fn writes_through_the_endpoint_emit_the_object_events_functions_receive() 
 }
 
 #[tokio::test]
+async fn a_bucket_named_by_the_host_is_the_same_bucket_as_by_the_path() {
+    let app = TestApp::spawn().await;
+    let (status, text) =
+        s3_at(&app, Some("user-files"), &OPERATOR, "PUT", "/docs/virtual.txt", "", b"by host").await;
+    assert_eq!(status, 200, "{text}");
+    let (status, read) = s3(&app, &OPERATOR, "GET", "/user-files/docs/virtual.txt", "", b"").await;
+    assert_eq!((status, read.as_str()), (200, "by host"));
+    let (status, listed) =
+        s3_at(&app, Some("user-files"), &OPERATOR, "GET", "/", "list-type=2&prefix=docs%2F", b"").await;
+    assert!(status == 200 && listed.contains("<Key>docs/virtual.txt</Key>"), "{listed}");
+}
+
+#[tokio::test]
 async fn temporary_credentials_expire_on_the_servers_clock() {
     let app = TestApp::spawn().await;
     let grant = Grant {
@@ -172,4 +202,23 @@ async fn temporary_credentials_expire_on_the_servers_clock() {
 fn md5_of(data: &[u8]) -> [u8; 16] {
     use s3s::crypto::Checksum as _;
     s3s::crypto::Md5::checksum(data)
+}
+
+#[tokio::test]
+async fn an_object_or_part_over_the_size_limit_is_refused_and_nothing_is_stored() {
+    let app = TestApp::spawn_with(|config| config.s3.max_object_bytes = 1024 * 1024, |_| {}).await;
+    let oversize = vec![1u8; 1024 * 1024 + 1];
+    let (status, refused) = s3(&app, &OPERATOR, "PUT", "/user-files/big.bin", "", &oversize).await;
+    assert_eq!((status, between(&refused, "<Code>", "</Code>")), (400, "EntityTooLarge"), "{refused}");
+    assert_eq!(s3(&app, &OPERATOR, "HEAD", "/user-files/big.bin", "", b"").await.0, 404);
+
+    let (_, created) = s3(&app, &OPERATOR, "POST", "/user-files/parts.bin", "uploads=", b"").await;
+    let upload_id = between(&created, "<UploadId>", "</UploadId>").to_owned();
+    let part = format!("partNumber=1&uploadId={upload_id}");
+    let (status, refused) = s3(&app, &OPERATOR, "PUT", "/user-files/parts.bin", &part, &oversize).await;
+    assert_eq!((status, between(&refused, "<Code>", "</Code>")), (400, "EntityTooLarge"), "{refused}");
+    let (_, parts) =
+        s3(&app, &OPERATOR, "GET", "/user-files/parts.bin", &format!("uploadId={upload_id}"), b"").await;
+    assert!(!parts.contains("<Part>"), "no part was recorded: {parts}");
+    assert!(events(&app).is_empty(), "nothing was written");
 }

@@ -240,18 +240,18 @@ impl<S: ObjectStore> ObjectStore for Encrypted<S> {
         let first = range.start / SEGMENT;
         let last = if range.is_empty() { first } else { (range.end - 1) / SEGMENT };
         let sealed = HEADER_BYTES + first * SEALED..(HEADER_BYTES + (last + 1) * SEALED).min(stored_size);
-        let inner = self
-            .inner
-            .get_opts(
-                location,
-                GetOptions {
-                    if_match: stored.e_tag,
-                    range: Some(GetRange::Bounded(sealed)),
-                    ..Default::default()
-                },
-            )
-            .await?
-            .into_stream();
+        let inner = super::read_stream(
+            self.inner
+                .get_opts(
+                    location,
+                    GetOptions {
+                        if_match: stored.e_tag,
+                        range: Some(GetRange::Bounded(sealed)),
+                        ..Default::default()
+                    },
+                )
+                .await?,
+        );
         let decrypting = Decrypting {
             inner,
             key,

@@ -21,6 +21,58 @@ pub use evented::{Created, EventedStore, Removed, Staged};
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::{Database, DbError};
 
+/// What a read through a bucket yields, as a stream of large pieces: a local file is read 256
+/// KiB at a time (object_store's own stream reads 8 KiB, one blocking call each).
+pub fn read_stream(
+    result: object_store::GetResult,
+) -> futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>> {
+    use futures::StreamExt as _;
+    const READ_BYTES: u64 = 256 * 1024;
+    let range = result.range.clone();
+    let (file, path) = match result.payload {
+        object_store::GetResultPayload::File(file, path) => (file, path),
+        object_store::GetResultPayload::Stream(stream) => return stream,
+    };
+    let failed = move |source: std::io::Error| object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: format!("cannot read {}: {source}", path.display()).into(),
+    };
+    let file = tokio::fs::File::from_std(file);
+    futures::stream::try_unfold(
+        (file, range.start, range.end - range.start, false),
+        move |(mut file, start, left, positioned)| {
+            let failed = failed.clone();
+            async move {
+                use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+                if !positioned {
+                    file.seek(std::io::SeekFrom::Start(start)).await.map_err(&failed)?;
+                }
+                if left == 0 {
+                    return Ok(None);
+                }
+                let want = usize::try_from(left.min(READ_BYTES)).unwrap_or(READ_BYTES as usize);
+                let mut buffer = bytes::BytesMut::with_capacity(want);
+                while buffer.len() < want {
+                    let read = (&mut file)
+                        .take((want - buffer.len()) as u64)
+                        .read_buf(&mut buffer)
+                        .await
+                        .map_err(&failed)?;
+                    if read == 0 {
+                        return Err(failed(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the object shrank while being read",
+                        )));
+                    }
+                }
+                let sent = buffer.len() as u64;
+                Ok(Some((buffer.freeze(), (file, start, left - sent, true))))
+            }
+        },
+    )
+    .boxed()
+}
+
 /// S3's limit on key length, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 

@@ -171,6 +171,14 @@ impl Catalog {
         Ok(Self { db })
     }
 
+    fn attributes_json(bucket: &str, key: &str, attributes: &Attributes) -> Result<String, CatalogError> {
+        serde_json::to_string(attributes).map_err(|source| CatalogError::Corrupt {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source,
+        })
+    }
+
     fn attributes(bucket: &str, key: &str, json: &str) -> Result<Attributes, CatalogError> {
         serde_json::from_str(json).map_err(|source| CatalogError::Corrupt {
             bucket: bucket.to_owned(),
@@ -185,11 +193,7 @@ impl Catalog {
         key: &str,
         row: ObjectRow,
     ) -> Result<(), CatalogError> {
-        let attributes = serde_json::to_string(&row.attributes).map_err(|source| CatalogError::Corrupt {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
+        let attributes = Self::attributes_json(bucket, key, &row.attributes)?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let (algorithm, checksum) =
             row.checksum.map_or((None, None), |(algorithm, value)| (Some(algorithm.name()), Some(value)));
@@ -313,11 +317,7 @@ impl Catalog {
         archive: Option<&str>,
         row: &ObjectRow,
     ) -> Result<(), CatalogError> {
-        let attributes = serde_json::to_string(&row.attributes).map_err(|source| CatalogError::Corrupt {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
+        let attributes = Self::attributes_json(bucket, key, &row.attributes)?;
         let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
         let archive = archive.map(str::to_owned);
         let row = row.clone();
@@ -412,9 +412,7 @@ impl Catalog {
     }
 
     pub(super) async fn create_upload(&self, upload: Upload) -> Result<(), CatalogError> {
-        let attributes = serde_json::to_string(&upload.attributes).map_err(|source| {
-            CatalogError::Corrupt { bucket: upload.bucket.clone(), key: upload.key.clone(), source }
-        })?;
+        let attributes = Self::attributes_json(&upload.bucket, &upload.key, &upload.attributes)?;
         self.db
             .write(move |transaction| {
                 transaction.execute(

@@ -114,13 +114,16 @@ pub(super) struct Expected {
 }
 
 impl Expected {
-    /// From the request's headers: the checksum headers (the first one given), `x-amz-trailer`,
-    /// and the algorithm the SDK named.
-    pub(super) fn from_headers(
+    /// From the request: the checksum headers (a presigned URL carries them as query
+    /// parameters), `x-amz-trailer`, and the algorithm the SDK named.
+    pub(super) fn from_request(
         headers: &axum::http::HeaderMap,
+        query: Option<&str>,
         content_md5: Option<String>,
     ) -> S3Result<Self> {
-        let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let query = super::access::Query::parse(query);
+        let text =
+            |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).or_else(|| query.get(name));
         let given: Vec<(Algorithm, &str)> = Algorithm::ALL
             .into_iter()
             .filter_map(|algorithm| text(algorithm.header()).map(|value| (algorithm, value)))

@@ -14,11 +14,12 @@ use s3s::dto::{
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::catalog::{Attributes, ObjectRow, Part, Upload};
+use super::catalog::{Attributes, Part, Upload};
 use super::checksums::{Algorithm, Claimed, Digests, Expected};
 use super::config::{MAX_PARTS, MIN_PART_BYTES};
 use super::objects::principal;
 use super::transfer::{self, PartFile, storage};
+use super::versions::Described;
 use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
 use crate::ports::blobs::Created;
 use crate::services::s3::access::Principal;
@@ -107,7 +108,8 @@ impl Endpoint {
         &self,
         request: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let mut expected = Expected::from_headers(&request.headers, request.input.content_md5.clone())?;
+        let mut expected =
+            Expected::from_request(&request.headers, request.uri.query(), request.input.content_md5.clone())?;
         let input = request.input;
         let upload = self.upload_of(&input.bucket, &input.key, &input.upload_id)?;
         if !(1..=MAX_PARTS).contains(&input.part_number) {
@@ -210,43 +212,24 @@ impl Endpoint {
                 return Err(storage(error));
             }
         }
-        let etag_value = multipart_etag(&chosen);
-        let size = staged.size();
-        let replacing = match self.before_replace(&input.bucket, &store, &path).await {
-            Ok(replacing) => replacing,
-            Err(error) => {
-                let _ = staged.abort().await;
-                return Err(error);
-            }
-        };
-        let result = match staged.commit(Created::CompleteMultipartUpload, &etag_value).await {
-            Ok(result) => result,
-            Err(error) => {
-                self.abandon(&store, replacing).await;
-                return Err(storage(error));
-            }
-        };
-        let version_id = replacing.version_id.clone();
         let checksum = upload.checksum_algorithm.and_then(|algorithm| composite_checksum(algorithm, &chosen));
-        let row = ObjectRow {
-            file_tag: result.e_tag.unwrap_or_default(),
-            etag: etag_value.clone(),
-            size,
+        let described = Described {
+            etag: multipart_etag(&chosen),
             attributes: upload.attributes,
             checksum: checksum.clone(),
-            last_modified: self.now_millis(),
-            version_id: version_id.clone(),
         };
-        self.catalog.put_object(&input.bucket, &input.key, row).await?;
-        self.after_replace(&input.bucket, &input.key, &store, replacing).await?;
+        let created = Created::CompleteMultipartUpload;
+        let row = self
+            .commit_object((&input.bucket, &input.key), &store, &path, staged, created, described)
+            .await?;
         self.discard_upload(&upload.upload_id).await?;
-        tracing::debug!(bucket = %input.bucket, key = %input.key, parts = chosen.len(), size, "multipart upload completed");
+        tracing::debug!(bucket = %input.bucket, key = %input.key, parts = chosen.len(), size = row.size, "multipart upload completed");
         let mut output = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
-            e_tag: Some(etag(&etag_value)),
+            e_tag: Some(etag(&row.etag)),
             server_side_encryption: encryption(&store, None)?,
-            version_id,
+            version_id: row.version_id,
             ..Default::default()
         };
         set_checksum!(output, &checksum);

@@ -14,7 +14,7 @@ use super::access::Principal;
 use super::catalog::{Attributes, ObjectRow};
 use super::checksums::{Digests, Expected};
 use super::transfer::{self, storage};
-use super::versions::Source;
+use super::versions::{Described, Source};
 use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
 use crate::ports::blobs::{Created, EventedStore, Removed};
 
@@ -126,7 +126,8 @@ impl Endpoint {
         &self,
         request: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let expected = Expected::from_headers(&request.headers, request.input.content_md5.clone())?;
+        let expected =
+            Expected::from_request(&request.headers, request.uri.query(), request.input.content_md5.clone())?;
         let input = request.input;
         let store = self.store(&input.bucket)?;
         let path = key_path(&input.key)?;
@@ -153,39 +154,15 @@ impl Endpoint {
                 return Err(error);
             }
         };
-        let size = staged.size();
-        let etag_value = verified.etag();
-        let replacing = match self.before_replace(&input.bucket, &store, &path).await {
-            Ok(replacing) => replacing,
-            Err(error) => {
-                let _ = staged.abort().await;
-                return Err(error);
-            }
-        };
-        let result = match staged.commit(Created::Put, &etag_value).await {
-            Ok(result) => result,
-            Err(error) => {
-                self.abandon(&store, replacing).await;
-                return Err(storage(error));
-            }
-        };
-        let version_id = replacing.version_id.clone();
-        let row = ObjectRow {
-            file_tag: result.e_tag.unwrap_or_default(),
-            etag: etag_value.clone(),
-            size,
-            attributes,
-            checksum: verified.checksum.clone(),
-            last_modified: self.now_millis(),
-            version_id: version_id.clone(),
-        };
-        self.catalog.put_object(&input.bucket, &input.key, row).await?;
-        self.after_replace(&input.bucket, &input.key, &store, replacing).await?;
-        tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object put");
+        let described = Described { etag: verified.etag(), attributes, checksum: verified.checksum.clone() };
+        let row = self
+            .commit_object((&input.bucket, &input.key), &store, &path, staged, Created::Put, described)
+            .await?;
+        tracing::debug!(bucket = %input.bucket, key = %input.key, size = row.size, "object put");
         let mut output = PutObjectOutput {
-            e_tag: Some(etag(&etag_value)),
+            e_tag: Some(etag(&row.etag)),
             server_side_encryption: encryption,
-            version_id,
+            version_id: row.version_id,
             ..Default::default()
         };
         set_checksum!(output, &verified.checksum);
@@ -465,45 +442,20 @@ impl Endpoint {
             return Err(error);
         }
         let verified = digests.verify(&expected, None)?;
-        let size = staged.size();
-        let etag_value = verified.etag();
-        let replacing = match self.before_replace(&input.bucket, &target_store, &target_path).await {
-            Ok(replacing) => replacing,
-            Err(error) => {
-                let _ = staged.abort().await;
-                return Err(error);
-            }
-        };
-        let result = match staged.commit(Created::Copy, &etag_value).await {
-            Ok(result) => result,
-            Err(error) => {
-                self.abandon(&target_store, replacing).await;
-                return Err(storage(error));
-            }
-        };
-        let now = self.now_millis();
-        let version_id = replacing.version_id.clone();
-        let row = ObjectRow {
-            file_tag: result.e_tag.unwrap_or_default(),
-            etag: etag_value.clone(),
-            size,
-            attributes,
-            checksum: verified.checksum.clone(),
-            last_modified: now,
-            version_id: version_id.clone(),
-        };
-        self.catalog.put_object(&input.bucket, &input.key, row).await?;
-        self.after_replace(&input.bucket, &input.key, &target_store, replacing).await?;
+        let described = Described { etag: verified.etag(), attributes, checksum: verified.checksum.clone() };
+        let target = (input.bucket.as_str(), input.key.as_str());
+        let row =
+            self.commit_object(target, &target_store, &target_path, staged, Created::Copy, described).await?;
         let mut result = CopyObjectResult {
-            e_tag: Some(etag(&etag_value)),
-            last_modified: Some(timestamp(now)),
+            e_tag: Some(etag(&row.etag)),
+            last_modified: Some(timestamp(row.last_modified)),
             ..Default::default()
         };
         set_checksum!(result, &verified.checksum);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
             server_side_encryption: encryption,
-            version_id,
+            version_id: row.version_id,
             copy_source_version_id: version_id_of_source,
             ..Default::default()
         }))

@@ -1,22 +1,19 @@
 //! Moving bytes: a request body onto disk in pieces (never more than one piece in memory, so a
-//! 5 GiB upload costs a megabyte), and a file back out as a response body in large reads.
+//! 5 GiB upload costs a megabyte), and a stored object back out as a response body.
 
 use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt as _};
-use object_store::{GetResult, GetResultPayload, MultipartUpload, PutPayload};
+use futures::StreamExt as _;
+use object_store::{GetResult, MultipartUpload, PutPayload};
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::checksums::Digests;
 use crate::ports::blobs::Staged;
 
 /// What is gathered before each write: one blocking call per megabyte, not per network read.
 const PIECE_BYTES: usize = 1024 * 1024;
-/// Reads of a file being sent.
-const READ_BYTES: usize = 256 * 1024;
 
 /// Where received bytes go.
 pub(super) trait Sink: Send {
@@ -102,46 +99,7 @@ pub(super) fn storage(error: object_store::Error) -> S3Error {
     S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
 }
 
-/// A stored object's bytes (the range asked for) as a response body, read 256 KiB at a time.
+/// A stored object's bytes (the range asked for) as a response body.
 pub(super) fn send(result: GetResult) -> StreamingBlob {
-    let range = result.range.clone();
-    match result.payload {
-        GetResultPayload::File(file, _) => StreamingBlob::wrap(file_stream(
-            tokio::fs::File::from_std(file),
-            range.start,
-            range.end - range.start,
-        )),
-        GetResultPayload::Stream(stream) => StreamingBlob::wrap(sync_wrapper::SyncStream::new(stream)),
-    }
-}
-
-fn file_stream(
-    file: tokio::fs::File,
-    start: u64,
-    length: u64,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
-    futures::stream::try_unfold(
-        (file, start, length, false),
-        |(mut file, start, left, positioned)| async move {
-            if !positioned {
-                file.seek(std::io::SeekFrom::Start(start)).await?;
-            }
-            if left == 0 {
-                return Ok(None);
-            }
-            let want = usize::try_from(left.min(READ_BYTES as u64)).unwrap_or(READ_BYTES);
-            let mut buffer = BytesMut::with_capacity(want);
-            while buffer.len() < want {
-                let read = (&mut file).take((want - buffer.len()) as u64).read_buf(&mut buffer).await?;
-                if read == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the object shrank while being read",
-                    ));
-                }
-            }
-            let sent = buffer.len() as u64;
-            Ok(Some((buffer.freeze(), (file, start, left - sent, true))))
-        },
-    )
+    StreamingBlob::wrap(sync_wrapper::SyncStream::new(crate::ports::blobs::read_stream(result)))
 }

@@ -19,7 +19,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::catalog::{ObjectRow, Version, Versioning, version_name};
 use super::transfer::storage;
 use super::{Endpoint, etag, timestamp};
-use crate::ports::blobs::{EventedStore, Removed};
+use crate::ports::blobs::{Created, EventedStore, Removed, Staged};
 
 fn new_version_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -46,6 +46,14 @@ struct Kept {
     row: ObjectRow,
 }
 
+/// What a committed object is described with, besides its size and time.
+#[derive(Debug)]
+pub(super) struct Described {
+    pub(super) etag: String,
+    pub(super) attributes: super::catalog::Attributes,
+    pub(super) checksum: Option<(super::checksums::Algorithm, String)>,
+}
+
 /// Where a GET or HEAD reads from.
 #[derive(Debug)]
 pub(super) enum Source {
@@ -58,12 +66,7 @@ pub(super) enum Source {
 impl Endpoint {
     /// Before a write replaces `key`: the new version's id, and the current object kept as a
     /// noncurrent version if the bucket's versioning says so.
-    pub(super) async fn before_replace(
-        &self,
-        bucket: &str,
-        store: &EventedStore,
-        path: &Path,
-    ) -> S3Result<Replacing> {
+    async fn before_replace(&self, bucket: &str, store: &EventedStore, path: &Path) -> S3Result<Replacing> {
         let Some(state) = self.catalog.versioning(bucket)? else { return Ok(Replacing::default()) };
         let version_id = (state == Versioning::Enabled).then(new_version_id);
         let kept = self.keep_current(bucket, store, path, state).await?;
@@ -94,9 +97,50 @@ impl Endpoint {
         Ok(Some(Kept { archive, version: version_name(current.version_id.as_deref()), row: current }))
     }
 
+    /// Commits a staged write of `key` as S3 does: the object it replaces kept as a noncurrent
+    /// version if the bucket is versioned, the new one made visible (emitting its event) and
+    /// described in the catalog. Returns the new object's description.
+    pub(super) async fn commit_object(
+        &self,
+        (bucket, key): (&str, &str),
+        store: &EventedStore,
+        path: &Path,
+        staged: Staged,
+        created: Created,
+        described: Described,
+    ) -> S3Result<ObjectRow> {
+        let replacing = match self.before_replace(bucket, store, path).await {
+            Ok(replacing) => replacing,
+            Err(error) => {
+                let _ = staged.abort().await;
+                return Err(error);
+            }
+        };
+        let size = staged.size();
+        let result = match staged.commit(created, &described.etag).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.abandon(store, replacing).await;
+                return Err(storage(error));
+            }
+        };
+        let row = ObjectRow {
+            file_tag: result.e_tag.unwrap_or_default(),
+            etag: described.etag,
+            size,
+            attributes: described.attributes,
+            checksum: described.checksum,
+            last_modified: self.now_millis(),
+            version_id: replacing.version_id.clone(),
+        };
+        self.catalog.put_object(bucket, key, row.clone()).await?;
+        self.after_replace(bucket, key, store, replacing).await?;
+        Ok(row)
+    }
+
     /// After the write committed: records the kept version; a new null version replaces a
     /// noncurrent null one.
-    pub(super) async fn after_replace(
+    async fn after_replace(
         &self,
         bucket: &str,
         key: &str,
@@ -113,7 +157,7 @@ impl Endpoint {
     }
 
     /// After a failed write: the kept link goes.
-    pub(super) async fn abandon(&self, store: &EventedStore, replacing: Replacing) {
+    async fn abandon(&self, store: &EventedStore, replacing: Replacing) {
         if let Some(kept) = replacing.kept
             && let Err(error) = store.discard(&kept.archive).await
         {
