@@ -16,7 +16,6 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use crate::infra::clock::Clock;
 use crate::infra::telemetry::error_chain;
-use crate::ports::blobs::parse_key;
 use crate::services::cognito::credentials::{CallerKind, CredentialError, CredentialStore, Grant};
 use crate::services::cognito::identity_pool::IdentityPools;
 use crate::services::iam::{self, Context, Decision, Iam};
@@ -189,25 +188,24 @@ impl S3Access for Gate {
         let path = cx.s3_path();
         self.operator_only(&principal, path)?;
         if let S3Path::Object { key, .. } = path {
-            parse_key(key)
-                .map_err(|error| S3Error::with_message(S3ErrorCode::InvalidArgument, error.to_string()))?;
+            super::key_path(key)?;
         }
         let operation = cx.s3_op().name();
-        for asked in super::actions::asked(operation, path, &query) {
+        if let Some(asked) = super::actions::asked(operation, path, &query) {
             self.authorize(&principal, asked.action, &asked.resource, &asked.context)?;
         }
         if let Some(source) = copy_source(operation, cx.headers())? {
             if let Principal::Role(_) = principal
-                && self.operator_only.contains(source.0.as_str())
+                && self.operator_only.contains(source.bucket.as_str())
             {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
-            parse_key(&source.1)
-                .map_err(|error| S3Error::with_message(S3ErrorCode::InvalidArgument, error.to_string()))?;
+            super::key_path(&source.key)?;
+            let action = if source.versioned { "s3:GetObjectVersion" } else { "s3:GetObject" };
             self.authorize(
                 &principal,
-                "s3:GetObject",
-                &super::actions::object_arn(&source.0, &source.1),
+                action,
+                &super::actions::object_arn(&source.bucket, &source.key),
                 &[],
             )?;
         }
@@ -216,8 +214,15 @@ impl S3Access for Gate {
     }
 }
 
-/// The source bucket and key of CopyObject and UploadPartCopy.
-fn copy_source(operation: &str, headers: &axum::http::HeaderMap) -> S3Result<Option<(String, String)>> {
+/// What CopyObject and UploadPartCopy read.
+struct Source {
+    bucket: String,
+    key: String,
+    versioned: bool,
+}
+
+/// The source of CopyObject and UploadPartCopy.
+fn copy_source(operation: &str, headers: &axum::http::HeaderMap) -> S3Result<Option<Source>> {
     if !matches!(operation, "CopyObject" | "UploadPartCopy") {
         return Ok(None);
     }
@@ -225,7 +230,9 @@ fn copy_source(operation: &str, headers: &axum::http::HeaderMap) -> S3Result<Opt
         return Err(s3_error!(InvalidArgument, "x-amz-copy-source is required"));
     };
     match CopySource::parse(header) {
-        Ok(CopySource::Bucket { bucket, key, .. }) => Ok(Some((bucket.into(), key.into()))),
+        Ok(CopySource::Bucket { bucket, key, version_id }) => {
+            Ok(Some(Source { bucket: bucket.into(), key: key.into(), versioned: version_id.is_some() }))
+        }
         Ok(_) => Err(s3_error!(NotImplemented, "copying from an access point is not supported")),
         Err(error) => {
             Err(S3Error::with_message(S3ErrorCode::InvalidArgument, format!("x-amz-copy-source: {error}")))

@@ -27,11 +27,11 @@ fn resource(path: &S3Path) -> String {
     }
 }
 
-/// The actions `operation` on `path` needs.
-pub(super) fn asked(operation: &str, path: &S3Path, query: &Query) -> Vec<Asked> {
+/// The action `operation` on `path` needs; none for DeleteObjects (asked per key).
+pub(super) fn asked(operation: &str, path: &S3Path, query: &Query) -> Option<Asked> {
     let versioned = query.get("versionId").is_some();
     let action: &'static str = match operation {
-        "DeleteObjects" => return Vec::new(),
+        "DeleteObjects" => return None,
         "GetObject" | "HeadObject" if versioned => "s3:GetObjectVersion",
         "GetObject" | "HeadObject" => "s3:GetObject",
         "DeleteObject" if versioned => "s3:DeleteObjectVersion",
@@ -71,7 +71,7 @@ pub(super) fn asked(operation: &str, path: &S3Path, query: &Query) -> Vec<Asked>
     if let Some(version) = query.get("versionId") {
         context.push(("s3:VersionId", version.to_owned()));
     }
-    vec![Asked { action, resource: resource(path), context }]
+    Some(Asked { action, resource: resource(path), context })
 }
 
 #[cfg(test)]
@@ -85,23 +85,23 @@ mod tests {
     #[test]
     fn operations_ask_for_the_actions_aws_names() {
         let none = Query::default();
-        let put = asked("UploadPart", &object("a/b"), &none);
-        assert_eq!(put[0].action, "s3:PutObject");
-        assert_eq!(put[0].resource, "arn:aws:s3:::user-files/a/b");
+        let put = asked("UploadPart", &object("a/b"), &none).unwrap();
+        assert_eq!(put.action, "s3:PutObject");
+        assert_eq!(put.resource, "arn:aws:s3:::user-files/a/b");
         let version = Query::parse(Some("versionId=3"));
-        assert_eq!(asked("GetObject", &object("k"), &version)[0].action, "s3:GetObjectVersion");
-        assert_eq!(asked("ListBuckets", &S3Path::Root, &none)[0].resource, "*");
-        assert!(asked("DeleteObjects", &S3Path::Bucket { bucket: "user-files".into() }, &none).is_empty());
+        assert_eq!(asked("GetObject", &object("k"), &version).unwrap().action, "s3:GetObjectVersion");
+        assert_eq!(asked("ListBuckets", &S3Path::Root, &none).unwrap().resource, "*");
+        assert!(asked("DeleteObjects", &S3Path::Bucket { bucket: "user-files".into() }, &none).is_none());
     }
 
     #[test]
     fn listings_carry_their_prefix_delimiter_and_max_keys() {
         let query = Query::parse(Some("list-type=2&prefix=us-east-1%3Aabc%2F&delimiter=%2F&max-keys=5"));
-        let list = asked("ListObjectsV2", &S3Path::Bucket { bucket: "user-files".into() }, &query);
-        assert_eq!(list[0].action, "s3:ListBucket");
-        assert_eq!(list[0].resource, "arn:aws:s3:::user-files");
+        let list = asked("ListObjectsV2", &S3Path::Bucket { bucket: "user-files".into() }, &query).unwrap();
+        assert_eq!(list.action, "s3:ListBucket");
+        assert_eq!(list.resource, "arn:aws:s3:::user-files");
         assert_eq!(
-            list[0].context,
+            list.context,
             vec![
                 ("s3:prefix", "us-east-1:abc/".to_owned()),
                 ("s3:delimiter", "/".into()),
@@ -110,6 +110,6 @@ mod tests {
         );
         // No prefix: no `s3:prefix` key, so a policy conditioned on it does not match.
         let bare = asked("ListObjectsV2", &S3Path::Bucket { bucket: "user-files".into() }, &Query::default());
-        assert!(bare[0].context.is_empty());
+        assert!(bare.unwrap().context.is_empty());
     }
 }

@@ -148,13 +148,10 @@ struct Hosts {
 
 impl S3Host for Hosts {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
+        // Without its port: `localhost:9000` and `[::1]:9000` (a bracketed address keeps its
+        // colons inside the brackets).
         let name = match host.rsplit_once(':') {
-            Some((name, port))
-                if port.bytes().all(|byte| byte.is_ascii_digit()) && !name.ends_with(']')
-                    || !name.contains(':') =>
-            {
-                name
-            }
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()) => name,
             _ => host,
         };
         match name.strip_suffix(self.domain.as_str()).and_then(|rest| rest.strip_suffix('.')) {
@@ -162,6 +159,24 @@ impl S3Host for Hosts {
                 Ok(VirtualHost::new(self.domain.as_str()).with_bucket(bucket))
             }
             _ => Ok(VirtualHost::new(name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subdomain_of_the_domain_names_the_bucket_and_anything_else_is_path_style() {
+        let hosts = Hosts { domain: "localhost".into() };
+        let bucket = |host: &str| hosts.parse_host_header(host).unwrap().bucket().map(str::to_owned);
+        assert_eq!(bucket("user-files.localhost:9000").as_deref(), Some("user-files"));
+        assert_eq!(bucket("user-files.localhost").as_deref(), Some("user-files"));
+        for path_style in
+            ["localhost:9000", "127.0.0.1:9000", "[::1]:9000", "s3.example.com", "evil-localhost:1"]
+        {
+            assert_eq!(bucket(path_style), None, "{path_style}");
         }
     }
 }
