@@ -73,6 +73,8 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Auto, filter: "info".into() }
+        // s3s logs every refused S3 request (a 404, an AccessDenied) at error level; the S3
+        // endpoint logs its denials and failures itself.
+        Self { format: LogFormat::Auto, filter: "info,s3s=off".into() }
     }
 }
