@@ -314,7 +314,7 @@ impl Staged {
     }
 
     /// Discards what was written.
-    pub async fn abort(mut self) -> object_store::Result<()> {
+    pub async fn abort(&mut self) -> object_store::Result<()> {
         self.upload.abort().await
     }
 }

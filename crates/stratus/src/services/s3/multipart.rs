@@ -15,7 +15,7 @@ use s3s::dto::{
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::catalog::{Attributes, Part, Upload};
-use super::checksums::{Algorithm, Claimed, Digests, Expected};
+use super::checksums::{Algorithm, Claimed, Expected};
 use super::config::{MAX_PARTS, MIN_PART_BYTES};
 use super::objects::principal;
 use super::transfer::{self, PartFile, storage};
@@ -125,17 +125,9 @@ impl Endpoint {
         let mut file = PartFile(
             self.parts.put_multipart_opts(&path, PutMultipartOptions::default()).await.map_err(storage)?,
         );
-        let mut digests = Digests::new(&expected);
-        let received = transfer::receive(input.body, self.max_object_bytes, &mut digests, &mut file).await;
-        let trailers = request.trailing_headers.as_ref().and_then(s3s::TrailingHeaders::take);
-        let verified = received.and_then(|size| Ok((size, digests.verify(&expected, trailers.as_ref())?)));
-        let (size, verified) = match verified {
-            Ok(verified) => verified,
-            Err(error) => {
-                let _ = file.0.abort().await;
-                return Err(error);
-            }
-        };
+        let trailers = request.trailing_headers.as_ref();
+        let (size, verified) =
+            transfer::receive(input.body, self.max_object_bytes, &expected, trailers, &mut file).await?;
         file.0.complete().await.map_err(storage)?;
         let part = Part {
             part_number: input.part_number,

@@ -12,7 +12,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::access::Principal;
 use super::catalog::{Attributes, ObjectRow};
-use super::checksums::{Digests, Expected};
+use super::checksums::Expected;
 use super::transfer::{self, storage};
 use super::versions::{Described, Source};
 use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
@@ -141,19 +141,9 @@ impl Endpoint {
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
         };
         let mut staged = store.stage(&path).await.map_err(storage)?;
-        let mut digests = Digests::new(&expected);
-        let received = transfer::receive(input.body, self.max_object_bytes, &mut digests, &mut staged).await;
-        let trailers = request.trailing_headers.as_ref().and_then(s3s::TrailingHeaders::take);
-        let verified = received.and_then(|_| digests.verify(&expected, trailers.as_ref()));
-        let verified = match verified {
-            Ok(verified) => verified,
-            Err(error) => {
-                if let Err(abort) = staged.abort().await {
-                    tracing::warn!(error = %abort, "cannot discard a refused upload");
-                }
-                return Err(error);
-            }
-        };
+        let trailers = request.trailing_headers.as_ref();
+        let (_, verified) =
+            transfer::receive(input.body, self.max_object_bytes, &expected, trailers, &mut staged).await?;
         let described = Described { etag: verified.etag(), attributes, checksum: verified.checksum.clone() };
         let row = self
             .commit_object((&input.bucket, &input.key), &store, &path, staged, Created::Put, described)
@@ -435,13 +425,8 @@ impl Endpoint {
                 }),
         };
         let mut staged = target_store.stage(&target_path).await.map_err(storage)?;
-        let mut digests = Digests::new(&expected);
         let body = Some(transfer::send(source));
-        if let Err(error) = transfer::receive(body, u64::MAX, &mut digests, &mut staged).await {
-            let _ = staged.abort().await;
-            return Err(error);
-        }
-        let verified = digests.verify(&expected, None)?;
+        let (_, verified) = transfer::receive(body, u64::MAX, &expected, None, &mut staged).await?;
         let described = Described { etag: verified.etag(), attributes, checksum: verified.checksum.clone() };
         let target = (input.bucket.as_str(), input.key.as_str());
         let row =

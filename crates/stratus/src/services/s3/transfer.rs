@@ -9,7 +9,7 @@ use object_store::{GetResult, MultipartUpload, PutPayload};
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
-use super::checksums::Digests;
+use super::checksums::{Digests, Expected, Verified};
 use crate::ports::blobs::Staged;
 
 /// What is gathered before each write: one blocking call per megabyte, not per network read.
@@ -18,11 +18,18 @@ const PIECE_BYTES: usize = 1024 * 1024;
 /// Where received bytes go.
 pub(super) trait Sink: Send {
     fn write(&mut self, piece: Bytes) -> impl Future<Output = object_store::Result<()>> + Send;
+
+    /// Discards what was written.
+    fn abort(&mut self) -> impl Future<Output = object_store::Result<()>> + Send;
 }
 
 impl Sink for Staged {
     fn write(&mut self, piece: Bytes) -> impl Future<Output = object_store::Result<()>> + Send {
         Staged::write(self, piece)
+    }
+
+    fn abort(&mut self) -> impl Future<Output = object_store::Result<()>> + Send {
+        Staged::abort(self)
     }
 }
 
@@ -33,11 +40,40 @@ impl Sink for PartFile {
     fn write(&mut self, piece: Bytes) -> impl Future<Output = object_store::Result<()>> + Send {
         self.0.put_part(PutPayload::from_bytes(piece))
     }
+
+    fn abort(&mut self) -> impl Future<Output = object_store::Result<()>> + Send {
+        self.0.abort()
+    }
 }
 
-/// Receives `body` into `sink`, hashing it; more than `limit` bytes is `EntityTooLarge`.
-/// Returns the size. On error the caller discards what the sink holds.
+/// Receives `body` into `sink` and checks it against `expected` (with the aws-chunked
+/// trailers, read once the body has been); more than `limit` bytes is `EntityTooLarge`. A
+/// refused body leaves nothing: what the sink holds is discarded.
 pub(super) async fn receive(
+    body: Option<StreamingBlob>,
+    limit: u64,
+    expected: &Expected,
+    trailers: Option<&s3s::TrailingHeaders>,
+    sink: &mut impl Sink,
+) -> S3Result<(u64, Verified)> {
+    let mut digests = Digests::new(expected);
+    let checked = match pour(body, limit, &mut digests, sink).await {
+        Ok(size) => {
+            let trailers = trailers.and_then(s3s::TrailingHeaders::take);
+            digests.verify(expected, trailers.as_ref()).map(|verified| (size, verified))
+        }
+        Err(error) => Err(error),
+    };
+    if checked.is_err()
+        && let Err(error) = sink.abort().await
+    {
+        tracing::warn!(error = %error, "cannot discard a refused upload");
+    }
+    checked
+}
+
+/// Writes `body` into `sink` a piece at a time, hashing it; returns the size.
+async fn pour(
     body: Option<StreamingBlob>,
     limit: u64,
     digests: &mut Digests,

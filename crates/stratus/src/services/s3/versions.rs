@@ -105,7 +105,7 @@ impl Endpoint {
         (bucket, key): (&str, &str),
         store: &EventedStore,
         path: &Path,
-        staged: Staged,
+        mut staged: Staged,
         created: Created,
         described: Described,
     ) -> S3Result<ObjectRow> {
