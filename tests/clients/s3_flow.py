@@ -375,6 +375,10 @@ def main(binary):
         listed = s3.list_object_versions(Bucket=BUCKET, Prefix=key)
         assert [(v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == \
             [(second, True), (first, False), ("null", False)], listed["Versions"]
+        folders = s3.list_object_versions(Bucket=BUCKET, Prefix=f"{ada}/", Delimiter="/")
+        assert f"{ada}/notes/" in [p["Prefix"] for p in folders["CommonPrefixes"]], folders
+        assert {v["Key"] for v in folders["Versions"]} >= {key} and all(
+            "/" not in v["Key"][len(ada) + 1:] for v in folders["Versions"]), folders["Versions"]
         deleted = s3.delete_object(Bucket=BUCKET, Key=key)
         assert deleted["DeleteMarker"] is True, deleted
         expect_error("NoSuchKey", lambda: s3.get_object(Bucket=BUCKET, Key=key))

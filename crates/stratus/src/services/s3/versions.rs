@@ -364,9 +364,6 @@ impl Endpoint {
         request: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         let input = request.input;
-        if input.delimiter.is_some() {
-            return Err(s3_error!(NotImplemented, "ListObjectVersions with a delimiter is not supported"));
-        }
         let store = self.store(&input.bucket)?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max = input.max_keys.map_or(1000, |max| usize::try_from(max).unwrap_or(0).min(1000));
@@ -391,16 +388,44 @@ impl Endpoint {
             .enumerate()
             .map(|(index, entry)| index == 0 || all[index - 1].key() != entry.key())
             .collect();
-        let page: Vec<(usize, &Listed)> = all.iter().enumerate().skip(start).take(max).collect();
-        let truncated = start + page.len() < all.len();
-        let (mut versions, mut markers) = (Vec::new(), Vec::new());
-        for (index, entry) in &page {
-            match entry.row(latest[*index]) {
-                Row::Version(version) => versions.push(version),
-                Row::Marker(marker) => markers.push(marker),
+        let delimiter = input.delimiter.as_deref().filter(|delimiter| !delimiter.is_empty());
+        let key_marker = input.key_marker.as_deref();
+        let (mut versions, mut markers, mut prefixes) = (Vec::new(), Vec::new(), Vec::<String>::new());
+        let (mut taken, mut truncated, mut last) = (0, false, None::<(String, Option<String>)>);
+        for (index, entry) in all.iter().enumerate().skip(start) {
+            // Under a delimiter, the keys sharing a folder are one common prefix, counted once.
+            let group = delimiter.and_then(|delimiter| {
+                let key = entry.key();
+                key[prefix.len()..]
+                    .find(delimiter)
+                    .map(|at| key[..prefix.len() + at + delimiter.len()].to_owned())
+            });
+            if let Some(group) = &group
+                && (prefixes.last() == Some(group)
+                    || key_marker.is_some_and(|marker| group.as_str() <= marker))
+            {
+                continue;
+            }
+            if taken == max {
+                truncated = true;
+                break;
+            }
+            taken += 1;
+            match group {
+                Some(group) => {
+                    last = Some((group.clone(), None));
+                    prefixes.push(group);
+                }
+                None => {
+                    last = Some((entry.key().to_owned(), Some(entry.version().to_owned())));
+                    match entry.row(latest[index]) {
+                        Row::Version(version) => versions.push(version),
+                        Row::Marker(marker) => markers.push(marker),
+                    }
+                }
             }
         }
-        let next = page.last().filter(|_| truncated).map(|(_, entry)| entry);
+        let next = last.filter(|_| truncated);
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
             prefix: Some(prefix),
@@ -408,10 +433,14 @@ impl Endpoint {
             version_id_marker: input.version_id_marker,
             max_keys: Some(i32::try_from(max).unwrap_or(i32::MAX)),
             is_truncated: Some(truncated),
-            next_key_marker: next.map(|entry| entry.key().to_owned()),
-            next_version_id_marker: next.map(|entry| entry.version().to_owned()),
+            next_key_marker: next.as_ref().map(|(key, _)| key.clone()),
+            next_version_id_marker: next.and_then(|(_, version)| version),
             versions: Some(versions),
             delete_markers: Some(markers),
+            common_prefixes: Some(
+                prefixes.into_iter().map(|prefix| s3s::dto::CommonPrefix { prefix: Some(prefix) }).collect(),
+            ),
+            delimiter: input.delimiter,
             ..Default::default()
         }))
     }
