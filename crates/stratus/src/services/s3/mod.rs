@@ -1,10 +1,11 @@
 //! The S3-compatible endpoint: the stage's buckets over S3's REST API, on a listener of its own,
 //! for AWS SDKs and CLIs with only the endpoint changed. s3s parses every operation and verifies
-//! SigV4 (header, presigned, aws-chunked with signed chunks or trailers); the [`access`] gate
-//! checks credentials and asks IAM about each action; the operations here keep S3's semantics
-//! over the buckets' files — MD5 ETags, metadata and checksums in the [`catalog`], multipart
-//! parts in files of their own until completed — and every write goes through the bucket's
-//! `EventedStore`, so functions see the same object events as for any other write.
+//! SigV4 (header, presigned, aws-chunked with signed chunks or trailers; SigV2 is refused before
+//! it); the [`access`] gate checks credentials and asks IAM about each action; the operations
+//! here keep S3's semantics over the buckets' files — MD5 ETags, metadata and checksums in the
+//! [`catalog`], multipart parts in files of their own until completed, noncurrent [`versions`]
+//! in each bucket's archive — and every write goes through the bucket's `EventedStore`, so
+//! functions see the same object events as for any other write.
 
 mod access;
 mod actions;

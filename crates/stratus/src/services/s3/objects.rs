@@ -212,7 +212,7 @@ impl Endpoint {
                 version_id: row
                     .version_id
                     .clone()
-                    .or_else(|| self.versioned_null(&input.bucket, &input.version_id)),
+                    .or_else(|| self.versioned_null(&input.bucket, input.version_id.as_deref())),
                 ..Default::default()
             };
             describe!(output, row.attributes);
@@ -246,7 +246,7 @@ impl Endpoint {
             version_id: row
                 .version_id
                 .clone()
-                .or_else(|| self.versioned_null(&input.bucket, &input.version_id)),
+                .or_else(|| self.versioned_null(&input.bucket, input.version_id.as_deref())),
             content_length: Some(i64::try_from(row.size).unwrap_or(i64::MAX)),
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&row.etag)),
@@ -310,7 +310,7 @@ impl Endpoint {
     }
 
     /// `null`, the id S3 reports for the null version, when the bucket is versioned.
-    fn versioned_null(&self, bucket: &str, asked: &Option<String>) -> Option<String> {
+    fn versioned_null(&self, bucket: &str, asked: Option<&str>) -> Option<String> {
         if asked.is_some() || matches!(self.catalog.versioning(bucket), Ok(Some(_))) {
             Some("null".to_owned())
         } else {
