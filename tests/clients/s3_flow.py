@@ -408,6 +408,11 @@ def main(binary):
         expect_error("InvalidToken", lambda: ada["s3"].get_object(Bucket=BUCKET, Key=f"{ada['id']}/before"))
         # A presigned URL dies with the credentials that signed it.
         assert http_error(link, tls) == 400
+        user("cy")
+        cy = users["cy"]
+        cy["s3"].put_object(Bucket=BUCKET, Key=f"{cy['id']}/mine", Body=b"cy's")
+        idp.admin_disable_user(UserPoolId=server.pool_id, Username="cy")
+        expect_error("InvalidToken", lambda: cy["s3"].get_object(Bucket=BUCKET, Key=f"{cy['id']}/mine"))
         bob = users["bob"]
         subprocess.run([binary, "credentials", "revoke", bob["id"], "--stage", "test", "--data-dir", server.data_dir],
                        capture_output=True, text=True, check=True, env=server.environment)
@@ -424,7 +429,7 @@ def main(binary):
         ("plain HTTP is redirected to HTTPS, which sends HSTS", plain_http_is_redirected_and_https_sends_hsts),
         ("the AWS CLI: s3 cp, ls, sync both ways, presign; another folder refused", the_aws_cli_copies_lists_syncs_and_presigns),
         ("versioning: old versions readable by id, delete markers, versions restored", versioning_keeps_overwritten_and_deleted_objects),
-        ("credentials of signed-out and revoked identities stop working, and their presigned URLs",
+        ("credentials of signed-out, disabled and revoked identities stop working, and their presigned URLs",
          revoked_and_signed_out_credentials_stop_working),
     ])
 
