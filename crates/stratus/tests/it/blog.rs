@@ -588,3 +588,20 @@ async fn anonymous_api_reads_are_cached_until_the_data_changes() {
     assert_eq!(after.json::<Value>().await.expect("json")["title"], "Changed elsewhere");
     blog.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_fresh_install_shows_a_site_with_its_first_steps() {
+    let app = TestApp::spawn().await;
+    let home = app.http.get(format!("{}/", app.base)).send().await.expect("request");
+    assert_eq!(home.status(), 200);
+    let page = home.text().await.expect("page");
+    assert!(page.contains("Stratus Blog") && page.contains("No posts yet."), "{page}");
+    assert!(page.contains("stratus posts publish"), "the index says how to publish: {page}");
+    for path in ["/feed.xml", "/sitemap.xml", "/robots.txt"] {
+        let response = app.http.get(format!("{}{path}", app.base)).send().await.expect("request");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let missing = app.http.get(format!("{}/no-such-page/", app.base)).send().await.expect("request");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.expect("page").contains("Stratus Blog"), "the theme's 404 page");
+}

@@ -26,6 +26,9 @@ pub(crate) async fn install(
 ) -> Result<(Router, SubscriberState), InstallError> {
     let (platform, public_url) = (with.platform, with.public_url);
     let blog = Blog::open(platform, config, public_url).await.map_err(|e| InstallError::open("blog", e))?;
+    if blog.generator.ensure_rendered().await.map_err(|e| InstallError::open("blog's site", e))? {
+        tracing::info!("the site had no pages yet: its index, feed, sitemap and 404 were rendered");
+    }
     let host = &mut *with.host;
     let only_posts =
         EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;

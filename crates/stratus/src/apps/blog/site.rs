@@ -165,6 +165,20 @@ impl SiteGenerator {
         self.regenerate(&affected).await
     }
 
+    /// Renders the site's shared pages — the index ("no posts yet" on a fresh install), the feed,
+    /// the sitemap, 404 and robots.txt — if the site has no index yet, so that a new install
+    /// shows a site. Returns whether it rendered.
+    pub async fn ensure_rendered(&self) -> Result<bool, SiteError> {
+        match self.bucket.head(&Path::from("index.html")).await {
+            Ok(_) => Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {
+                self.regenerate(&Affected { listings: true, ..Affected::default() }).await?;
+                Ok(true)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Regenerates every page, for a theme change (`stratus site rebuild`); `progress` hears
     /// (done, total) after each post. Returns the number of posts rendered.
     pub async fn rebuild(&self, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<usize, SiteError> {
