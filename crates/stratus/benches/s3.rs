@@ -160,6 +160,7 @@ fn nginx(root: &std::path::Path, work: &std::path::Path) -> Option<Nginx> {
     .ok()?;
     let child = Command::new("nginx").arg("-c").arg(&config).stderr(Stdio::null()).spawn().ok()?;
     let base = format!("http://127.0.0.1:{port}");
+    // nginx is another program and says nothing when it listens: its port is tried for 5 s.
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Some(Nginx { child, base });

@@ -3,6 +3,7 @@
 pub(crate) mod aws_json;
 pub(crate) mod aws_query;
 pub mod clock;
+pub(crate) mod files;
 pub mod http;
 pub mod settings;
 pub mod sigv4;

@@ -237,7 +237,7 @@ fn local_ca(dir: &Path, stage: &str) -> Result<TlsFiles, TlsError> {
             ca.not_after = now + time::Duration::days(3650);
             let certificate = ca.self_signed(&key)?;
             write_private(&ca_key_path, &key.serialize_pem())?;
-            write_atomically(&ca_path, &certificate.pem())?;
+            write_public(&ca_path, &certificate.pem())?;
             tracing::info!(ca = %ca_path.display(), "local certificate authority created");
             key
         }
@@ -257,33 +257,16 @@ fn local_ca(dir: &Path, stage: &str) -> Result<TlsFiles, TlsError> {
     let certificate = leaf.signed_by(&key, &issuer)?;
     let (certificate_path, private_key_path) = (dir.join("server.pem"), dir.join("server-key.pem"));
     write_private(&private_key_path, &key.serialize_pem())?;
-    write_atomically(&certificate_path, &format!("{}{ca_pem}", certificate.pem()))?;
+    write_public(&certificate_path, &format!("{}{ca_pem}", certificate.pem()))?;
     Ok(TlsFiles { certificate: certificate_path, private_key: private_key_path, ca: Some(ca_path) })
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<(), TlsError> {
-    let temporary = path.with_extension("tmp");
-    let write = || {
-        std::fs::write(&temporary, text)?;
-        std::fs::rename(&temporary, path)
-    };
-    write().map_err(|source| TlsError::Write { path: path.to_owned(), source })
+fn write_public(path: &Path, text: &str) -> Result<(), TlsError> {
+    crate::infra::files::write_atomically(path, text.as_bytes())
+        .map_err(|source| TlsError::Write { path: path.to_owned(), source })
 }
 
-/// Like [`write_atomically`], readable by the owner only.
 fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let temporary = path.with_extension("tmp");
-    let write = || {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        std::fs::rename(&temporary, path)
-    };
-    write().map_err(|source| TlsError::Write { path: path.to_owned(), source })
+    crate::infra::files::write_private(path, text.as_bytes())
+        .map_err(|source| TlsError::Write { path: path.to_owned(), source })
 }

@@ -54,8 +54,6 @@ impl fmt::Debug for StageKey {
 
 impl StageKey {
     pub fn open(path: &FsPath) -> std::io::Result<Self> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
         match std::fs::read(path) {
             Ok(bytes) => {
                 let key: [u8; 32] = bytes.try_into().map_err(|_| {
@@ -71,16 +69,7 @@ impl StageKey {
         }
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
-        let temporary = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(&key)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
+        crate::infra::files::write_private(path, &key)?;
         tracing::info!(path = %path.display(), "encryption key for buckets at rest created");
         Ok(Self(Arc::new(key)))
     }

@@ -44,7 +44,8 @@ pub fn read_stream(
             let failed = failed.clone();
             async move {
                 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-                if !positioned {
+                // A fresh handle reads from 0: only a range needs the (blocking) seek.
+                if !positioned && start > 0 {
                     file.seek(std::io::SeekFrom::Start(start)).await.map_err(&failed)?;
                 }
                 if left == 0 {

@@ -155,6 +155,9 @@ pub(super) enum CatalogError {
 #[derive(Debug)]
 pub(super) struct Catalog {
     db: Arc<Database>,
+    /// Each bucket's versioning, read once: every GET, HEAD and write asks it, and only this
+    /// endpoint (one per stage) changes it.
+    versioning: std::sync::RwLock<HashMap<String, Option<Versioning>>>,
 }
 
 fn size_of(value: i64) -> u64 {
@@ -168,7 +171,7 @@ fn to_sql(value: u64) -> i64 {
 impl Catalog {
     pub(super) fn open(db: Arc<Database>) -> Result<Self, DbError> {
         db.migrate(SCHEMA)?;
-        Ok(Self { db })
+        Ok(Self { db, versioning: std::sync::RwLock::default() })
     }
 
     fn attributes_json(bucket: &str, key: &str, attributes: &Attributes) -> Result<String, CatalogError> {
@@ -283,6 +286,11 @@ impl Catalog {
     }
 
     pub(super) fn versioning(&self, bucket: &str) -> Result<Option<Versioning>, CatalogError> {
+        let known =
+            self.versioning.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(bucket).copied();
+        if let Some(state) = known {
+            return Ok(state);
+        }
         let state: Option<String> = self.db.read(|connection| {
             connection
                 .prepare_cached("SELECT versioning FROM s3_buckets WHERE bucket = ?1")?
@@ -290,10 +298,16 @@ impl Catalog {
                 .optional()
                 .map_err(DbError::from)
         })?;
-        Ok(state.as_deref().and_then(Versioning::parse))
+        let state = state.as_deref().and_then(Versioning::parse);
+        self.versioning
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(bucket.to_owned(), state);
+        Ok(state)
     }
 
     pub(super) async fn set_versioning(&self, bucket: &str, state: Versioning) -> Result<(), CatalogError> {
+        let name = bucket.to_owned();
         let bucket = bucket.to_owned();
         self.db
             .write(move |transaction| {
@@ -304,6 +318,7 @@ impl Catalog {
                 Ok::<_, DbError>(())
             })
             .await?;
+        self.versioning.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name, Some(state));
         Ok(())
     }
 

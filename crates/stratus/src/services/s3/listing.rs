@@ -86,6 +86,10 @@ fn encoder(encode: bool) -> impl Fn(String) -> String {
     move |text| if encode { utf8_percent_encode(&text, KEY_ENCODING).to_string() } else { text }
 }
 
+fn common_prefixes(prefixes: Vec<String>, encode: &impl Fn(String) -> String) -> Vec<CommonPrefix> {
+    prefixes.into_iter().map(|prefix| CommonPrefix { prefix: Some(encode(prefix)) }).collect()
+}
+
 fn owner() -> Owner {
     Owner { display_name: Some("stratus".into()), id: Some("stratus".into()) }
 }
@@ -200,12 +204,7 @@ impl Endpoint {
             key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
             is_truncated: Some(page.next.is_some()),
             next_continuation_token: page.next.map(|next| URL_SAFE_NO_PAD.encode(next)),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|prefix| CommonPrefix { prefix: Some(encode(prefix)) })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(page.common_prefixes, &encode)),
             contents: Some(contents),
             encoding_type: input.encoding_type,
             ..Default::default()
@@ -233,12 +232,7 @@ impl Endpoint {
             is_truncated: Some(page.next.is_some()),
             // S3 sends NextMarker only with a delimiter; clients use the last key otherwise.
             next_marker: page.next.filter(|_| input.delimiter.is_some()).map(&encode),
-            common_prefixes: Some(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|prefix| CommonPrefix { prefix: Some(encode(prefix)) })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(page.common_prefixes, &encode)),
             contents: Some(contents),
             encoding_type: input.encoding_type,
             ..Default::default()

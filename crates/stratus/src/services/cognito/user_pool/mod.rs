@@ -135,24 +135,10 @@ pub fn operator_credentials(
     }
     let contents =
         format!("[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n");
-    write_private(&path, &contents)?;
+    crate::infra::files::write_private(&path, contents.as_bytes())?;
     Ok(OperatorCredentials { access_key_id, secret_access_key: secret })
 }
 
 pub fn operator_credentials_path(stage_dir: &std::path::Path) -> std::path::PathBuf {
     stage_dir.join("identity").join("operator-credentials")
-}
-
-#[cfg(unix)]
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(contents.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    std::fs::write(path, contents)
 }
