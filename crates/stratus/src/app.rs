@@ -145,6 +145,7 @@ impl Application {
             public_url: &public_url,
             stream: &config.stream,
             functions: &config.functions,
+            table: &config.table,
         };
         let (blog, subscriptions) =
             crate::apps::blog::install(&mut with, &config.blog, &config.gateway).await?;

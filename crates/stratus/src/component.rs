@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use crate::platform::Platform;
+use crate::ports::events::BatchResponse;
 use crate::ports::stream::StreamConfig;
+use crate::ports::table::cached::CachedTable;
+use crate::ports::table::{Table, TableConfig, TableSpec};
 use crate::services::cognito::authorizer::Authorizer;
 use crate::services::functions::{FunctionsConfig, Host, HostError};
 
@@ -24,6 +27,47 @@ pub(crate) struct Installer<'a> {
     pub stream: &'a StreamConfig,
     /// Limits of the component's HTTP functions.
     pub functions: &'a FunctionsConfig,
+    /// The read cache in front of the components' tables.
+    pub table: &'a TableConfig,
+}
+
+/// A component's table, opened by [`Installer::table`].
+#[derive(Debug, Clone)]
+pub(crate) struct OpenTable {
+    /// For the component's APIs: behind the read cache when `[table] cache_ttl` is set.
+    pub cached: Arc<dyn Table>,
+    /// For the functions its changes trigger: they must read what the change left, and the
+    /// cache may not have heard of a change another process made yet.
+    pub direct: Arc<dyn Table>,
+    /// The table's change stream.
+    pub source: String,
+}
+
+impl Installer<'_> {
+    /// Opens the stage's table `spec`; with the read cache on, the cache is put in front of it
+    /// and a `<table>-cache-invalidate` function on its stream forgets what others change.
+    pub(crate) fn table(&mut self, spec: TableSpec) -> Result<OpenTable, InstallError> {
+        let table = self.platform.table(spec).map_err(|e| InstallError::open("table", e))?;
+        let source = table.stream_source().to_owned();
+        let direct: Arc<dyn Table> = Arc::new(table);
+        let Some(settings) = self.table.cache() else {
+            return Ok(OpenTable { cached: Arc::clone(&direct), direct, source });
+        };
+        let cache =
+            Arc::new(CachedTable::new(Arc::clone(&direct), Arc::clone(&self.platform.clock), settings));
+        let name = format!("{}-cache-invalidate", direct.spec().name);
+        let invalidated = Arc::clone(&cache);
+        self.host.on_table_change(
+            &name,
+            &source,
+            crate::services::functions::StreamTrigger::new(self.stream),
+            move |_, changes| {
+                changes.iter().for_each(|change| invalidated.invalidate(change));
+                async { Ok(BatchResponse::success()) }
+            },
+        )?;
+        Ok(OpenTable { cached: cache, direct, source })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,4 +22,5 @@ mod stream;
 mod subscribers;
 mod support;
 mod table;
+mod table_cache;
 mod tls;

@@ -14,6 +14,7 @@ use crate::infra::http::body::BodyLimit;
 use crate::platform::Platform;
 use crate::ports::events::BatchResponse;
 use crate::ports::stream::EventFilter;
+use crate::ports::table::Table;
 use crate::services::functions::{FunctionError, HostError, StreamTrigger};
 use crate::services::gateway::GatewayConfig;
 
@@ -25,7 +26,10 @@ pub(crate) async fn install(
     gateway: &GatewayConfig,
 ) -> Result<(Router, SubscriberState), InstallError> {
     let (platform, public_url) = (with.platform, with.public_url);
-    let blog = Blog::open(platform, config, public_url).await.map_err(|e| InstallError::open("blog", e))?;
+    let table = with.table(store::table_spec())?;
+    let blog = Blog::over(platform, table.cached, table.direct, table.source, config, public_url)
+        .await
+        .map_err(|e| InstallError::open("blog", e))?;
     if blog.generator.ensure_rendered().await.map_err(|e| InstallError::open("blog's site", e))? {
         tracing::info!("the site had no pages yet: its index, feed, sitemap and 404 were rendered");
     }
@@ -103,15 +107,30 @@ impl Blog {
     pub async fn open(platform: &Platform, config: &BlogConfig, public_url: &str) -> Result<Self, OpenError> {
         let table = platform.table(store::table_spec())?;
         let source = table.stream_source().to_owned();
-        let table: Arc<dyn crate::ports::table::Table> = Arc::new(table);
+        let table: Arc<dyn Table> = Arc::new(table);
+        Self::over(platform, Arc::clone(&table), table, source, config, public_url).await
+    }
+
+    /// The blog over its table: `reads` serves the APIs (the read cache, in the server),
+    /// `direct` the site generator, which renders what the change it was called for left.
+    async fn over(
+        platform: &Platform,
+        reads: Arc<dyn Table>,
+        direct: Arc<dyn Table>,
+        source: String,
+        config: &BlogConfig,
+        public_url: &str,
+    ) -> Result<Self, OpenError> {
         let clock = Arc::clone(&platform.clock);
-        let posts = store::PostStore::new(Arc::clone(&table), Arc::clone(&clock));
-        let subscribers = subscribers::SubscriberStore::new(Arc::clone(&table), Arc::clone(&clock));
-        let tokens = subscribers::UnsubscribeTokens::open(&table, clock, config.unsubscribe_link_ttl).await?;
+        let posts = store::PostStore::new(Arc::clone(&reads), Arc::clone(&clock));
+        let subscribers = subscribers::SubscriberStore::new(Arc::clone(&reads), Arc::clone(&clock));
+        let tokens =
+            subscribers::UnsubscribeTokens::open(&direct, Arc::clone(&clock), config.unsubscribe_link_ttl)
+                .await?;
         let bucket = platform.buckets.bucket(&config.site_bucket)?;
         let overrides = platform.stage_dir().join("templates");
-        let generator =
-            Arc::new(site::SiteGenerator::new(posts.clone(), bucket, config, public_url, &overrides)?);
+        let rendered = store::PostStore::new(direct, clock);
+        let generator = Arc::new(site::SiteGenerator::new(rendered, bucket, config, public_url, &overrides)?);
         Ok(Self { posts, subscribers, tokens, generator, source })
     }
 }

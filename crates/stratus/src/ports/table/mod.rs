@@ -4,6 +4,7 @@
 //! Adapters: [`sqlite::SqliteTable`] (embedded, the default). Every adapter must pass
 //! [`conformance`], the suite written once against this trait.
 
+pub mod cached;
 pub mod change;
 mod config;
 pub use config::TableConfig;
@@ -40,6 +41,13 @@ pub trait Table: Send + Sync + Debug + 'static {
 
     /// The item with this primary key, unless it does not exist or its TTL has passed.
     async fn get(&self, key: &Item) -> Result<Option<Item>, TableError>;
+
+    /// Like [`get`](Self::get), but never answered from a cache (DynamoDB's `ConsistentRead`):
+    /// the item as the last acknowledged write left it. An adapter without a cache reads
+    /// consistently anyway, which is what this default says.
+    async fn get_consistent(&self, key: &Item) -> Result<Option<Item>, TableError> {
+        self.get(key).await
+    }
 
     /// Creates or replaces an item; returns the item it replaced.
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<Option<Item>, TableError>;
@@ -348,6 +356,8 @@ pub struct Query {
     pub start_after: Option<Cursor>,
     /// Applied after reading, so a page may hold fewer than `limit` items.
     pub filter: Option<Condition>,
+    /// Never answered from a cache ([`Table::get_consistent`]'s counterpart).
+    pub consistent: bool,
 }
 
 impl Query {
@@ -360,7 +370,15 @@ impl Query {
             limit: None,
             start_after: None,
             filter: None,
+            consistent: false,
         }
+    }
+
+    /// Read past any cache, as of the last acknowledged write.
+    #[must_use]
+    pub fn consistent(mut self) -> Self {
+        self.consistent = true;
+        self
     }
 
     #[must_use]
