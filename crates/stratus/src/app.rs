@@ -153,7 +153,8 @@ impl Application {
             crate::apps::media::install(&mut with, &config.media, &config.blog.authors_group).await?;
         let edge =
             crate::services::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
-        let functions = blog.merge(photos);
+        let todos = crate::apps::todos::install(&mut with, &config.todos, &identity_pools)?;
+        let functions = blog.merge(photos).merge(todos);
         let s3 = crate::services::s3::install(
             &config.s3,
             crate::services::s3::S3Parts {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apps::blog::BlogConfig;
 use crate::apps::media::MediaConfig;
+use crate::apps::todos::TodosConfig;
 use crate::infra::http::ServerConfig;
 use crate::infra::settings::{Invalid, invalid};
 use crate::infra::sqlite::DatabaseConfig;
@@ -73,6 +74,7 @@ pub struct Config {
     pub s3: S3Config,
     pub buckets: BucketsConfig,
     pub blog: BlogConfig,
+    pub todos: TodosConfig,
     pub edge: EdgeConfig,
     pub gateway: GatewayConfig,
     pub media: MediaConfig,
@@ -97,6 +99,7 @@ impl Default for Config {
             s3: S3Config::default(),
             buckets: BucketsConfig::default(),
             blog: BlogConfig::default(),
+            todos: TodosConfig::default(),
             edge: EdgeConfig::default(),
             gateway: GatewayConfig::default(),
             media: MediaConfig::default(),
@@ -170,6 +173,7 @@ impl Config {
         self.s3.validate()?;
         self.buckets.validate()?;
         self.blog.validate()?;
+        self.todos.validate()?;
         self.media.validate()?;
         self.edge.validate()?;
         if self.media.bucket == self.blog.site_bucket {

@@ -18,6 +18,7 @@ mod mail;
 mod photos;
 mod posts;
 mod stream;
+mod todos;
 mod users;
 
 pub use identity_pools::{CredentialsCommand, IdentityPoolsCommand};
@@ -25,6 +26,7 @@ pub use mail::MailCommand;
 pub use photos::{PhotosCommand, ThumbnailArgs, ThumbnailFormat};
 pub use posts::{PostsCommand, SiteCommand};
 pub use stream::{DlqCommand, StreamCommand};
+pub use todos::TodosCommand;
 pub use users::{UsersArgs, UsersCommand};
 
 #[derive(Debug, Parser)]
@@ -70,6 +72,9 @@ pub enum Command {
     /// Upload photos to the media bucket.
     #[command(subcommand)]
     Photos(PhotosCommand),
+    /// Read users' todos.
+    #[command(subcommand)]
+    Todos(TodosCommand),
     /// Make one thumbnail of a photo, exactly as the `thumbnail` function does.
     Thumbnail(ThumbnailArgs),
 }
@@ -112,6 +117,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             photos::upload_photos(&files, &uploader, &config).await
         }
         Command::Thumbnail(args) => photos::thumbnail(&args, &config),
+        Command::Todos(command) => todos::todos(command, &config).await,
     }
 }
 

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +16,7 @@ use super::store::{Post, PostError, PostStore};
 use super::{PostInput, PostStatus, Slug, Tag};
 use crate::apps::blog::BlogConfig;
 use crate::infra::http::Problem;
+use crate::infra::http::rest::{ApiJson, if_match_version, not_modified, version_etag, with_etag};
 use crate::services::cognito::authorizer::{Authorizer, Principal};
 
 /// What the posts API's handlers share. axum clones the state for every request, so it is one
@@ -62,29 +62,6 @@ pub fn router(state: BlogState) -> Router {
         .with_state(state)
 }
 
-/// JSON bodies whose rejections are problem documents (400, 413, 415).
-struct ApiJson<T>(T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_problem(&rejection)),
-        }
-    }
-}
-
-fn json_problem(rejection: &JsonRejection) -> Problem {
-    let status = match rejection {
-        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    Problem::new(status, rejection.body_text())
-}
-
 impl From<PostError> for Problem {
     fn from(error: PostError) -> Self {
         match &error {
@@ -106,26 +83,16 @@ fn parse_slug(text: &str) -> Result<Slug, Problem> {
 }
 
 fn etag(post: &Post) -> String {
-    format!("\"v{}\"", post.version)
+    version_etag(post.version)
 }
 
 /// The version an `If-Match` header names; `Err` when it names none we could have issued.
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().unwrap_or_default().trim();
-    let version =
-        text.trim_start_matches("W/").trim_matches('"').strip_prefix('v').and_then(|v| v.parse().ok());
-    version.map(Some).ok_or_else(|| {
-        Problem::new(StatusCode::PRECONDITION_FAILED, "If-Match names no version of this post")
-    })
+    if_match_version(headers, "post")
 }
 
 fn post_response(status: StatusCode, post: &Post) -> Response {
-    let mut response = (status, Json(representation(post))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&etag(post)) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+    with_etag((status, Json(representation(post))).into_response(), &etag(post))
 }
 
 fn representation(post: &Post) -> serde_json::Value {
@@ -172,17 +139,8 @@ async fn get_post(
     let is_author = principal.as_ref().is_some_and(|p| p.in_group(&state.config.authors_group));
     let post = state.posts.get(&slug).await?.filter(|post| post.status == PostStatus::Published || is_author);
     let post = post.ok_or_else(|| Problem::from(PostError::NotFound(slug)))?;
-    let tag = etag(&post);
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
-    {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(value) = HeaderValue::from_str(&tag) {
-            response.headers_mut().insert(header::ETAG, value);
-        }
-        return Ok(response);
+    if let Some(not_modified) = not_modified(&headers, &etag(&post)) {
+        return Ok(not_modified);
     }
     Ok(post_response(StatusCode::OK, &post))
 }

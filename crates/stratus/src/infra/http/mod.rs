@@ -11,11 +11,12 @@ pub(crate) mod metrics;
 mod page;
 mod problem;
 mod request_id;
+pub mod rest;
 pub(crate) mod server;
 pub mod tls;
 
 pub use config::{MetricsAccess, ServerConfig};
 pub use limit::AddressLimit;
 pub use page::page;
-pub use problem::Problem;
+pub use problem::{Problem, Violation};
 pub use request_id::RequestIds;

@@ -16,6 +16,23 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Extra header, e.g. `WWW-Authenticate` on 401 or `Retry-After` on 429.
     pub header: Option<Box<(header::HeaderName, String)>>,
+    /// What was wrong with the request, each part named by a JSON pointer (an `errors`
+    /// extension member); empty for other problems.
+    pub violations: Vec<Violation>,
+}
+
+/// One thing wrong with a request: where (RFC 6901 JSON pointer into the body, or the query
+/// parameter or path segment named as `?name` or `{name}`) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl Violation {
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), detail: detail.into() }
+    }
 }
 
 /// The JSON members RFC 9457 defines.
@@ -27,6 +44,8 @@ struct Body<'a> {
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Violation]>::is_empty")]
+    errors: &'a [Violation],
 }
 
 impl Problem {
@@ -37,7 +56,17 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             detail: Some(detail.into()),
             header: None,
+            violations: Vec::new(),
         }
+    }
+
+    /// A 400 listing everything wrong with the request.
+    pub fn invalid(violations: Vec<Violation>) -> Self {
+        let detail = match violations.as_slice() {
+            [only] => format!("{}: {}", only.pointer, only.detail),
+            all => format!("The request has {} problems, listed in `errors`.", all.len()),
+        };
+        Self { violations, ..Self::new(StatusCode::BAD_REQUEST, detail) }
     }
 
     #[must_use]
@@ -73,6 +102,7 @@ impl IntoResponse for Problem {
             title: &self.title,
             status: self.status.as_u16(),
             detail: self.detail.as_deref(),
+            errors: &self.violations,
         })
         .unwrap_or_default();
         let mut response = (self.status, body).into_response();

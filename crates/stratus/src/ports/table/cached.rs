@@ -250,9 +250,9 @@ impl CachedTable {
         self.items.get(id).filter(|cached| self.fresh(cached.read_at))
     }
 
-    fn remember_item(&self, key: ItemKey, item: Option<Item>) {
+    fn remember_item(&self, key: &ItemKey, item: Option<Item>) {
         let cached = self.cached_item(item);
-        self.item_stamps.change(&key, || self.items.insert(key.clone(), cached));
+        self.item_stamps.change(key, || self.items.insert(key.clone(), cached));
     }
 
     fn forget_item(&self, key: &ItemKey) {
@@ -332,9 +332,9 @@ impl CachedTable {
         Page { items, next: page.next.clone() }
     }
 
-    fn fill_page(&self, id: PartitionId, stamp: u64, shape: String, page: &Page) {
-        self.partition_stamps.fill_if_unchanged(&id, stamp, || {
-            let current = self.queries.get(&id);
+    fn fill_page(&self, id: &PartitionId, stamp: u64, shape: String, page: &Page) {
+        self.partition_stamps.fill_if_unchanged(id, stamp, || {
+            let current = self.queries.get(id);
             let mut pages = match current.as_deref() {
                 Some(current) if current.pages.len() < MAX_SHAPES_PER_PARTITION => {
                     PartitionPages { pages: current.pages.clone(), bytes: current.bytes }
@@ -406,7 +406,7 @@ impl Table for CachedTable {
         match self.inner.put(item.clone(), condition).await {
             Ok(old) => {
                 self.forget_partitions(old.iter().chain([&item]));
-                self.remember_item(id, Some(item));
+                self.remember_item(&id, Some(item));
                 Ok(old)
             }
             Err(error) => {
@@ -431,7 +431,7 @@ impl Table for CachedTable {
         match self.inner.update(key, actions, condition).await {
             Ok(new) => {
                 self.forget_partitions(old.iter().chain([&new]));
-                self.remember_item(id, Some(new.clone()));
+                self.remember_item(&id, Some(new.clone()));
                 Ok(new)
             }
             Err(error) => {
@@ -452,7 +452,7 @@ impl Table for CachedTable {
         match self.inner.delete(key, condition).await {
             Ok(old) => {
                 self.forget_partitions(old.iter().chain([key]));
-                self.remember_item(id, None);
+                self.remember_item(&id, None);
                 Ok(old)
             }
             Err(error) => {
@@ -481,7 +481,7 @@ impl Table for CachedTable {
         count(&self.counters.query_misses);
         let stamp = self.partition_stamps.current(&id);
         let page = self.inner.query(query).await?;
-        self.fill_page(id, stamp, shape, &page);
+        self.fill_page(&id, stamp, shape, &page);
         Ok(page)
     }
 
@@ -520,16 +520,16 @@ impl Table for CachedTable {
                 TransactOp::ConditionCheck { .. } => {}
                 TransactOp::Put { item, .. } => {
                     self.forget_partitions(old.iter().chain([key, &item]));
-                    self.remember_item(id, Some(item));
+                    self.remember_item(&id, Some(item));
                 }
                 TransactOp::Delete { .. } => {
                     self.forget_partitions(old.iter().chain([key]));
-                    self.remember_item(id, None);
+                    self.remember_item(&id, None);
                 }
                 TransactOp::Update { .. } if with_indexes => match self.inner.get_consistent(key).await {
                     Ok(new) => {
                         self.forget_partitions(old.iter().chain(new.iter()).chain([key]));
-                        self.remember_item(id, new);
+                        self.remember_item(&id, new);
                     }
                     // The transaction committed: its caller hears so. Where the item went is
                     // unknown, so every cached query goes.

@@ -64,6 +64,27 @@ pub fn string_set(item: &Item, name: &str) -> Result<Vec<String>, AttributeError
     }
 }
 
+/// A boolean attribute that must be there.
+pub fn boolean(item: &Item, name: &str) -> Result<bool, AttributeError> {
+    match item.get(name) {
+        None => Err(AttributeError::Missing(name.to_owned())),
+        Some(AttributeValue::Bool(value)) => Ok(*value),
+        Some(_) => Err(AttributeError::Mistyped { name: name.to_owned(), expected: "a boolean" }),
+    }
+}
+
+/// A list of strings (order kept, unlike a set); absent is empty.
+pub fn strings(item: &Item, name: &str) -> Result<Vec<String>, AttributeError> {
+    let mistyped = || AttributeError::Mistyped { name: name.to_owned(), expected: "a list of strings" };
+    match item.get(name) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(list)) => {
+            list.iter().map(|value| value.as_s().map(str::to_owned).ok_or_else(mistyped)).collect()
+        }
+        Some(_) => Err(mistyped()),
+    }
+}
+
 /// A list of maps that may be absent (absent is empty).
 pub fn maps<'a>(item: &'a Item, name: &str) -> Result<Vec<&'a Item>, AttributeError> {
     match item.get(name) {

@@ -1,0 +1,51 @@
+//! The todos installed: `/v1/todos` over the stage's `todos` table (behind the read cache), with
+//! attachments in the identity pools' own folders of the attachments bucket.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+
+use super::TodosConfig;
+use super::api::{self, Folders, TodosContext, TodosState};
+use super::store::{self, TodoStore};
+use crate::component::{InstallError, Installer};
+use crate::infra::http::Problem;
+use crate::infra::http::body::BodyLimit;
+use crate::services::cognito::identity_pool::IdentityPools;
+
+/// A user's folders are the ids of their identities in the stage's identity pools.
+#[derive(Debug)]
+struct IdentityFolders(Arc<IdentityPools>);
+
+#[async_trait]
+impl Folders for IdentityFolders {
+    async fn of(&self, sub: &str) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let identities = self.0.identities_of(sub)?;
+        Ok(identities.into_iter().map(|identity| identity.id).collect())
+    }
+}
+
+pub(crate) fn install(
+    with: &mut Installer<'_>,
+    config: &TodosConfig,
+    pools: &Arc<IdentityPools>,
+) -> Result<Router, InstallError> {
+    let table = with.table(store::table_spec())?;
+    let todos = TodoStore::new(table.cached, Arc::clone(&with.platform.clock), config.store_limits());
+    let files = with
+        .platform
+        .buckets
+        .bucket(&config.attachments_bucket)
+        .map_err(|e| InstallError::open("todos' attachments bucket", e))?;
+    let state = TodosState::new(TodosContext {
+        todos,
+        authorizer: Arc::clone(with.authorizer),
+        folders: Arc::new(IdentityFolders(Arc::clone(pools))),
+        files,
+        config: config.clone(),
+    });
+    Ok(with
+        .host
+        .http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused)))
+}
