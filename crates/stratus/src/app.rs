@@ -51,7 +51,7 @@ pub enum AppError {
     IdentityPools(#[from] IdentityPoolError),
     #[error("cannot load the IAM roles")]
     Iam(#[from] IamError),
-    #[error("cannot open the credentials store")]
+    #[error("cannot open the credentials store or the API keys")]
     Credentials(#[from] crate::infra::sqlite::DbError),
     #[error(transparent)]
     Install(#[from] InstallError),
@@ -70,6 +70,8 @@ pub struct Application {
     identity_pools: Arc<IdentityPools>,
     credentials: Arc<CredentialStore>,
     authorizer: Arc<Authorizer>,
+    /// Throttles, API keys and the response cache in front of the APIs.
+    gateway: Arc<crate::services::gateway::Gateway>,
     host: Host,
     /// HTTP functions: routers mounted on the listener.
     functions: Router,
@@ -138,6 +140,13 @@ impl Application {
         );
         // The components, each opened from the shared dependencies, registering its functions
         // and handing back its routes.
+        let keys = crate::services::gateway::ApiKeys::open(Arc::clone(&platform.db))?;
+        let gateway = Arc::new(crate::services::gateway::Gateway::new(
+            &config.gateway,
+            keys,
+            Arc::clone(&authorizer),
+            Arc::clone(&platform.clock),
+        ));
         let mut with = Installer {
             platform: &platform,
             host: &mut host,
@@ -146,9 +155,9 @@ impl Application {
             stream: &config.stream,
             functions: &config.functions,
             table: &config.table,
+            gateway: &gateway,
         };
-        let (blog, subscriptions) =
-            crate::apps::blog::install(&mut with, &config.blog, &config.gateway).await?;
+        let (blog, subscriptions) = crate::apps::blog::install(&mut with, &config.blog).await?;
         let photos =
             crate::apps::media::install(&mut with, &config.media, &config.blog.authors_group).await?;
         let edge =
@@ -178,6 +187,7 @@ impl Application {
             identity_pools,
             credentials,
             authorizer,
+            gateway,
             host,
             functions,
             subscriptions,
@@ -319,6 +329,7 @@ impl Application {
             self.host.consumer_names(),
             background.clone(),
         ));
+        let gateway = tokio::spawn(keep_up_gateway(Arc::clone(&self.gateway), background.clone()));
         let reporter = tokio::spawn(report_pressure(
             self.http_metrics.clone(),
             Arc::clone(self.listener.admission()),
@@ -379,7 +390,7 @@ impl Application {
         signal.abort();
         tracing::info!("shutting down: finishing in-flight invocations");
         background.cancel();
-        let _ = tokio::join!(sweeper, trimmer, pruner, forgetter, reporter);
+        let _ = tokio::join!(sweeper, trimmer, pruner, forgetter, reporter, gateway);
         self.host.shutdown().await;
         tracing::info!("stopped");
         Ok(())
@@ -442,6 +453,19 @@ async fn report_pressure(
         );
         last = now;
     }
+}
+
+/// The gateway's upkeep every second (usage counts written, idle limiter state forgotten),
+/// and once more when stopping, so quotas survive the restart.
+async fn keep_up_gateway(gateway: Arc<crate::services::gateway::Gateway>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => gateway.upkeep().await,
+        }
+    }
+    gateway.upkeep().await;
 }
 
 async fn sweep_expired_items(platform: Arc<Platform>, every: std::time::Duration, stop: CancellationToken) {

@@ -9,9 +9,11 @@ use crate::platform::Platform;
 use crate::ports::events::BatchResponse;
 use crate::ports::stream::StreamConfig;
 use crate::ports::table::cached::CachedTable;
+use crate::ports::table::change::TableChange;
 use crate::ports::table::{Table, TableConfig, TableSpec};
 use crate::services::cognito::authorizer::Authorizer;
 use crate::services::functions::{FunctionsConfig, Host, HostError};
+use crate::services::gateway::Gateway;
 
 /// The shared dependencies every component is installed with.
 #[derive(Debug)]
@@ -29,7 +31,13 @@ pub(crate) struct Installer<'a> {
     pub functions: &'a FunctionsConfig,
     /// The read cache in front of the components' tables.
     pub table: &'a TableConfig,
+    /// The layer around every API: throttles, API keys, the response cache.
+    pub gateway: &'a Arc<Gateway>,
 }
+
+/// What a component does with each change to its table once the read cache has forgotten it
+/// (e.g. forget the gateway's cached responses built from it).
+pub(crate) type ChangeHook = Box<dyn Fn(&TableChange) + Send + Sync>;
 
 /// A component's table, opened by [`Installer::table`].
 #[derive(Debug, Clone)]
@@ -44,32 +52,44 @@ pub(crate) struct OpenTable {
 }
 
 impl Installer<'_> {
-    /// Opens the stage's table `spec`; with the read cache on, the cache is put in front of it
-    /// and a `<table>-cache-invalidate` function on its stream forgets what others change.
-    pub(crate) fn table(&mut self, spec: TableSpec) -> Result<OpenTable, InstallError> {
+    /// Opens the stage's table `spec`; with the read cache on, the cache is put in front of it.
+    /// One `<table>-caches-invalidate` function on its stream makes the cache forget what
+    /// others change, then runs `on_change` — in that order, so nothing built after the hook
+    /// ran can come from a cache that had not yet heard of the change.
+    pub(crate) fn table(
+        &mut self,
+        spec: TableSpec,
+        on_change: Option<ChangeHook>,
+    ) -> Result<OpenTable, InstallError> {
         let table = self.platform.table(spec).map_err(|e| InstallError::open("table", e))?;
         let source = table.stream_source().to_owned();
         let direct: Arc<dyn Table> = Arc::new(table);
-        let Some(settings) = self.table.cache() else {
-            return Ok(OpenTable { cached: Arc::clone(&direct), direct, source });
-        };
-        let cache =
-            Arc::new(CachedTable::new(Arc::clone(&direct), Arc::clone(&self.platform.clock), settings));
-        let name = format!("{}-cache-invalidate", direct.spec().name);
-        let invalidated = Arc::clone(&cache);
-        self.host.on_table_change(
-            &name,
-            &source,
-            crate::services::functions::StreamTrigger::new(self.stream),
-            move |_, changes| {
-                changes.iter().for_each(|change| invalidated.invalidate(change));
+        let cache = self.table.cache().map(|settings| {
+            Arc::new(CachedTable::new(Arc::clone(&direct), Arc::clone(&self.platform.clock), settings))
+        });
+        if cache.is_some() || on_change.is_some() {
+            let name = format!("{}-caches-invalidate", direct.spec().name);
+            let invalidated = cache.clone();
+            let trigger = crate::services::functions::StreamTrigger::new(self.stream);
+            self.host.on_table_change(&name, &source, trigger, move |_, changes| {
+                for change in &changes {
+                    if let Some(cache) = &invalidated {
+                        cache.invalidate(change);
+                    }
+                    if let Some(hook) = &on_change {
+                        hook(change);
+                    }
+                }
                 async { Ok(BatchResponse::success()) }
-            },
-        )?;
-        Ok(OpenTable { cached: cache, direct, source })
+            })?;
+        }
+        let cached = match cache {
+            Some(cache) => cache as Arc<dyn Table>,
+            None => Arc::clone(&direct),
+        };
+        Ok(OpenTable { cached, direct, source })
     }
 }
-
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error("cannot open the {component}")]

@@ -174,6 +174,7 @@ impl Config {
         self.buckets.validate()?;
         self.blog.validate()?;
         self.todos.validate()?;
+        self.gateway.validate()?;
         self.media.validate()?;
         self.edge.validate()?;
         if self.media.bucket == self.blog.site_bucket {

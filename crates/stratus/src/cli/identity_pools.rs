@@ -82,7 +82,7 @@ pub(super) fn identity_pools(command: IdentityPoolsCommand, config: &Config) -> 
                 let page = opened.pools.identities(&id, after.as_deref(), 60)?;
                 for identity in &page {
                     let user = identity.login.as_ref().map_or("(guest)", |(_, sub)| sub.as_str());
-                    println!("{:<48} {:<38} {}", identity.id, user, timestamp(identity.last_modified));
+                    println!("{:<48} {:<38} {}", identity.id, user, super::timestamp(identity.last_modified));
                 }
                 match page.last() {
                     Some(last) if page.len() == 60 => after = Some(last.id.clone()),
@@ -110,7 +110,7 @@ pub(super) async fn credentials(command: CredentialsCommand, config: &Config) ->
                     "{:<22} {:<48} {:<22} {}",
                     live.access_key_id,
                     live.identity_id,
-                    timestamp(live.expires_at),
+                    super::timestamp(live.expires_at),
                     live.role_arn
                 );
             }
@@ -122,10 +122,4 @@ pub(super) async fn credentials(command: CredentialsCommand, config: &Config) ->
         }
     }
     Ok(())
-}
-
-fn timestamp(epoch_seconds: i64) -> String {
-    let time = std::time::UNIX_EPOCH
-        + std::time::Duration::from_secs(u64::try_from(epoch_seconds).unwrap_or_default());
-    humantime::format_rfc3339_seconds(time).to_string()
 }

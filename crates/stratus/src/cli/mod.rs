@@ -13,6 +13,7 @@ use crate::config::{Config, Overrides};
 use crate::infra::clock::SystemClock;
 use crate::platform::Platform;
 
+mod api_keys;
 mod identity_pools;
 mod mail;
 mod photos;
@@ -21,6 +22,7 @@ mod stream;
 mod todos;
 mod users;
 
+pub use api_keys::ApiKeysCommand;
 pub use identity_pools::{CredentialsCommand, IdentityPoolsCommand};
 pub use mail::MailCommand;
 pub use photos::{PhotosCommand, ThumbnailArgs, ThumbnailFormat};
@@ -75,6 +77,9 @@ pub enum Command {
     /// Read users' todos.
     #[command(subcommand)]
     Todos(TodosCommand),
+    /// Make, list and revoke the API keys of the usage plans.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
     /// Make one thumbnail of a photo, exactly as the `thumbnail` function does.
     Thumbnail(ThumbnailArgs),
 }
@@ -118,6 +123,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Thumbnail(args) => photos::thumbnail(&args, &config),
         Command::Todos(command) => todos::todos(command, &config).await,
+        Command::ApiKeys(command) => api_keys::api_keys(command, &config),
     }
 }
 
@@ -140,6 +146,13 @@ fn public_url(config: &Config, platform: &Platform) -> String {
         (None, Some(recorded)) => recorded,
         _ => config.server.public_url(config.server.listen),
     }
+}
+
+/// Epoch seconds as RFC 3339, for listings.
+fn timestamp(epoch_seconds: i64) -> String {
+    let time = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(epoch_seconds).unwrap_or_default());
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 fn progress_bar(length: usize, what: &str) -> indicatif::ProgressBar {

@@ -8,4 +8,5 @@ pub mod http;
 pub mod settings;
 pub mod sigv4;
 pub mod sqlite;
+pub(crate) mod stamps;
 pub mod telemetry;

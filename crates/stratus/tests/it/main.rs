@@ -13,6 +13,7 @@ mod blog;
 mod config;
 mod events;
 mod functions;
+mod gateway;
 mod identity;
 mod mail;
 mod photos;

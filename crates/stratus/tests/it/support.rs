@@ -279,13 +279,29 @@ impl TestApp {
         prepare: impl FnOnce(&mut stratus::app::Application),
     ) -> Self {
         let dir = TempDir::new().expect("temporary directory");
+        Self::spawn_in(dir, ManualClock::new(SystemTime::now()), configure, prepare).await
+    }
+
+    /// Stops the server and starts a new one on the same data and clock, as a restart would.
+    pub async fn restart(mut self, configure: impl FnOnce(&mut Config)) -> Self {
+        self.shut_down().await;
+        let (dir, clock) =
+            (std::mem::replace(&mut self.dir, TempDir::new().expect("dir")), self.clock.clone());
+        Self::spawn_in(dir, clock, configure, |_| {}).await
+    }
+
+    async fn spawn_in(
+        dir: TempDir,
+        clock: ManualClock,
+        configure: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut stratus::app::Application),
+    ) -> Self {
         let mut config = test_config(dir.path());
         config.identity.operator_access_key_id = OPERATOR_KEY.into();
         config.identity.operator_secret_access_key = Some(OPERATOR_SECRET.into());
         config.identity.sign_in_per_user_per_minute = 1000;
         config.identity.requests_per_address_per_minute = 100_000;
         configure(&mut config);
-        let clock = ManualClock::new(SystemTime::now());
         let mut app =
             stratus::app::Application::build_with_clock(config, Arc::new(clock.clone())).await.expect("app");
         prepare(&mut app);
@@ -457,6 +473,10 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
-const PASSWORD: &str = "Correct-Horse-9";
+pub const PASSWORD: &str = "Correct-Horse-9";
 
-struct User {
-    token: String,
-    id_token: String,
+pub struct User {
+    pub token: String,
+    pub id_token: String,
 }
 
-async fn user(app: &TestApp, name: &str) -> User {
+pub async fn user(app: &TestApp, name: &str) -> User {
     let tokens = app.signed_in_user(name, PASSWORD).await;
     let result = &tokens["AuthenticationResult"];
     User {
@@ -26,14 +26,14 @@ async fn user(app: &TestApp, name: &str) -> User {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    etag: Option<String>,
-    location: Option<String>,
-    body: Value,
+pub struct Reply {
+    pub status: StatusCode,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+    pub body: Value,
 }
 
-async fn call(
+pub async fn call(
     app: &TestApp,
     user: &User,
     method: &str,
@@ -58,7 +58,7 @@ async fn call(
     Reply { status, etag, location, body }
 }
 
-async fn create(app: &TestApp, user: &User, body: Value) -> Value {
+pub async fn create(app: &TestApp, user: &User, body: Value) -> Value {
     let reply = call(app, user, "POST", "/v1/todos", Some(body), None).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     reply.body
@@ -70,7 +70,7 @@ async fn list(app: &TestApp, user: &User, query: &str) -> Value {
     reply.body
 }
 
-fn titles(page: &Value) -> Vec<String> {
+pub fn titles(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
         .expect("items")
@@ -424,7 +424,11 @@ async fn the_cli_lists_a_users_todos_for_the_operator() {
     assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].starts_with("[ ] ") && lines[0].contains("due 2026-12-24T18:00:00Z") && lines[0].ends_with("first"));
+    assert!(
+        lines[0].starts_with("[ ] ")
+            && lines[0].contains("due 2026-12-24T18:00:00Z")
+            && lines[0].ends_with("first")
+    );
     assert!(lines[1].starts_with("[x] ") && lines[1].ends_with("second"), "{stdout}");
     assert!(lines[2].starts_with("2 shown; 2 todos of at most 5000"), "{stdout}");
     let open = run(&["--done", "false"]);

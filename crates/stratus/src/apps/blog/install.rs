@@ -8,7 +8,7 @@ use axum::Router;
 use super::subscriber_api::{self, SubscriberState};
 use super::welcome::Welcome;
 use super::{Blog, BlogConfig, OpenError, api, site, store, subscribers};
-use crate::component::{InstallError, Installer};
+use crate::component::{ChangeHook, InstallError, Installer};
 use crate::infra::http::Problem;
 use crate::infra::http::body::BodyLimit;
 use crate::platform::Platform;
@@ -16,17 +16,23 @@ use crate::ports::events::BatchResponse;
 use crate::ports::stream::EventFilter;
 use crate::ports::table::Table;
 use crate::services::functions::{FunctionError, HostError, StreamTrigger};
-use crate::services::gateway::GatewayConfig;
+use crate::services::gateway::{ApiOptions, Scope};
 
 /// The blog: the posts and subscribers APIs over the stage's `blog` table, the site generator
 /// subscribed to its post changes and the welcome email to its new subscribers.
 pub(crate) async fn install(
     with: &mut Installer<'_>,
     config: &BlogConfig,
-    gateway: &GatewayConfig,
 ) -> Result<(Router, SubscriberState), InstallError> {
     let (platform, public_url) = (with.platform, with.public_url);
-    let table = with.table(store::table_spec())?;
+    // The posts API's cached responses are everyone's: any post change, by whoever, ends them.
+    let gateway = Arc::clone(with.gateway);
+    let forget_responses: ChangeHook = Box::new(move |change| {
+        if change.dynamodb.keys.get("sk").and_then(|sk| sk.as_s()) == Some("POST") {
+            gateway.forget_all();
+        }
+    });
+    let table = with.table(store::table_spec(), Some(forget_responses))?;
     let blog = Blog::over(platform, table.cached, table.direct, table.source, config, public_url)
         .await
         .map_err(|e| InstallError::open("blog", e))?;
@@ -79,25 +85,10 @@ pub(crate) async fn install(
     let state = api::BlogState::new(blog.posts, Arc::clone(with.authorizer), config.clone());
     let posts_api =
         host.http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused));
-    if gateway.cache_ttl.is_zero() {
-        return Ok((posts_api.merge(subscriber_api), subscriptions));
-    }
-    // The stage's response cache: anonymous reads from memory, cleared by any post change. It
-    // stands outside the function's slot: a hit invokes no function, as on API Gateway.
-    let cache =
-        Arc::new(crate::services::gateway::ResponseCache::new(gateway.cache_bytes, gateway.cache_ttl));
-    let cleared = Arc::clone(&cache);
-    host.on_table_change(
-        "api-cache-invalidate",
-        &blog.source,
-        StreamTrigger::new(with.stream).filter(only_posts),
-        move |_, _| {
-            cleared.clear();
-            async { Ok(BatchResponse::success()) }
-        },
-    )?;
-    let posts_api = posts_api
-        .layer(axum::middleware::from_fn_with_state(cache, crate::services::gateway::cache_responses));
+    // Reads from the gateway's cache: a hit invokes no function, as on API Gateway.
+    let posts_api =
+        with.gateway.wrap(posts_api, ApiOptions { requires_key: false, cache: Some(Scope::Public) });
+    let subscriber_api = with.gateway.wrap(subscriber_api, ApiOptions { requires_key: false, cache: None });
     Ok((posts_api.merge(subscriber_api), subscriptions))
 }
 

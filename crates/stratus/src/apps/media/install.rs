@@ -13,6 +13,7 @@ use crate::infra::http::Problem;
 use crate::infra::http::body::BodyLimit;
 use crate::platform::Platform;
 use crate::services::functions::{FunctionError, ObjectTrigger};
+use crate::services::gateway::ApiOptions;
 use crate::services::signing::SignedLinks;
 
 /// Photos: the upload API and the `thumbnail` function on the media bucket's new originals.
@@ -49,7 +50,8 @@ pub(crate) async fn install(
     });
     let limit = BodyLimit::new(with.functions.max_body_bytes, Problem::body_refused);
     let functions = host.http_function(api::functions(state.clone()), limit);
-    Ok(functions.merge(api::uploads(state)))
+    let api = functions.merge(api::uploads(state));
+    Ok(with.gateway.wrap(api, ApiOptions { requires_key: false, cache: None }))
 }
 
 impl Media {

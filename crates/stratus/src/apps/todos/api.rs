@@ -95,9 +95,14 @@ fn todo_id(text: &str) -> Result<TodoId, Problem> {
 }
 
 fn todo_response(status: StatusCode, todo: &Todo) -> Response {
-    let mut response = with_etag((status, Json(todo.to_json())).into_response(), &version_etag(todo.version));
-    // Per-user data: a shared cache between the client and Stratus must not keep it.
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    per_caller(with_etag((status, Json(todo.to_json())).into_response(), &version_etag(todo.version)))
+}
+
+/// A response that differs by caller. The gateway's cache keys it by caller; a shared cache
+/// between the client and Stratus does not keep answers to requests with `Authorization`
+/// anyway, and `Vary` says so to any other.
+fn per_caller(mut response: Response) -> Response {
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("Authorization"));
     response
 }
 
@@ -202,9 +207,7 @@ async fn list_todos(
     let listing = listing(query.as_deref(), state.config.page_size)?;
     let page = state.todos.list(&owner(&principal), &listing).await?;
     let items: Vec<Value> = page.todos.iter().map(Todo::to_json).collect();
-    let mut response = Json(json!({ "items": items, "next_cursor": page.next })).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    Ok(response)
+    Ok(per_caller(Json(json!({ "items": items, "next_cursor": page.next })).into_response()))
 }
 
 async fn get_todo(

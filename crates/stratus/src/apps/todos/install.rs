@@ -9,10 +9,11 @@ use axum::Router;
 use super::TodosConfig;
 use super::api::{self, Folders, TodosContext, TodosState};
 use super::store::{self, TodoStore};
-use crate::component::{InstallError, Installer};
+use crate::component::{ChangeHook, InstallError, Installer};
 use crate::infra::http::Problem;
 use crate::infra::http::body::BodyLimit;
 use crate::services::cognito::identity_pool::IdentityPools;
+use crate::services::gateway::{ApiOptions, Scope};
 
 /// A user's folders are the ids of their identities in the stage's identity pools.
 #[derive(Debug)]
@@ -31,7 +32,15 @@ pub(crate) fn install(
     config: &TodosConfig,
     pools: &Arc<IdentityPools>,
 ) -> Result<Router, InstallError> {
-    let table = with.table(store::table_spec())?;
+    // A change to a user's todos, by whoever, ends that user's cached responses (and only theirs).
+    let gateway = Arc::clone(with.gateway);
+    let forget_owner: ChangeHook = Box::new(move |change| {
+        let partition = change.dynamodb.keys.get("pk").and_then(|pk| pk.as_s());
+        if let Some(sub) = partition.and_then(|pk| pk.strip_prefix("USER#")) {
+            gateway.forget_caller(sub);
+        }
+    });
+    let table = with.table(store::table_spec(), Some(forget_owner))?;
     let todos = TodoStore::new(table.cached, Arc::clone(&with.platform.clock), config.store_limits());
     let files = with
         .platform
@@ -45,7 +54,8 @@ pub(crate) fn install(
         files,
         config: config.clone(),
     });
-    Ok(with
+    let api = with
         .host
-        .http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused)))
+        .http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused));
+    Ok(with.gateway.wrap(api, ApiOptions { requires_key: true, cache: Some(Scope::Caller) }))
 }

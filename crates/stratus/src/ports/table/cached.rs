@@ -20,8 +20,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,9 +29,10 @@ use async_trait::async_trait;
 use super::keys::encode;
 use super::{Item, Page, Query, Table, TableError, TableSpec, TransactOp, UpdateAction, item_size};
 use crate::infra::clock::Clock;
+use crate::infra::stamps::Stamps;
 use crate::ports::table::change::TableChange;
 
-/// Stripes of the stamp and writer locks: enough that unrelated keys rarely share one.
+/// Stripes of the writer locks: enough that unrelated keys rarely share one.
 const STRIPES: usize = 1024;
 /// Query shapes cached per partition (filters, cursors, limits, directions); past it the
 /// partition's entry starts over, so one client's paging cannot grow an entry without end.
@@ -98,49 +99,6 @@ struct Counters {
     item_misses: AtomicU64,
     query_hits: AtomicU64,
     query_misses: AtomicU64,
-}
-
-/// Counters per stripe of keys, bumped under the lock by whatever changes a slot.
-#[derive(Debug)]
-struct Stamps {
-    stripes: Box<[Mutex<u64>]>,
-    hasher: RandomState,
-}
-
-impl Stamps {
-    fn new() -> Self {
-        Self { stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(), hasher: RandomState::new() }
-    }
-
-    fn stripe(&self, key: &impl Hash) -> &Mutex<u64> {
-        let stripe = usize::try_from(self.hasher.hash_one(key) % STRIPES as u64).unwrap_or_default();
-        &self.stripes[stripe]
-    }
-
-    fn current(&self, key: &impl Hash) -> u64 {
-        *self.stripe(key).lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `fill` if nothing changed the key's stripe since `stamp` was taken.
-    fn fill_if_unchanged(&self, key: &impl Hash, stamp: u64, fill: impl FnOnce()) {
-        let guard = self.stripe(key).lock().unwrap_or_else(PoisonError::into_inner);
-        if *guard == stamp {
-            fill();
-        }
-    }
-
-    /// Runs `change` and bumps the stripe, so reads in flight do not fill what it changed.
-    fn change(&self, key: &impl Hash, change: impl FnOnce()) {
-        let mut guard = self.stripe(key).lock().unwrap_or_else(PoisonError::into_inner);
-        *guard += 1;
-        change();
-    }
-
-    fn bump_all(&self) {
-        for stripe in &self.stripes {
-            *stripe.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        }
-    }
 }
 
 /// The decorator: `CachedTable::new(table, clock, settings)` is a [`Table`] again.

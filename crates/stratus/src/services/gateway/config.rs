@@ -1,22 +1,117 @@
-//! `[gateway]`: the response cache in front of the API.
+//! `[gateway]`: the stage's throttles, usage plans and response cache in front of the APIs.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::infra::settings::{Invalid, invalid};
+
+/// API Gateway's longest cache lifetime.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// How long an anonymous GET response of the API may be answered from memory (0s: never).
-    /// Changes to the data behind it clear it sooner.
+    /// How long a GET response may be answered from memory for the same caller (`0s`: never;
+    /// at most 1h). Changes to the data behind it end it sooner.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// Per-route lifetimes instead of `cache_ttl`, by `"GET /v1/todos/{id}"`.
+    pub cache_ttls: BTreeMap<String, Lifetime>,
     /// Memory for cached responses, in bytes.
     pub cache_bytes: u64,
+    /// The stage's throttle over all its APIs: steady requests per second, and the burst
+    /// (API Gateway's defaults: 10,000 and 5,000).
+    pub rate: u32,
+    pub burst: u32,
+    /// Per-method throttles, by `"GET /v1/todos"` (the route as the API declares it).
+    pub methods: BTreeMap<String, Throttle>,
+    /// Usage plans by name. With any, the APIs that opt in (the todos API) require an API key
+    /// (`x-api-key`) of one of them; keys are made with `stratus api-keys create`.
+    pub plans: BTreeMap<String, PlanConfig>,
+}
+
+/// A duration in a map (`"30s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Lifetime(#[serde(with = "humantime_serde")] pub Duration);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub rate: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Steady requests per second of one key, and its burst.
+    pub rate: u32,
+    pub burst: u32,
+    /// Requests one key may make per `period`; none: unlimited.
+    #[serde(default)]
+    pub quota: Option<u64>,
+    #[serde(default)]
+    pub period: QuotaPeriod,
+}
+
+/// A quota's period, in UTC: from midnight, from Monday's midnight, from the first of the month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    #[default]
+    Day,
+    Week,
+    Month,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { cache_ttl: Duration::from_secs(60), cache_bytes: 16 * 1024 * 1024 }
+        Self {
+            cache_ttl: Duration::from_secs(300),
+            cache_ttls: BTreeMap::new(),
+            cache_bytes: 32 * 1024 * 1024,
+            rate: 10_000,
+            burst: 5_000,
+            methods: BTreeMap::new(),
+            plans: BTreeMap::new(),
+        }
+    }
+}
+
+fn check_throttle(key: &'static str, rate: u32, burst: u32) -> Result<(), Invalid> {
+    if rate == 0 || burst == 0 {
+        return invalid(key, "rate and burst must be at least 1");
+    }
+    Ok(())
+}
+
+impl GatewayConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let ttls = std::iter::once(self.cache_ttl).chain(self.cache_ttls.values().map(|ttl| ttl.0));
+        if ttls.into_iter().any(|ttl| ttl > MAX_CACHE_TTL) {
+            return invalid("gateway.cache_ttl", "must be at most 1h, as on API Gateway");
+        }
+        for route in self.cache_ttls.keys().chain(self.methods.keys()) {
+            let well_formed = route.split_once(' ').is_some_and(|(method, path)| {
+                method.chars().all(|c| c.is_ascii_uppercase()) && !method.is_empty() && path.starts_with('/')
+            });
+            if !well_formed {
+                return invalid("gateway.methods", format!("`{route}` is not `METHOD /route`"));
+            }
+        }
+        check_throttle("gateway.rate", self.rate, self.burst)?;
+        for throttle in self.methods.values() {
+            check_throttle("gateway.methods", throttle.rate, throttle.burst)?;
+        }
+        for plan in self.plans.values() {
+            check_throttle("gateway.plans", plan.rate, plan.burst)?;
+            if plan.quota == Some(0) {
+                return invalid("gateway.plans", "a quota must be at least 1 (leave it out for none)");
+            }
+        }
+        Ok(())
     }
 }

@@ -1,112 +1,184 @@
-//! The gateway in front of HTTP functions (API Gateway's role). For now: the stage's response
-//! cache, which answers repeated anonymous GETs from memory until their TTL passes or the data
-//! behind them changes (a write through the API clears it at once; other writers' changes clear
-//! it through the change stream).
+//! The gateway in front of the APIs (API Gateway's role), as one layer around any API router
+//! ([`Gateway::wrap`]), in the order API Gateway applies them: the stage's and the method's
+//! throttles (`throttle`), the API key and its usage plan for APIs that require one (`keys`,
+//! `plans`), then the per-caller response cache (`cache`). A cache hit or a refusal invokes no
+//! function and takes no function slot.
 
+mod cache;
 mod config;
-pub use config::GatewayConfig;
+mod keys;
+mod plans;
+mod throttle;
+
+pub use config::{GatewayConfig, Lifetime, MAX_CACHE_TTL, PlanConfig, QuotaPeriod, Throttle};
+pub use keys::{ApiKey, ApiKeys};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
-/// Responses larger than this are not cached.
-const MAX_CACHED_RESPONSE: usize = 1024 * 1024;
+pub(crate) use cache::Scope;
+use cache::{Lookup, ResponseCache, cacheable, refresh_requested};
+use plans::{Refusal, UsagePlans};
+use throttle::Throttles;
+
+use crate::infra::clock::Clock;
+use crate::services::cognito::authorizer::Authorizer;
+
+/// How the gateway treats one API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ApiOptions {
+    /// Requires an API key of a usage plan, when the stage has plans.
+    pub requires_key: bool,
+    /// Caches its GETs, forgetting on writes as the scope says; `None`: never cached.
+    pub cache: Option<Scope>,
+}
 
 #[derive(Debug)]
-struct CachedResponse {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Gateway {
+    throttles: Throttles,
+    plans: Option<UsagePlans>,
+    cache: Option<ResponseCache>,
+    authorizer: Arc<Authorizer>,
+    config: GatewayConfig,
 }
 
-/// A cache of `200` responses to anonymous GET requests, keyed by path and query. Requests with
-/// credentials, cookies, conditions or ranges always reach the function, so no one's private
-/// view is ever shared.
-#[derive(Debug)]
-pub(crate) struct ResponseCache {
-    entries: moka::sync::Cache<String, Arc<CachedResponse>>,
-}
-
-impl ResponseCache {
-    pub(crate) fn new(capacity_bytes: u64, ttl: Duration) -> Self {
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(capacity_bytes)
-            .weigher(|key: &String, value: &Arc<CachedResponse>| {
-                u32::try_from(key.len() + value.body.len() + 512).unwrap_or(u32::MAX)
-            })
-            .time_to_live(ttl)
-            .build();
-        Self { entries }
+impl Gateway {
+    pub(crate) fn new(
+        config: &GatewayConfig,
+        keys: ApiKeys,
+        authorizer: Arc<Authorizer>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let plans =
+            (!config.plans.is_empty()).then(|| UsagePlans::new(&config.plans, keys, Arc::clone(&clock)));
+        let cache = (!config.cache_ttl.is_zero() || !config.cache_ttls.is_empty())
+            .then(|| ResponseCache::new(config.cache_bytes, MAX_CACHE_TTL, clock));
+        Self {
+            throttles: Throttles::new(config.rate, config.burst, &config.methods),
+            plans,
+            cache,
+            authorizer,
+            config: config.clone(),
+        }
     }
 
-    /// Forgets everything, e.g. when the data behind the cached routes changes.
-    pub(crate) fn clear(&self) {
-        self.entries.invalidate_all();
+    /// `api` behind the gateway.
+    pub(crate) fn wrap(self: &Arc<Self>, api: Router, options: ApiOptions) -> Router {
+        api.layer(axum::middleware::from_fn_with_state((Arc::clone(self), options), handle))
+    }
+
+    /// Forgets a caller's cached responses: their data changed.
+    pub(crate) fn forget_caller(&self, sub: &str) {
+        if let Some(cache) = &self.cache {
+            cache.forget(sub);
+        }
+    }
+
+    /// Forgets every cached response: public data changed.
+    pub(crate) fn forget_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+    }
+
+    /// Writes the usage plans' counts and forgets idle limiter state; every second, and once
+    /// more at shutdown.
+    pub(crate) async fn upkeep(&self) {
+        if let Some(plans) = &self.plans {
+            plans.flush().await;
+            plans.prune();
+        }
+    }
+
+    fn ttl(&self, route: &str) -> Duration {
+        self.config.cache_ttls.get(route).map_or(self.config.cache_ttl, |ttl| ttl.0)
+    }
+
+    /// The caller a request speaks for: `Some("")` without credentials, the `sub` of a valid
+    /// access token, `None` for a token that does not verify (the function answers that).
+    async fn caller(&self, request: &mut Request) -> Option<String> {
+        let Some(value) = request.headers().get(header::AUTHORIZATION) else { return Some(String::new()) };
+        let token = value.to_str().ok()?.strip_prefix("Bearer ")?.trim().to_owned();
+        let principal = self.authorizer.authenticate(&token).await.ok()?;
+        let sub = principal.sub.clone();
+        // The function's authorizer finds it and does not verify the token again.
+        request.extensions_mut().insert(principal);
+        Some(sub)
     }
 }
 
-fn cacheable(request: &Request) -> bool {
-    let headers = request.headers();
-    request.method() == Method::GET
-        && ![
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::RANGE,
-        ]
-        .iter()
-        .any(|name| headers.contains_key(name))
-}
-
-/// The middleware: `router.layer(axum::middleware::from_fn_with_state(cache, cache_responses))`.
-pub(crate) async fn cache_responses(
-    State(cache): State<Arc<ResponseCache>>,
-    request: Request,
+async fn handle(
+    State((gateway, options)): State<(Arc<Gateway>, ApiOptions)>,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if !cacheable(&request) {
+    let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
+    let route = format!("{} {}", request.method(), path.as_deref().unwrap_or_else(|| request.uri().path()));
+    if let Err(retry_after) = gateway.throttles.admit(&route) {
+        return refused(Refusal::Throttled { retry_after });
+    }
+    if let (true, Some(plans)) = (options.requires_key, &gateway.plans) {
+        let key = request.headers().get("x-api-key").and_then(|value| value.to_str().ok());
+        if let Err(refusal) = plans.admit(key) {
+            return refused(refusal);
+        }
+    }
+    let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else { return next.run(request).await };
+    if !cacheable(request.method(), request.headers()) {
         let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let caller = if writes && scope == Scope::Caller { gateway.caller(&mut request).await } else { None };
         let response = next.run(request).await;
-        // A write through this gateway clears the cache at once; writes by other processes
-        // reach it through the change stream.
+        // A write through the gateway forgets at once; other writers' changes arrive through
+        // the change stream.
         if writes && response.status().is_success() {
-            cache.clear();
+            match (scope, caller) {
+                (Scope::Public, _) => cache.clear(),
+                (Scope::Caller, Some(caller)) => cache.forget(&caller),
+                (Scope::Caller, None) => {}
+            }
         }
         return response;
     }
-    let key = request.uri().to_string();
-    if let Some(hit) = cache.entries.get(&key) {
-        return respond(StatusCode::OK, hit.headers.clone(), hit.body.clone(), "Hit from stratus-gateway");
+    let Some(caller) = gateway.caller(&mut request).await else { return next.run(request).await };
+    let target =
+        request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
+    match cache.lookup(&caller, &target, refresh_requested(request.headers())) {
+        Lookup::Hit(response) => response,
+        Lookup::Miss { caller, target, stamp } => {
+            let ttl = gateway.ttl(&route);
+            let response = next.run(request).await;
+            cache.fill((caller, target, stamp), ttl, response).await
+        }
     }
-    let response = next.run(request).await;
-    let private = response
-        .headers()
-        .get(header::CACHE_CONTROL)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.contains("no-store") || value.contains("private"));
-    if response.status() != StatusCode::OK || private {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_CACHED_RESPONSE).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let entry = CachedResponse { headers: parts.headers.clone(), body: bytes.clone() };
-    cache.entries.insert(key, Arc::new(entry));
-    respond(parts.status, parts.headers, bytes, "Miss from stratus-gateway")
 }
 
-fn respond(status: StatusCode, mut headers: HeaderMap, body: Bytes, layer: &'static str) -> Response {
-    headers.insert("x-cache", HeaderValue::from_static(layer));
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
+/// A refusal in API Gateway's words: `{"message": …}`, with `Retry-After` on a 429.
+fn refused(refusal: Refusal) -> Response {
+    let (status, message, kind, retry_after) = match refusal {
+        Refusal::Forbidden => (StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException", None),
+        Refusal::Throttled { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "TooManyRequestsException",
+            Some(retry_after),
+        ),
+        Refusal::LimitExceeded { retry_after } => {
+            (StatusCode::TOO_MANY_REQUESTS, "Limit Exceeded", "LimitExceededException", Some(retry_after))
+        }
+    };
+    let mut response = (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    if let Some(wait) = retry_after {
+        // Whole seconds, rounded up: a client that waits that long is admitted.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     response
 }

@@ -1,0 +1,237 @@
+//! The gateway in front of the APIs, through HTTP: API keys and usage plans (403, 429 with
+//! `Retry-After`, quotas that survive a restart), the stage's and methods' throttles, and the
+//! response cache per caller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use stratus::config::Config;
+use stratus::services::gateway::{ApiKeys, PlanConfig, QuotaPeriod, Throttle};
+
+use crate::support::TestApp;
+use crate::todos::{User, create, user};
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn get(app: &TestApp, user: &User, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = app.http.get(format!("{}{path}", app.base)).bearer_auth(&user.token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request");
+    let (status, headers) = (response.status(), response.headers().clone());
+    Reply { status, headers, body: response.json().await.unwrap_or(Value::Null) }
+}
+
+fn x_cache(reply: &Reply) -> &str {
+    reply.headers.get("x-cache").map_or("none", |value| value.to_str().expect("x-cache"))
+}
+
+fn plans(config: &mut Config, rate: u32, burst: u32, quota: Option<u64>) {
+    config.gateway.plans.insert("free".into(), PlanConfig { rate, burst, quota, period: QuotaPeriod::Day });
+}
+
+fn new_key(app: &TestApp, plan: &str) -> (String, String) {
+    let keys = ApiKeys::open(Arc::clone(&app.platform.db)).expect("keys");
+    let (record, key) = keys.create("test app", plan, 0).expect("create");
+    (record.id, key)
+}
+
+#[tokio::test]
+async fn with_usage_plans_the_todos_api_needs_a_valid_key() {
+    let app = TestApp::spawn_with(|config| plans(config, 100, 100, None), |_| {}).await;
+    let alice = user(&app, "alice").await;
+    let (id, key) = new_key(&app, "free");
+
+    for presented in [None, Some("wrong-key"), Some("")] {
+        let headers: Vec<(&str, &str)> = presented.map(|key| ("x-api-key", key)).into_iter().collect();
+        let reply = get(&app, &alice, "/v1/todos", &headers).await;
+        assert_eq!(
+            (reply.status, reply.body.clone()),
+            (StatusCode::FORBIDDEN, json!({"message": "Forbidden"}))
+        );
+        assert_eq!(reply.headers["x-amzn-errortype"], "ForbiddenException");
+    }
+    assert_eq!(get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await.status, StatusCode::OK);
+    // The blog's API does not require one.
+    let posts = app.http.get(format!("{}/v1/posts", app.base)).send().await.expect("request");
+    assert_eq!(posts.status(), StatusCode::OK);
+
+    let keys = ApiKeys::open(Arc::clone(&app.platform.db)).expect("keys");
+    assert!(keys.revoke(&id, 0).expect("revoke"));
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_over_the_plans_rate_is_throttled_with_retry_after() {
+    let app = TestApp::spawn_with(|config| plans(config, 1, 3, None), |_| {}).await;
+    let alice = user(&app, "alice").await;
+    let (_, key) = new_key(&app, "free");
+    let (_, other) = new_key(&app, "free");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await);
+    }
+    let codes: Vec<u16> = statuses.iter().map(|reply| reply.status.as_u16()).collect();
+    assert_eq!(&codes[..3], [200, 200, 200], "the burst is admitted");
+    let throttled = statuses.last().expect("reply");
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.body, json!({"message": "Too Many Requests"}));
+    let retry: u64 = throttled.headers["retry-after"].to_str().expect("header").parse().expect("seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(
+        get(&app, &alice, "/v1/todos", &[("x-api-key", &other)]).await.status,
+        StatusCode::OK,
+        "per key"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_used_up_quota_is_limit_exceeded_until_the_next_period_even_across_a_restart() {
+    let configure = |config: &mut Config| plans(config, 100, 100, Some(3));
+    let app = TestApp::spawn_with(configure, |_| {}).await;
+    let alice = user(&app, "alice").await;
+    let (_, key) = new_key(&app, "free");
+    for _ in 0..2 {
+        assert_eq!(get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await.status, StatusCode::OK);
+    }
+    let app = app.restart(configure).await;
+    // The restarted server listens on another port, so its tokens name another issuer.
+    let tokens = app.sign_in("alice", crate::todos::PASSWORD).await;
+    let alice = User {
+        token: tokens["AuthenticationResult"]["AccessToken"].as_str().expect("token").into(),
+        id_token: String::new(),
+    };
+    assert_eq!(get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await.status, StatusCode::OK);
+    let over = get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await;
+    assert_eq!(
+        (over.status, over.body.clone()),
+        (StatusCode::TOO_MANY_REQUESTS, json!({"message": "Limit Exceeded"}))
+    );
+    let retry: u64 = over.headers["retry-after"].to_str().expect("header").parse().expect("seconds");
+    assert!(retry <= 86_400, "until the next UTC day: {retry}");
+
+    app.clock.advance(Duration::from_secs(retry));
+    let tokens = app.sign_in("alice", crate::todos::PASSWORD).await;
+    let alice = User {
+        token: tokens["AuthenticationResult"]["AccessToken"].as_str().expect("token").into(),
+        id_token: String::new(),
+    };
+    assert_eq!(
+        get(&app, &alice, "/v1/todos", &[("x-api-key", &key)]).await.status,
+        StatusCode::OK,
+        "a new day"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stage_and_method_throttles_apply_to_every_api() {
+    let app = TestApp::spawn_with(
+        |config| {
+            config.gateway.methods.insert("GET /v1/posts".into(), Throttle { rate: 1, burst: 1 });
+        },
+        |_| {},
+    )
+    .await;
+    let alice = user(&app, "alice").await;
+    let posts = || app.http.get(format!("{}/v1/posts", app.base)).send();
+    assert_eq!(posts().await.expect("request").status(), StatusCode::OK);
+    let throttled = posts().await.expect("request");
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_eq!(get(&app, &alice, "/v1/todos", &[]).await.status, StatusCode::OK, "other methods are not");
+    app.stop().await;
+
+    let app =
+        TestApp::spawn_with(|config| (config.gateway.rate, config.gateway.burst) = (1, 2), |_| {}).await;
+    let codes: Vec<u16> = futures::future::join_all((0..4).map(|_| async {
+        app.http.get(format!("{}/v1/posts?tag=a", app.base)).send().await.expect("request").status().as_u16()
+    }))
+    .await;
+    assert_eq!(codes.iter().filter(|code| **code == 429).count(), 2, "{codes:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn responses_are_cached_per_caller_and_forgotten_when_that_callers_data_changes() {
+    let app = TestApp::spawn().await;
+    let (alice, bob) = (user(&app, "alice").await, user(&app, "bob").await);
+    let todo = create(&app, &alice, json!({"title": "alice's"})).await;
+    create(&app, &bob, json!({"title": "bob's"})).await;
+
+    assert_eq!(x_cache(&get(&app, &alice, "/v1/todos", &[]).await), "Miss from stratus-gateway");
+    let hit = get(&app, &alice, "/v1/todos", &[]).await;
+    assert_eq!(
+        (x_cache(&hit), hit.body["items"][0]["title"].clone()),
+        ("Hit from stratus-gateway", json!("alice's"))
+    );
+    let bobs = get(&app, &bob, "/v1/todos", &[]).await;
+    assert_eq!(
+        (x_cache(&bobs), bobs.body["items"][0]["title"].clone()),
+        ("Miss from stratus-gateway", json!("bob's"))
+    );
+    assert_eq!(x_cache(&get(&app, &bob, "/v1/todos", &[]).await), "Hit from stratus-gateway");
+
+    // Alice's edit ends her entries, not Bob's.
+    let path = format!("/v1/todos/{}", todo["id"].as_str().expect("id"));
+    let edit =
+        app.http.patch(format!("{}{path}", app.base)).bearer_auth(&alice.token).header("if-match", "\"v1\"");
+    assert_eq!(
+        edit.json(&json!({"title": "edited"})).send().await.expect("request").status(),
+        StatusCode::OK
+    );
+    let fresh = get(&app, &alice, "/v1/todos", &[]).await;
+    assert_eq!(
+        (x_cache(&fresh), fresh.body["items"][0]["title"].clone()),
+        ("Miss from stratus-gateway", json!("edited"))
+    );
+    assert_eq!(x_cache(&get(&app, &bob, "/v1/todos", &[]).await), "Hit from stratus-gateway");
+
+    // A caller may ask for a fresh answer to their own request.
+    let refreshed = get(&app, &alice, "/v1/todos", &[("cache-control", "max-age=0")]).await;
+    assert_eq!(x_cache(&refreshed), "Miss from stratus-gateway");
+
+    // A change by another writer (the CLI, say) reaches the cache through the change stream.
+    let table = app.platform.table(stratus::apps::todos::store::table_spec()).expect("table");
+    let key = stratus::item! {"pk" => format!("USER#{}", sub_of(&app, "bob").await), "sk" => "COUNT"};
+    stratus::ports::table::Table::update(
+        &table,
+        &key,
+        &[stratus::ports::table::UpdateAction::add("count", 1)],
+        None,
+    )
+    .await
+    .expect("update");
+    app.drain().await;
+    assert_eq!(x_cache(&get(&app, &bob, "/v1/todos", &[]).await), "Miss from stratus-gateway");
+    assert_eq!(x_cache(&get(&app, &alice, "/v1/todos", &[]).await), "Hit from stratus-gateway");
+
+    // Lifetimes follow the stage's clock.
+    app.clock.advance(Duration::from_secs(301));
+    assert_eq!(x_cache(&get(&app, &alice, "/v1/todos", &[]).await), "Miss from stratus-gateway");
+    app.stop().await;
+}
+
+async fn sub_of(app: &TestApp, username: &str) -> String {
+    let (status, body) =
+        app.admin("AdminGetUser", json!({"UserPoolId": app.pool_id, "Username": username})).await;
+    assert_eq!(status, 200, "{body}");
+    body["UserAttributes"]
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|attribute| attribute["Name"] == "sub")
+        .and_then(|attribute| attribute["Value"].as_str())
+        .expect("sub")
+        .to_owned()
+}
