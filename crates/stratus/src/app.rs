@@ -57,6 +57,8 @@ pub enum AppError {
     Install(#[from] InstallError),
     #[error("cannot record the public URL in the stage directory")]
     RecordPublicUrl(#[source] std::io::Error),
+    #[error("cannot build the APIs' OpenAPI document")]
+    Document(#[from] crate::services::gateway::openapi::DocumentError),
     #[error("cannot set up HTTPS")]
     Tls(#[from] crate::infra::http::tls::TlsError),
     #[error("cannot build the HTTP client that fetches remote issuers' keys")]
@@ -141,10 +143,16 @@ impl Application {
         // The components, each opened from the shared dependencies, registering its functions
         // and handing back its routes.
         let keys = crate::services::gateway::ApiKeys::open(Arc::clone(&platform.db))?;
+        let document = crate::services::gateway::openapi::ApiDocument::new(
+            crate::apps::openapi(),
+            &config.stage,
+            &public_url,
+        )?;
         let gateway = Arc::new(crate::services::gateway::Gateway::new(
             &config.gateway,
             keys,
             Arc::clone(&authorizer),
+            document,
             Arc::clone(&platform.clock),
         ));
         let mut with = Installer {
@@ -163,7 +171,7 @@ impl Application {
         let edge =
             crate::services::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
         let todos = crate::apps::todos::install(&mut with, &config.todos, &identity_pools)?;
-        let functions = blog.merge(photos).merge(todos);
+        let functions = blog.merge(photos).merge(todos).merge(gateway.document_routes());
         let s3 = crate::services::s3::install(
             &config.s3,
             crate::services::s3::S3Parts {

@@ -3,3 +3,9 @@
 pub mod blog;
 pub mod media;
 pub mod todos;
+
+/// Every application's REST APIs in the OpenAPI document.
+pub fn openapi() -> Vec<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi as _;
+    vec![todos::api::TodosApi::openapi()]
+}

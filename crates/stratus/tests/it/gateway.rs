@@ -235,3 +235,77 @@ async fn sub_of(app: &TestApp, username: &str) -> String {
         .expect("sub")
         .to_owned()
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_its_docs_page_are_served_by_stratus_itself() {
+    let app = TestApp::spawn().await;
+    let response = app.http.get(format!("{}/v1/openapi.json", app.base)).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: Value = response.json().await.expect("json");
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["servers"][0]["description"], "stage `test`");
+    for (path, method) in [("/v1/todos", "post"), ("/v1/todos/{id}", "patch")] {
+        assert!(document["paths"][path][method].is_object(), "{path} {method}");
+    }
+    assert_eq!(document["components"]["schemas"]["NewTodo"]["additionalProperties"], false);
+
+    let page = app.http.get(format!("{}/v1/docs", app.base)).send().await.expect("request");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"].to_str().expect("type").starts_with("text/html"));
+    let html = page.text().await.expect("page");
+    // (minijinja escapes `/` in HTML.)
+    assert!(
+        html.contains("<code>&#x2f;v1&#x2f;todos&#x2f;{id}</code>") && html.contains("id=\"schema-NewTodo\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "nothing external"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_are_checked_against_the_document_before_the_function_runs() {
+    let app = TestApp::spawn().await;
+    let alice = user(&app, "alice").await;
+    let response = app
+        .http
+        .post(format!("{}/v1/todos", app.base))
+        .bearer_auth(&alice.token)
+        .json(&json!({"title": 5, "colour": "red", "priority": 9}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: Value = response.json().await.expect("json");
+    let errors: Vec<(String, String)> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (e["pointer"].as_str().expect("pointer").into(), e["detail"].as_str().expect("detail").into())
+        })
+        .collect();
+    let pointers: Vec<&str> = errors.iter().map(|(pointer, _)| pointer.as_str()).collect();
+    assert_eq!(pointers.len(), 3, "{errors:?}");
+    assert!(["/title", "/colour", "/priority"].iter().all(|p| pointers.contains(p)), "{errors:?}");
+    // The gateway's words, not the function's: it never ran.
+    assert!(
+        errors.iter().any(|(p, detail)| p == "/colour" && detail == "is not a field of this request"),
+        "{errors:?}"
+    );
+
+    let query = get(&app, &alice, "/v1/todos?limit=lots&done=maybe", &[]).await;
+    assert_eq!(query.status, StatusCode::BAD_REQUEST);
+    let mut pointers: Vec<&str> = query.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["pointer"].as_str().expect("p"))
+        .collect();
+    pointers.sort_unstable();
+    assert_eq!(pointers, ["?done", "?limit"]);
+    app.stop().await;
+}

@@ -86,9 +86,14 @@ pub(crate) async fn install(
     let posts_api =
         host.http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused));
     // Reads from the gateway's cache: a hit invokes no function, as on API Gateway.
-    let posts_api =
-        with.gateway.wrap(posts_api, ApiOptions { requires_key: false, cache: Some(Scope::Public) });
-    let subscriber_api = with.gateway.wrap(subscriber_api, ApiOptions { requires_key: false, cache: None });
+    let posts_api = with.gateway.wrap(
+        posts_api,
+        ApiOptions { requires_key: false, max_body_bytes: config.max_body_bytes, cache: Some(Scope::Public) },
+    );
+    let subscriber_api = with.gateway.wrap(
+        subscriber_api,
+        ApiOptions { requires_key: false, max_body_bytes: subscriber_api::MAX_SUBSCRIBE_BODY, cache: None },
+    );
     Ok((posts_api.merge(subscriber_api), subscriptions))
 }
 

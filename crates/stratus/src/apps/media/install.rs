@@ -51,7 +51,10 @@ pub(crate) async fn install(
     let limit = BodyLimit::new(with.functions.max_body_bytes, Problem::body_refused);
     let functions = host.http_function(api::functions(state.clone()), limit);
     let api = functions.merge(api::uploads(state));
-    Ok(with.gateway.wrap(api, ApiOptions { requires_key: false, cache: None }))
+    Ok(with.gateway.wrap(
+        api,
+        ApiOptions { requires_key: false, max_body_bytes: with.functions.max_body_bytes, cache: None },
+    ))
 }
 
 impl Media {

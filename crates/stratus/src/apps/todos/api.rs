@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use object_store::{ObjectStore, ObjectStoreExt as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::TodosConfig;
-use super::model::{Changes, Due, Limits, Mode, Todo, TodoId};
+use super::model::{Changes, Due, Limits, Mode, Todo, TodoId, TodoView};
 use super::store::{Listing, Owner, Sort, TodoError, TodoStore};
 use crate::infra::http::rest::{ApiJson, if_match_version, not_modified, version_etag, with_etag};
 use crate::infra::http::{Problem, Violation};
@@ -70,6 +70,130 @@ pub fn router(state: TodosState) -> Router {
         .with_state(state)
 }
 
+/// A page of todos.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TodoPage {
+    pub items: Vec<TodoView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A tag: a word or phrase, without surrounding spaces.
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code, reason = "a schema only")]
+struct Tag(String);
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .pattern(Some(r"^\S(.*\S)?$"))
+            .description(Some("A word or phrase, without surrounding spaces."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tag {}
+
+/// What creating a todo takes. (Requests are read by `model::Changes`, which lists every
+/// violation; these types are the document's account of it, and the gateway validates with it.)
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a schema only")]
+pub struct NewTodo {
+    #[schema(min_length = 1)]
+    title: String,
+    /// Markdown.
+    notes: Option<String>,
+    done: Option<bool>,
+    /// RFC 3339, e.g. `2026-12-24T18:00:00+01:00`.
+    #[schema(format = DateTime)]
+    due: Option<String>,
+    #[schema(minimum = 0, maximum = 3)]
+    priority: Option<u8>,
+    tags: Option<Vec<Tag>>,
+    position: Option<f64>,
+    /// Keys in your own folder (`<identity id>/…`) of the user bucket.
+    attachments: Option<Vec<String>>,
+}
+
+/// A JSON merge patch of a todo: the fields to change; `null` clears `notes` and `due`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a schema only")]
+pub struct TodoPatch {
+    #[schema(min_length = 1, nullable = false)]
+    title: Option<String>,
+    notes: Option<String>,
+    #[schema(nullable = false)]
+    done: Option<bool>,
+    #[schema(format = DateTime)]
+    due: Option<String>,
+    #[schema(minimum = 0, maximum = 3, nullable = false)]
+    priority: Option<u8>,
+    #[schema(nullable = false)]
+    tags: Option<Vec<Tag>>,
+    #[schema(nullable = false)]
+    position: Option<f64>,
+    #[schema(nullable = false)]
+    attachments: Option<Vec<String>>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a schema only")]
+enum SortBy {
+    Position,
+    Due,
+    Created,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a schema only")]
+enum Order {
+    Asc,
+    Desc,
+}
+
+/// A listing's parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a schema only: `listing` reads the query")]
+struct ListParameters {
+    /// Only finished (`true`) or open (`false`) todos.
+    done: Option<bool>,
+    /// Only todos with this tag.
+    #[param(min_length = 1)]
+    tag: Option<String>,
+    /// Due at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
+    due_after: Option<String>,
+    /// Due before this instant (RFC 3339).
+    #[param(format = DateTime)]
+    due_before: Option<String>,
+    /// `position` (the default), `due` (only todos with a due date) or `created`.
+    sort: Option<SortBy>,
+    order: Option<Order>,
+    /// Todos per page (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u8>,
+    /// The previous page's `next_cursor`.
+    #[param(min_length = 1)]
+    cursor: Option<String>,
+}
+
+/// `/v1/todos` in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_todos, create_todo, get_todo, patch_todo, delete_todo),
+    components(schemas(TodoView, TodoPage, NewTodo, TodoPatch, Tag, SortBy, Order, crate::infra::http::ProblemSchema)),
+    tags((name = "todos", description = "Each user's own todos (the user pool's access token; the owner is its `sub`)."))
+)]
+#[derive(Debug)]
+pub struct TodosApi;
+
 impl From<TodoError> for Problem {
     fn from(error: TodoError) -> Self {
         match &error {
@@ -95,7 +219,7 @@ fn todo_id(text: &str) -> Result<TodoId, Problem> {
 }
 
 fn todo_response(status: StatusCode, todo: &Todo) -> Response {
-    per_caller(with_etag((status, Json(todo.to_json())).into_response(), &version_etag(todo.version)))
+    per_caller(with_etag((status, Json(todo.view())).into_response(), &version_etag(todo.version)))
 }
 
 /// A response that differs by caller. The gateway's cache keys it by caller; a shared cache
@@ -199,6 +323,13 @@ fn listing(query: Option<&str>, page_size: usize) -> Result<Listing, Problem> {
     if violations.is_empty() { Ok(listing) } else { Err(Problem::invalid(violations)) }
 }
 
+#[utoipa::path(get, path = "/v1/todos", tag = "todos", params(ListParameters),
+    security(("user_pool" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's todos", body = TodoPage),
+        (status = 400, description = "A parameter is invalid", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+    ))]
 async fn list_todos(
     State(state): State<TodosState>,
     principal: Principal,
@@ -206,10 +337,19 @@ async fn list_todos(
 ) -> Result<Response, Problem> {
     let listing = listing(query.as_deref(), state.config.page_size)?;
     let page = state.todos.list(&owner(&principal), &listing).await?;
-    let items: Vec<Value> = page.todos.iter().map(Todo::to_json).collect();
-    Ok(per_caller(Json(json!({ "items": items, "next_cursor": page.next })).into_response()))
+    let items = page.todos.iter().map(Todo::view).collect();
+    Ok(per_caller(Json(TodoPage { items, next_cursor: page.next }).into_response()))
 }
 
+#[utoipa::path(get, path = "/v1/todos/{id}", tag = "todos",
+    params(("id" = String, Path, description = "The todo's id")),
+    security(("user_pool" = [])),
+    responses(
+        (status = 200, description = "The todo; its ETag is its version", body = TodoView, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "No such todo of the caller's", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+    ))]
 async fn get_todo(
     State(state): State<TodosState>,
     principal: Principal,
@@ -224,6 +364,16 @@ async fn get_todo(
     Ok(todo_response(StatusCode::OK, &todo))
 }
 
+#[utoipa::path(post, path = "/v1/todos", tag = "todos", request_body = NewTodo,
+    security(("user_pool" = [])),
+    responses(
+        (status = 201, description = "Created", body = TodoView, headers(("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Every violation, with its JSON pointer", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "The caller has as many todos as one may keep", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 413, description = "The body or the todo is too large", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+    ))]
 async fn create_todo(
     State(state): State<TodosState>,
     principal: Principal,
@@ -239,6 +389,20 @@ async fn create_todo(
     Ok(response)
 }
 
+#[utoipa::path(patch, path = "/v1/todos/{id}", tag = "todos", request_body(content = TodoPatch, content_type = "application/merge-patch+json"),
+    params(("id" = String, Path, description = "The todo's id"),
+        ("If-Match" = String, Header, description = "The ETag of the version this edit is based on")),
+    security(("user_pool" = [])),
+    responses(
+        (status = 200, description = "The edited todo", body = TodoView, headers(("ETag" = String))),
+        (status = 400, description = "Every violation, with its JSON pointer", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "No such todo of the caller's", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 412, description = "The todo changed since that ETag", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 413, description = "The body or the todo is too large", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is required", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+    ))]
 async fn patch_todo(
     State(state): State<TodosState>,
     principal: Principal,
@@ -259,6 +423,16 @@ async fn patch_todo(
     Ok(todo_response(StatusCode::OK, &todo))
 }
 
+#[utoipa::path(delete, path = "/v1/todos/{id}", tag = "todos",
+    params(("id" = String, Path, description = "The todo's id"),
+        ("If-Match" = Option<String>, Header, description = "Delete only this version")),
+    security(("user_pool" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "No such todo of the caller's", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 412, description = "The todo changed since that ETag", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+    ))]
 async fn delete_todo(
     State(state): State<TodosState>,
     principal: Principal,

@@ -57,5 +57,8 @@ pub(crate) fn install(
     let api = with
         .host
         .http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused));
-    Ok(with.gateway.wrap(api, ApiOptions { requires_key: true, cache: Some(Scope::Caller) }))
+    Ok(with.gateway.wrap(
+        api,
+        ApiOptions { requires_key: true, max_body_bytes: config.max_body_bytes, cache: Some(Scope::Caller) },
+    ))
 }

@@ -100,16 +100,24 @@ pub struct Todo {
 }
 
 impl Todo {
-    /// The JSON representation clients read.
-    pub fn to_json(&self) -> Value {
-        let position: Value = serde_json::from_str(self.position.as_str())
-            .unwrap_or_else(|_| Value::String(self.position.as_str().into()));
-        serde_json::json!({
-            "id": self.id, "title": self.title, "notes": self.notes, "done": self.done,
-            "due": self.due.as_ref().map(|due| &due.text), "priority": self.priority, "tags": self.tags,
-            "position": position, "attachments": self.attachments, "version": self.version,
-            "created_at": self.created_at, "updated_at": self.updated_at,
-        })
+    /// The representation clients read.
+    pub fn view(&self) -> TodoView {
+        let position =
+            serde_json::from_str(self.position.as_str()).unwrap_or_else(|_| serde_json::Number::from(0));
+        TodoView {
+            id: self.id.as_str().to_owned(),
+            title: self.title.clone(),
+            notes: self.notes.clone(),
+            done: self.done,
+            due: self.due.as_ref().map(|due| due.text.clone()),
+            priority: self.priority,
+            tags: self.tags.clone(),
+            position,
+            attachments: self.attachments.clone(),
+            version: self.version,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+        }
     }
 
     /// Applies what a request asked for.
@@ -140,6 +148,37 @@ impl Todo {
             self.attachments = attachments;
         }
     }
+}
+
+/// A todo as the API answers it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Todo)]
+pub struct TodoView {
+    /// A UUIDv7.
+    pub id: String,
+    pub title: String,
+    /// Markdown, as written.
+    pub notes: Option<String>,
+    pub done: bool,
+    /// RFC 3339, in UTC.
+    #[schema(format = DateTime)]
+    pub due: Option<String>,
+    /// 0 (none) to 3.
+    #[schema(minimum = 0, maximum = 3)]
+    pub priority: u8,
+    pub tags: Vec<String>,
+    /// The manual order: lower first.
+    #[schema(value_type = f64)]
+    pub position: serde_json::Number,
+    /// Keys in the owner's own folder of the user bucket.
+    pub attachments: Vec<String>,
+    /// Also the ETag, `"v<version>"`.
+    #[schema(minimum = 1)]
+    pub version: u64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 /// Whether a body creates a todo (a title is required) or patches one (every field optional;

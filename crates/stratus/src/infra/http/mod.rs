@@ -18,5 +18,5 @@ pub mod tls;
 pub use config::{MetricsAccess, ServerConfig};
 pub use limit::AddressLimit;
 pub use page::page;
-pub use problem::{Problem, Violation};
+pub use problem::{Problem, ProblemSchema, Violation};
 pub use request_id::RequestIds;

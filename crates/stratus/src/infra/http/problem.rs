@@ -23,7 +23,7 @@ pub struct Problem {
 
 /// One thing wrong with a request: where (RFC 6901 JSON pointer into the body, or the query
 /// parameter or path segment named as `?name` or `{name}`) and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Violation {
     pub pointer: String,
     pub detail: String,
@@ -33,6 +33,22 @@ impl Violation {
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
         Self { pointer: pointer.into(), detail: detail.into() }
     }
+}
+
+/// What the OpenAPI document says a problem is: the members of [`Body`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code, reason = "a schema only: problems are written by `IntoResponse for Problem`")]
+pub struct ProblemSchema {
+    /// `about:blank`: the status says what.
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: Option<String>,
+    /// Each thing wrong with the request (400s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<Violation>>,
 }
 
 /// The JSON members RFC 9457 defines.

@@ -7,6 +7,7 @@
 mod cache;
 mod config;
 mod keys;
+pub(crate) mod openapi;
 mod plans;
 mod throttle;
 
@@ -17,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::body::Body;
+use axum::extract::{FromRequestParts as _, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +30,7 @@ use plans::{Refusal, UsagePlans};
 use throttle::Throttles;
 
 use crate::infra::clock::Clock;
+use crate::infra::http::Problem;
 use crate::services::cognito::authorizer::Authorizer;
 
 /// How the gateway treats one API.
@@ -35,6 +38,9 @@ use crate::services::cognito::authorizer::Authorizer;
 pub(crate) struct ApiOptions {
     /// Requires an API key of a usage plan, when the stage has plans.
     pub requires_key: bool,
+    /// The largest JSON body the gateway reads to check it against the document (the API's
+    /// own limit: 413 beyond).
+    pub max_body_bytes: usize,
     /// Caches its GETs, forgetting on writes as the scope says; `None`: never cached.
     pub cache: Option<Scope>,
 }
@@ -45,6 +51,7 @@ pub(crate) struct Gateway {
     plans: Option<UsagePlans>,
     cache: Option<ResponseCache>,
     authorizer: Arc<Authorizer>,
+    document: openapi::ApiDocument,
     config: GatewayConfig,
 }
 
@@ -53,6 +60,7 @@ impl Gateway {
         config: &GatewayConfig,
         keys: ApiKeys,
         authorizer: Arc<Authorizer>,
+        document: openapi::ApiDocument,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let plans =
@@ -64,8 +72,14 @@ impl Gateway {
             plans,
             cache,
             authorizer,
+            document,
             config: config.clone(),
         }
+    }
+
+    /// `/v1/openapi.json` and the docs page.
+    pub(crate) fn document_routes(&self) -> Router {
+        self.document.routes()
     }
 
     /// `api` behind the gateway.
@@ -115,7 +129,7 @@ impl Gateway {
 
 async fn handle(
     State((gateway, options)): State<(Arc<Gateway>, ApiOptions)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
@@ -129,6 +143,10 @@ async fn handle(
             return refused(refusal);
         }
     }
+    let mut request = match validated(&gateway, &options, path.as_deref(), request).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
     let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else { return next.run(request).await };
     if !cacheable(request.method(), request.headers()) {
         let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -156,6 +174,53 @@ async fn handle(
             cache.fill((caller, target, stamp), ttl, response).await
         }
     }
+}
+
+/// The request, checked against its operation in the document (and its JSON body read for it),
+/// or the 400 (413 for a body over the API's limit) that lists what is wrong.
+async fn validated(
+    gateway: &Gateway,
+    options: &ApiOptions,
+    route: Option<&str>,
+    request: Request,
+) -> Result<Request, Response> {
+    let Some(route) = route else { return Ok(request) };
+    let (mut parts, body) = request.into_parts();
+    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+        Err(_) => Vec::new(),
+    };
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim() == "application/json" || media.trim().ends_with("+json"));
+    let (body, bytes) = if json && gateway.document.checks_body(&parts.method, route) {
+        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, options.max_body_bytes))
+            .await
+        {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                (Body::from(bytes.clone()), Some(bytes))
+            }
+            Err(_) => {
+                let problem = Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The body is over {} bytes.", options.max_body_bytes),
+                );
+                return Err(problem.into_response());
+            }
+        }
+    } else {
+        (body, None)
+    };
+    let query = parts.uri.query();
+    gateway
+        .document
+        .check(&parts.method, route, &path_values, query, bytes.as_deref())
+        .map_err(IntoResponse::into_response)?;
+    Ok(Request::from_parts(parts, body))
 }
 
 /// A refusal in API Gateway's words: `{"message": …}`, with `Retry-After` on a 429.
