@@ -7,5 +7,10 @@ pub mod todos;
 /// Every application's REST APIs in the OpenAPI document.
 pub fn openapi() -> Vec<utoipa::openapi::OpenApi> {
     use utoipa::OpenApi as _;
-    vec![todos::api::TodosApi::openapi()]
+    vec![
+        blog::api::PostsApi::openapi(),
+        blog::subscriber_api::SubscribersApi::openapi(),
+        media::api::PhotosApi::openapi(),
+        todos::api::TodosApi::openapi(),
+    ]
 }

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::store::{Post, PostError, PostStore};
 use super::{PostInput, PostStatus, Slug, Tag};
@@ -95,21 +94,66 @@ fn post_response(status: StatusCode, post: &Post) -> Response {
     with_etag((status, Json(representation(post))).into_response(), &etag(post))
 }
 
-fn representation(post: &Post) -> serde_json::Value {
-    json!({
-        "slug": post.slug, "title": post.title, "summary": post.summary, "body": post.body, "tags": post.tags,
-        "cover": post.cover, "publish_date": post.publish_date, "status": post.status, "version": post.version,
-        "created_at": post.created_at, "updated_at": post.updated_at,
-    })
+/// A post as the API answers it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Post)]
+pub struct PostView {
+    slug: String,
+    title: String,
+    summary: String,
+    /// Markdown.
+    body: String,
+    tags: Vec<String>,
+    cover: Option<String>,
+    #[schema(format = DateTime)]
+    publish_date: Option<String>,
+    status: PostStatus,
+    /// Also the ETag, `"v<version>"`.
+    version: u64,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+fn representation(post: &Post) -> PostView {
+    PostView {
+        slug: post.slug.to_string(),
+        title: post.title.clone(),
+        summary: post.summary.clone(),
+        body: post.body.clone(),
+        tags: post.tags.iter().map(ToString::to_string).collect(),
+        cover: post.cover.clone(),
+        publish_date: post.publish_date.clone(),
+        status: post.status,
+        version: post.version,
+        created_at: post.created_at.clone(),
+        updated_at: post.updated_at.clone(),
+    }
+}
+
+/// A page of published posts, newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PostPage {
+    items: Vec<crate::apps::blog::store::PostSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParameters {
+    /// Only posts with this tag.
     tag: Option<String>,
+    /// Posts per page (the blog's page size by default).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/posts", tag = "posts", params(ListParameters),
+    responses((status = 200, description = "Published posts, newest first", body = PostPage), (status = 400, description = "A parameter is invalid", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn list_posts(
     State(state): State<BlogState>,
     parameters: Result<Query<ListParameters>, axum::extract::rejection::QueryRejection>,
@@ -126,9 +170,12 @@ async fn list_posts(
         return Err(Problem::new(StatusCode::BAD_REQUEST, "`limit` must be between 1 and 100"));
     }
     let page = state.posts.list_published(tag.as_ref(), limit, parameters.cursor.as_deref()).await?;
-    Ok(Json(json!({ "items": page.posts, "next_cursor": page.next })).into_response())
+    Ok(Json(PostPage { items: page.posts, next_cursor: page.next }).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/posts/{slug}", tag = "posts", params(("slug" = String, Path, description = "The post's slug")),
+    responses((status = 200, description = "The post (a draft only for authors)", body = PostView, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"), (status = 401, description = "A token that does not verify", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 404, description = "No such published post", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn get_post(
     State(state): State<BlogState>,
     principal: Option<Principal>,
@@ -145,6 +192,10 @@ async fn get_post(
     Ok(post_response(StatusCode::OK, &post))
 }
 
+#[utoipa::path(post, path = "/v1/posts", tag = "posts", request_body = PostInput, security(("user_pool" = [])),
+    responses((status = 201, description = "Created", body = PostView, headers(("ETag" = String), ("Location" = String))),
+        (status = 400, description = "The post is invalid", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "The slug is taken", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 413, description = "The body is too large", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "The body is not JSON", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn create_post(
     State(state): State<BlogState>,
     principal: Principal,
@@ -165,6 +216,12 @@ async fn create_post(
     Ok(response)
 }
 
+#[utoipa::path(put, path = "/v1/posts/{slug}", tag = "posts", request_body = PostInput, security(("user_pool" = [])),
+    params(("slug" = String, Path, description = "The post's slug"), ("If-Match" = String, Header, description = "The ETag of the version this edit is based on")),
+    responses((status = 200, description = "The new version", body = PostView, headers(("ETag" = String))),
+        (status = 400, description = "The post is invalid", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 404, description = "No such post", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 412, description = "The post changed since that ETag", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 413, description = "The body is too large", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "The body is not JSON", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is required", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn replace_post(
     State(state): State<BlogState>,
     principal: Principal,
@@ -220,6 +277,10 @@ async fn set_status(
     Ok(post_response(StatusCode::OK, &post))
 }
 
+#[utoipa::path(post, path = "/v1/posts/{slug}/publish", tag = "posts", security(("user_pool" = [])),
+    params(("slug" = String, Path, description = "The post's slug"), ("If-Match" = Option<String>, Header, description = "Publish only this version")),
+    responses((status = 200, description = "Published", body = PostView, headers(("ETag" = String))),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 404, description = "No such post", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 412, description = "The post changed since that ETag", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn publish_post(
     State(state): State<BlogState>,
     principal: Principal,
@@ -229,6 +290,10 @@ async fn publish_post(
     set_status(&state, &principal, &slug, &headers, PostStatus::Published).await
 }
 
+#[utoipa::path(post, path = "/v1/posts/{slug}/unpublish", tag = "posts", security(("user_pool" = [])),
+    params(("slug" = String, Path, description = "The post's slug"), ("If-Match" = Option<String>, Header, description = "Unpublish only this version")),
+    responses((status = 200, description = "A draft again", body = PostView, headers(("ETag" = String))),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 404, description = "No such post", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 412, description = "The post changed since that ETag", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn unpublish_post(
     State(state): State<BlogState>,
     principal: Principal,
@@ -238,6 +303,10 @@ async fn unpublish_post(
     set_status(&state, &principal, &slug, &headers, PostStatus::Draft).await
 }
 
+#[utoipa::path(delete, path = "/v1/posts/{slug}", tag = "posts", security(("user_pool" = [])),
+    params(("slug" = String, Path, description = "The post's slug"), ("If-Match" = Option<String>, Header, description = "Delete only this version")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 404, description = "No such post", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 412, description = "The post changed since that ETag", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn delete_post(
     State(state): State<BlogState>,
     principal: Principal,
@@ -250,3 +319,12 @@ async fn delete_post(
     tracing::info!(slug = %slug, "post deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `/v1/posts` in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(list_posts, get_post, create_post, replace_post, publish_post, unpublish_post, delete_post),
+    components(schemas(PostView, PostPage, PostInput, PostStatus, crate::apps::blog::store::PostSummary, crate::infra::http::ProblemSchema)),
+    tags((name = "posts", description = "The blog's posts: anyone reads what is published; members of the authors group write."))
+)]
+pub struct PostsApi;

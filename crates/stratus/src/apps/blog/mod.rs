@@ -114,7 +114,7 @@ impl std::fmt::Display for Tag {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PostStatus {
     Draft,
@@ -131,7 +131,7 @@ impl PostStatus {
 }
 
 /// What an author sends to create or replace a post.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostInput {
     pub slug: Option<String>,

@@ -60,7 +60,7 @@ pub struct Post {
 }
 
 /// A post as listed (no body).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PostSummary {
     pub slug: String,
     pub title: String,

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::subscribers::{Address, SubscriberError, SubscriberStore, UnsubscribeTokens};
@@ -100,9 +99,25 @@ impl From<SubscriberError> for Problem {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A subscription: the address new posts go to.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct SubscribeBody {
     email: Option<String>,
+}
+
+/// A subscription accepted (the same answer whether or not the address was subscribed).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Subscribed {
+    email: String,
+    /// Always `subscribed`.
+    status: String,
+}
+
+/// A page of subscribers, oldest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct SubscriberList {
+    items: Vec<super::subscribers::Subscriber>,
+    next_cursor: Option<String>,
 }
 
 /// Who asked: a browser posting the site's form gets pages, anything else JSON.
@@ -121,6 +136,13 @@ impl Audience {
     }
 }
 
+#[utoipa::path(post, path = "/v1/subscribers", tag = "subscribers",
+    request_body(content((SubscribeBody = "application/json"), (SubscribeBody = "application/x-www-form-urlencoded")),
+        description = "JSON from apps; the site's form posts a form and gets a page back"),
+    responses((status = 202, description = "Subscribed (or already)", body = Subscribed),
+        (status = 200, description = "The form's thank-you page", content_type = "text/html"),
+        (status = 400, description = "Not an email address", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Neither JSON nor a form", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "Too many subscriptions from this address", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json", headers(("Retry-After" = u64)))))]
 async fn subscribe(
     State(state): State<SubscriberState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -179,20 +201,30 @@ async fn subscribe(
             &format!("New posts of {} will come to {address}.", state.config.title),
         ),
         Audience::Api => {
-            (StatusCode::ACCEPTED, Json(json!({ "email": address, "status": "subscribed" }))).into_response()
+            let body = Subscribed { email: address.to_string(), status: "subscribed".into() };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParameters {
+    /// Subscribers per page (50 by default).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// `json` (a page) or `csv` (every subscriber).
     format: Option<String>,
 }
 
 /// Authors only: a page of subscribers as JSON, or every subscriber as CSV
 /// (`?format=csv` or `Accept: text/csv`).
+#[utoipa::path(get, path = "/v1/subscribers", tag = "subscribers", params(ListParameters), security(("user_pool" = [])),
+    responses((status = 200, description = "A page of subscribers, or all as CSV", content(
+            (SubscriberList = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A parameter is invalid", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn list_subscribers(
     State(state): State<SubscriberState>,
     principal: Principal,
@@ -220,7 +252,7 @@ async fn list_subscribers(
         return Err(Problem::new(StatusCode::BAD_REQUEST, "`limit` must be between 1 and 1000"));
     }
     let page = state.subscribers.list(limit, parameters.cursor.as_deref()).await?;
-    Ok(Json(json!({ "items": page.subscribers, "next_cursor": page.next })).into_response())
+    Ok(Json(SubscriberList { items: page.subscribers, next_cursor: page.next }).into_response())
 }
 
 async fn export(state: &SubscriberState) -> Result<Response, Problem> {
@@ -244,12 +276,17 @@ async fn export(state: &SubscriberState) -> Result<Response, Problem> {
     Ok((headers, bytes).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TokenParameter {
+    /// The token of the link in the email.
     token: Option<String>,
 }
 
 /// The link in every email: removes the subscriber and says so.
+#[utoipa::path(get, path = "/v1/subscribers/unsubscribe", tag = "subscribers", params(TokenParameter),
+    responses((status = 200, description = "Unsubscribed: a page saying so", content_type = "text/html"),
+        (status = 400, description = "The link is not valid: a page saying so", content_type = "text/html")))]
 async fn unsubscribe_page(
     State(state): State<SubscriberState>,
     Query(parameter): Query<TokenParameter>,
@@ -273,6 +310,8 @@ async fn unsubscribe_page(
 }
 
 /// RFC 8058 one-click unsubscribe, posted by mail clients.
+#[utoipa::path(post, path = "/v1/subscribers/unsubscribe", tag = "subscribers", params(TokenParameter),
+    responses((status = 204, description = "Unsubscribed (RFC 8058 one-click)"), (status = 400, description = "The link is not valid", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn unsubscribe_one_click(
     State(state): State<SubscriberState>,
     Query(parameter): Query<TokenParameter>,
@@ -288,3 +327,12 @@ async fn unsubscribe(state: &SubscriberState, token: Option<&str>) -> Result<Add
     tracing::info!(%address, "unsubscribed");
     Ok(address)
 }
+
+/// `/v1/subscribers` in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(subscribe, list_subscribers, unsubscribe_page, unsubscribe_one_click),
+    components(schemas(SubscribeBody, Subscribed, SubscriberList, super::subscribers::Subscriber, crate::infra::http::ProblemSchema)),
+    tags((name = "subscribers", description = "Subscriptions to new posts by email."))
+)]
+pub struct SubscribersApi;

@@ -69,7 +69,7 @@ impl std::fmt::Display for Address {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Subscriber {
     pub email: String,
     pub subscribed_at: String,

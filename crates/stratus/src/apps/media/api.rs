@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::json;
 
 use super::photos::{Photo, PhotoError};
 use super::{Media, UploadError};
@@ -102,6 +101,11 @@ fn multipart_problem(error: &axum::extract::multipart::MultipartError, limit: us
 
 /// Streams the first file part into the media bucket (see [`Media::upload`]); the photo is
 /// `pending` until the `thumbnail` function has looked at it.
+#[utoipa::path(post, path = "/v1/photos", tag = "photos", request_body(content = PhotoUpload, content_type = "multipart/form-data"),
+    security(("user_pool" = [])),
+    responses((status = 202, description = "Stored; `pending`", body = Accepted, headers(("Location" = String))),
+        (status = 400, description = "No `file` part", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 413, description = "Over the upload limit", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not a multipart form", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn upload(
     State(state): State<PhotoState>,
     principal: Principal,
@@ -144,7 +148,8 @@ fn upload_problem<E: std::error::Error + 'static>(error: UploadError<E>, limit: 
 
 /// `202`: stored, `pending` until the `thumbnail` function has looked at it.
 fn accepted(id: &str) -> Response {
-    let mut response = (StatusCode::ACCEPTED, Json(json!({ "id": id, "state": "pending" }))).into_response();
+    let body = Accepted { id: id.to_owned(), state: "pending".into() };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/photos/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -153,25 +158,36 @@ fn accepted(id: &str) -> Response {
 
 /// Authors only: a URL that allows one direct upload (`PUT`, the photo as the body) until it
 /// expires, for clients that should not hold the author's token while uploading.
+#[utoipa::path(post, path = "/v1/photos/uploads", tag = "photos", security(("user_pool" = [])),
+    responses((status = 201, description = "A URL for one direct upload", body = UploadLink),
+        (status = 401, description = "No valid access token", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not an author", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn presign(State(state): State<PhotoState>, principal: Principal) -> Result<Response, Problem> {
     let context = &state.0;
     principal.require_group(&context.authors_group)?;
     let (id, token, expires) =
         context.media.presign(&principal.username).map_err(|e| Problem::internal(&e))?;
-    let body = json!({
-        "id": id, "method": "PUT", "max_bytes": context.config.max_upload_bytes,
-        "upload_url": format!("{}/v1/photos/uploads/{id}?token={token}", context.public_url),
-        "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
-    });
+    let body = UploadLink {
+        id: id.clone(),
+        method: "PUT".into(),
+        max_bytes: context.config.max_upload_bytes,
+        upload_url: format!("{}/v1/photos/uploads/{id}?token={token}", context.public_url),
+        expires_at: humantime::format_rfc3339_seconds(expires).to_string(),
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UploadToken {
+    /// The token of the presigned URL.
     token: Option<String>,
 }
 
 /// The presigned upload itself: the token is the credential, once.
+#[utoipa::path(put, path = "/v1/photos/uploads/{id}", tag = "photos", params(("id" = String, Path, description = "The photo's id"), UploadToken),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The photo"),
+    responses((status = 202, description = "Stored; `pending`", body = Accepted, headers(("Location" = String))),
+        (status = 403, description = "The URL is invalid or has expired", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 409, description = "The URL was used already", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 413, description = "Over the upload limit", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn upload_presigned(
     State(state): State<PhotoState>,
     Path(id): Path<String>,
@@ -192,6 +208,8 @@ async fn upload_presigned(
     Ok(accepted(&uploaded.id))
 }
 
+#[utoipa::path(get, path = "/v1/photos/{id}", tag = "photos", params(("id" = String, Path, description = "The photo's id")),
+    responses((status = 200, description = "The photo and its thumbnails", body = PhotoView), (status = 404, description = "No such photo", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json")))]
 async fn show(State(state): State<PhotoState>, Path(id): Path<String>) -> Result<Response, Problem> {
     let not_found = || Problem::new(StatusCode::NOT_FOUND, format!("no photo `{id}`"));
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -201,15 +219,90 @@ async fn show(State(state): State<PhotoState>, Path(id): Path<String>) -> Result
     Ok(Json(representation(&photo)).into_response())
 }
 
-fn representation(photo: &Photo) -> serde_json::Value {
-    let thumbnails: Vec<_> = photo
+/// A photo as the API answers it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Photo)]
+pub struct PhotoView {
+    /// 32 hexadecimal digits.
+    id: String,
+    /// `pending` until the thumbnail function has looked at it, then `ready` or `failed`.
+    state: String,
+    /// Why it `failed`.
+    reason: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    bytes: u64,
+    /// The original, under `/media/`.
+    original: String,
+    thumbnails: Vec<ThumbnailView>,
+    #[schema(format = DateTime)]
+    uploaded_at: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ThumbnailView {
+    url: String,
+    format: super::thumbnail::OutputFormat,
+    width: u32,
+    height: u32,
+}
+
+/// An upload accepted: the photo is `pending`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    id: String,
+    state: String,
+}
+
+/// A presigned upload: `PUT` the photo to `upload_url` before `expires_at`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UploadLink {
+    id: String,
+    /// Always `PUT`.
+    method: String,
+    max_bytes: usize,
+    upload_url: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+/// A photo as a multipart form's `file` part.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, reason = "a schema only: the upload is streamed")]
+pub struct PhotoUpload {
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: String,
+}
+
+fn representation(photo: &Photo) -> PhotoView {
+    let thumbnails = photo
         .thumbnails
         .iter()
-        .map(|t| json!({ "url": format!("/media/{}", t.key), "format": t.format, "width": t.width, "height": t.height }))
+        .map(|t| ThumbnailView {
+            url: format!("/media/{}", t.key),
+            format: t.format,
+            width: t.width,
+            height: t.height,
+        })
         .collect();
-    json!({
-        "id": photo.id, "state": photo.state, "reason": photo.reason, "width": photo.width,
-        "height": photo.height, "bytes": photo.bytes, "original": format!("/media/{}", photo.key),
-        "thumbnails": thumbnails, "uploaded_at": photo.uploaded_at,
-    })
+    PhotoView {
+        id: photo.id.clone(),
+        state: photo.state.as_str().to_owned(),
+        reason: photo.reason.clone(),
+        width: photo.width,
+        height: photo.height,
+        bytes: photo.bytes,
+        original: format!("/media/{}", photo.key),
+        thumbnails,
+        uploaded_at: photo.uploaded_at.clone(),
+    }
 }
+
+/// `/v1/photos` in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(upload, presign, upload_presigned, show),
+    components(schemas(PhotoView, ThumbnailView, super::thumbnail::OutputFormat, Accepted, UploadLink, PhotoUpload, crate::infra::http::ProblemSchema)),
+    tags((name = "photos", description = "The blog's photos: authors upload; thumbnails are made by the `thumbnail` function."))
+)]
+pub struct PhotosApi;
