@@ -143,14 +143,12 @@ impl Application {
         // The components, each opened from the shared dependencies, registering its functions
         // and handing back its routes.
         let keys = crate::services::gateway::ApiKeys::open(Arc::clone(&platform.db))?;
-        let document = crate::services::gateway::openapi::ApiDocument::new(
-            crate::apps::openapi(),
-            &config.stage,
-            &public_url,
-        )?;
+        let mut apis = crate::apps::openapi();
+        apis.push(crate::services::gateway::Gateway::admin_document());
+        let document = crate::services::gateway::openapi::ApiDocument::new(apis, &config.stage, &public_url)?;
         let gateway = Arc::new(crate::services::gateway::Gateway::new(
             &config.gateway,
-            keys,
+            keys.clone(),
             Arc::clone(&authorizer),
             document,
             Arc::clone(&platform.clock),
@@ -171,7 +169,19 @@ impl Application {
         let edge =
             crate::services::edge::install(&mut with, &config.edge, &config.blog.site_bucket, &config.media)?;
         let todos = crate::apps::todos::install(&mut with, &config.todos, &identity_pools)?;
-        let functions = blog.merge(photos).merge(todos).merge(gateway.document_routes());
+        let admin = with.host.http_function(
+            gateway.admin_api(keys, Arc::clone(&platform.clock)),
+            BodyLimit::new(64 * 1024, Problem::body_refused),
+        );
+        let admin = gateway.wrap(
+            admin,
+            crate::services::gateway::ApiOptions {
+                requires_key: false,
+                max_body_bytes: 64 * 1024,
+                cache: None,
+            },
+        );
+        let functions = blog.merge(photos).merge(todos).merge(admin).merge(gateway.document_routes());
         let s3 = crate::services::s3::install(
             &config.s3,
             crate::services::s3::S3Parts {

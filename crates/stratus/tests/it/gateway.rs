@@ -309,3 +309,45 @@ async fn requests_are_checked_against_the_document_before_the_function_runs() {
     assert_eq!(pointers, ["?done", "?limit"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admins_manage_api_keys_over_rest_and_a_new_key_is_shown_once() {
+    let app = TestApp::spawn_with(|config| plans(config, 100, 100, None), |_| {}).await;
+    app.admin("CreateGroup", json!({"UserPoolId": app.pool_id, "GroupName": "admins"})).await;
+    let admin = user(&app, "admin").await;
+    let membership = json!({"UserPoolId": app.pool_id, "Username": "admin", "GroupName": "admins"});
+    assert_eq!(app.admin("AdminAddUserToGroup", membership).await.0, 200);
+    let tokens = app.sign_in("admin", crate::todos::PASSWORD).await;
+    let admin = User {
+        token: tokens["AuthenticationResult"]["AccessToken"].as_str().expect("token").into(),
+        ..admin
+    };
+    let someone = user(&app, "someone").await;
+
+    let create = |who: &User, body: Value| {
+        app.http.post(format!("{}/v1/api-keys", app.base)).bearer_auth(&who.token).json(&body).send()
+    };
+    assert_eq!(
+        create(&someone, json!({"name": "x", "plan": "free"})).await.expect("request").status(),
+        StatusCode::FORBIDDEN
+    );
+    let unknown = create(&admin, json!({"name": "x", "plan": "gold"})).await.expect("request");
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json::<Value>().await.expect("json")["errors"][0]["pointer"], "/plan");
+
+    let created = create(&admin, json!({"name": "mobile app", "plan": "free"})).await.expect("request");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.expect("json");
+    let (id, key) = (created["id"].as_str().expect("id"), created["key"].as_str().expect("key"));
+    assert_eq!(key.len(), 40);
+    let listed = get(&app, &admin, "/v1/api-keys", &[]).await;
+    assert_eq!(listed.body["items"][0]["id"], id);
+    assert!(!listed.body.to_string().contains(key), "a key is shown once");
+
+    assert_eq!(get(&app, &someone, "/v1/todos", &[("x-api-key", key)]).await.status, StatusCode::OK);
+    let revoke = app.http.delete(format!("{}/v1/api-keys/{id}", app.base)).bearer_auth(&admin.token).send();
+    assert_eq!(revoke.await.expect("request").status(), StatusCode::NO_CONTENT);
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(get(&app, &someone, "/v1/todos", &[("x-api-key", key)]).await.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}

@@ -30,6 +30,8 @@ pub struct GatewayConfig {
     /// Usage plans by name. With any, the APIs that opt in (the todos API) require an API key
     /// (`x-api-key`) of one of them; keys are made with `stratus api-keys create`.
     pub plans: BTreeMap<String, PlanConfig>,
+    /// The user-pool group whose members manage API keys over `/v1/api-keys`.
+    pub admins_group: String,
 }
 
 /// A duration in a map (`"30s"`).
@@ -77,6 +79,7 @@ impl Default for GatewayConfig {
             burst: 5_000,
             methods: BTreeMap::new(),
             plans: BTreeMap::new(),
+            admins_group: "admins".into(),
         }
     }
 }
@@ -101,6 +104,9 @@ impl GatewayConfig {
             if !well_formed {
                 return invalid("gateway.methods", format!("`{route}` is not `METHOD /route`"));
             }
+        }
+        if self.admins_group.is_empty() {
+            return invalid("gateway.admins_group", "must not be empty");
         }
         check_throttle("gateway.rate", self.rate, self.burst)?;
         for throttle in self.methods.values() {

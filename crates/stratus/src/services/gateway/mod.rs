@@ -4,6 +4,7 @@
 //! `plans`), then the per-caller response cache (`cache`). A cache hit or a refusal invokes no
 //! function and takes no function slot.
 
+mod admin;
 mod cache;
 mod config;
 mod keys;
@@ -80,6 +81,22 @@ impl Gateway {
     /// `/v1/openapi.json` and the docs page.
     pub(crate) fn document_routes(&self) -> Router {
         self.document.routes()
+    }
+
+    /// `/v1/api-keys`, for the admins group: a router to mount as an HTTP function.
+    pub(crate) fn admin_api(&self, keys: ApiKeys, clock: Arc<dyn Clock>) -> Router {
+        admin::router(admin::AdminContext {
+            keys,
+            authorizer: Arc::clone(&self.authorizer),
+            plans: self.config.plans.keys().cloned().collect(),
+            admins_group: self.config.admins_group.clone(),
+            clock,
+        })
+    }
+
+    /// The admin API's part of the OpenAPI document.
+    pub(crate) fn admin_document() -> utoipa::openapi::OpenApi {
+        <admin::ApiKeysApi as utoipa::OpenApi>::openapi()
     }
 
     /// `api` behind the gateway.
