@@ -181,7 +181,12 @@ impl Application {
                 cache: None,
             },
         );
-        let functions = blog.merge(photos).merge(todos).merge(admin).merge(gateway.document_routes());
+        let functions = blog
+            .merge(photos)
+            .merge(todos)
+            .merge(admin)
+            .merge(gateway.websocket_api())
+            .merge(gateway.document_routes());
         let s3 = crate::services::s3::install(
             &config.s3,
             crate::services::s3::S3Parts {
@@ -248,6 +253,11 @@ impl Application {
 
     pub fn identity_pools(&self) -> &Arc<IdentityPools> {
         &self.identity_pools
+    }
+
+    /// The WebSocket API's connections (API Gateway's `@connections`), for functions.
+    pub fn connections(&self) -> &Arc<crate::services::gateway::Connections> {
+        self.gateway.connections()
     }
 
     /// Checks access tokens for HTTP functions (`Principal` extractor).
@@ -407,6 +417,7 @@ impl Application {
         }
         signal.abort();
         tracing::info!("shutting down: finishing in-flight invocations");
+        self.gateway.connections().close_all();
         background.cancel();
         let _ = tokio::join!(sweeper, trimmer, pruner, forgetter, reporter, gateway);
         self.host.shutdown().await;

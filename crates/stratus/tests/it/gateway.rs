@@ -222,7 +222,7 @@ async fn responses_are_cached_per_caller_and_forgotten_when_that_callers_data_ch
     app.stop().await;
 }
 
-async fn sub_of(app: &TestApp, username: &str) -> String {
+pub async fn sub_of(app: &TestApp, username: &str) -> String {
     let (status, body) =
         app.admin("AdminGetUser", json!({"UserPoolId": app.pool_id, "Username": username})).await;
     assert_eq!(status, 200, "{body}");

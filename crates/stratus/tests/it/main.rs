@@ -26,3 +26,4 @@ mod table;
 mod table_cache;
 mod tls;
 mod todos;
+mod websocket;

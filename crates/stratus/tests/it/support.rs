@@ -254,6 +254,8 @@ pub struct TestApp {
     /// `http://<address>` of the S3-compatible endpoint.
     pub s3_base: String,
     pub identity_pools: Arc<stratus::services::cognito::identity_pool::IdentityPools>,
+    /// The WebSocket API's connections, as functions reach them.
+    pub connections: Arc<stratus::services::gateway::Connections>,
     seen_mail: Mutex<std::collections::HashSet<String>>,
     drainer: stratus::services::functions::Drainer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -314,6 +316,7 @@ impl TestApp {
         let platform = Arc::clone(app.platform());
         let s3_base = app.s3_addr().map(|address| format!("http://{address}")).unwrap_or_default();
         let identity_pools = Arc::clone(app.identity_pools());
+        let connections = Arc::clone(app.connections());
         let pool = identity.pool_named("default").expect("default pool");
         let (pool_id, client_id) = (pool.id().to_owned(), pool.clients()[0].1.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -331,6 +334,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             s3_base,
             identity_pools,
+            connections,
             seen_mail: Mutex::new(Default::default()),
             drainer,
             stop: Some(stop),

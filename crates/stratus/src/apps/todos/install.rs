@@ -8,6 +8,7 @@ use axum::Router;
 
 use super::TodosConfig;
 use super::api::{self, Folders, TodosContext, TodosState};
+use super::model::Todo;
 use super::store::{self, TodoStore};
 use crate::component::{ChangeHook, InstallError, Installer};
 use crate::infra::http::Problem;
@@ -32,12 +33,19 @@ pub(crate) fn install(
     config: &TodosConfig,
     pools: &Arc<IdentityPools>,
 ) -> Result<Router, InstallError> {
-    // A change to a user's todos, by whoever, ends that user's cached responses (and only theirs).
+    // A change to a user's todos, by whoever, ends that user's cached responses (and only
+    // theirs), and is pushed to their WebSocket connections.
     let gateway = Arc::clone(with.gateway);
     let forget_owner: ChangeHook = Box::new(move |change| {
         let partition = change.dynamodb.keys.get("pk").and_then(|pk| pk.as_s());
         if let Some(sub) = partition.and_then(|pk| pk.strip_prefix("USER#")) {
             gateway.forget_caller(sub);
+        }
+        if let Some((sub, id, todo)) = store::changed_todo(change) {
+            let message = serde_json::json!({
+                "type": "todo", "event": change.event_name, "id": id, "todo": todo.as_ref().map(Todo::view),
+            });
+            gateway.connections().push(&sub, &message.to_string());
         }
     });
     let table = with.table(store::table_spec(), Some(forget_owner))?;

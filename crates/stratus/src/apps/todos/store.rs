@@ -338,6 +338,18 @@ impl TodoStore {
     }
 }
 
+/// What a change-stream record of the todos table says about a todo: its owner's `sub`, its
+/// id, and the todo after the change (`None` when it was deleted). `None` for other items.
+pub fn changed_todo(
+    change: &crate::ports::table::change::TableChange,
+) -> Option<(String, TodoId, Option<Todo>)> {
+    let keys = &change.dynamodb.keys;
+    let sub = keys.get("pk")?.as_s()?.strip_prefix("USER#")?.to_owned();
+    let id = TodoId::parse(keys.get("sk")?.as_s()?.strip_prefix(TODO_PREFIX)?)?;
+    let todo = change.dynamodb.new_image.as_ref().and_then(|item| todo_from_item(item).ok());
+    Some((sub, id, todo))
+}
+
 fn filter(listing: &Listing) -> Option<Condition> {
     let mut conditions = Vec::new();
     if let Some(done) = listing.done {

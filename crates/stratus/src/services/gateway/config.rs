@@ -32,6 +32,8 @@ pub struct GatewayConfig {
     pub plans: BTreeMap<String, PlanConfig>,
     /// The user-pool group whose members manage API keys over `/v1/api-keys`.
     pub admins_group: String,
+    /// The WebSocket API at `/v1/ws`.
+    pub websocket: super::websocket::WebSocketConfig,
 }
 
 /// A duration in a map (`"30s"`).
@@ -80,6 +82,7 @@ impl Default for GatewayConfig {
             methods: BTreeMap::new(),
             plans: BTreeMap::new(),
             admins_group: "admins".into(),
+            websocket: super::websocket::WebSocketConfig::default(),
         }
     }
 }
@@ -104,6 +107,16 @@ impl GatewayConfig {
             if !well_formed {
                 return invalid("gateway.methods", format!("`{route}` is not `METHOD /route`"));
             }
+        }
+        let websocket = &self.websocket;
+        if websocket.idle_timeout.is_zero() || websocket.ping_interval.is_zero() {
+            return invalid("gateway.websocket.idle_timeout", "and ping_interval must be positive");
+        }
+        if websocket.max_frame_bytes < 1024 || websocket.connections_per_user == 0 || websocket.queue == 0 {
+            return invalid(
+                "gateway.websocket",
+                "max_frame_bytes must be at least 1 KiB; connections_per_user and queue at least 1",
+            );
         }
         if self.admins_group.is_empty() {
             return invalid("gateway.admins_group", "must not be empty");

@@ -11,9 +11,11 @@ mod keys;
 pub(crate) mod openapi;
 mod plans;
 mod throttle;
+pub mod websocket;
 
 pub use config::{GatewayConfig, Lifetime, MAX_CACHE_TTL, PlanConfig, QuotaPeriod, Throttle};
 pub use keys::{ApiKey, ApiKeys};
+pub use websocket::{Connections, PostError, WebSocketConfig};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +55,7 @@ pub(crate) struct Gateway {
     cache: Option<ResponseCache>,
     authorizer: Arc<Authorizer>,
     document: openapi::ApiDocument,
+    connections: Arc<Connections>,
     config: GatewayConfig,
 }
 
@@ -74,6 +77,7 @@ impl Gateway {
             cache,
             authorizer,
             document,
+            connections: Arc::new(Connections::new(config.websocket.clone())),
             config: config.clone(),
         }
     }
@@ -81,6 +85,17 @@ impl Gateway {
     /// `/v1/openapi.json` and the docs page.
     pub(crate) fn document_routes(&self) -> Router {
         self.document.routes()
+    }
+
+    /// The WebSocket API's open connections: push to a user, post to a connection.
+    pub(crate) fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
+    /// `/v1/ws`, behind the stage's throttles.
+    pub(crate) fn websocket_api(self: &Arc<Self>) -> Router {
+        let api = websocket::router(Arc::clone(&self.connections), Arc::clone(&self.authorizer));
+        self.wrap(api, ApiOptions { requires_key: false, max_body_bytes: 0, cache: None })
     }
 
     /// `/v1/api-keys`, for the admins group: a router to mount as an HTTP function.
