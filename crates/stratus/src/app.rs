@@ -178,6 +178,7 @@ impl Application {
             crate::services::gateway::ApiOptions {
                 requires_key: false,
                 max_body_bytes: 64 * 1024,
+                strict_query: true,
                 cache: None,
             },
         );

@@ -88,11 +88,21 @@ pub(crate) async fn install(
     // Reads from the gateway's cache: a hit invokes no function, as on API Gateway.
     let posts_api = with.gateway.wrap(
         posts_api,
-        ApiOptions { requires_key: false, max_body_bytes: config.max_body_bytes, cache: Some(Scope::Public) },
+        ApiOptions {
+            requires_key: false,
+            max_body_bytes: config.max_body_bytes,
+            strict_query: true,
+            cache: Some(Scope::Public),
+        },
     );
     let subscriber_api = with.gateway.wrap(
         subscriber_api,
-        ApiOptions { requires_key: false, max_body_bytes: subscriber_api::MAX_SUBSCRIBE_BODY, cache: None },
+        ApiOptions {
+            requires_key: false,
+            max_body_bytes: subscriber_api::MAX_SUBSCRIBE_BODY,
+            strict_query: false,
+            cache: None,
+        },
     );
     Ok((posts_api.merge(subscriber_api), subscriptions))
 }

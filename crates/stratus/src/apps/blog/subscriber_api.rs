@@ -141,8 +141,10 @@ impl Audience {
         description = "JSON from apps; the site's form posts a form and gets a page back"),
     responses((status = 202, description = "Subscribed (or already)", body = Subscribed),
         (status = 200, description = "The form's thank-you page", content_type = "text/html"),
-        (status = 400, description = "Not an email address", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Neither JSON nor a form", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
-        (status = 429, description = "Too many subscriptions from this address", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json", headers(("Retry-After" = u64)))))]
+        (status = 400, description = "Not an email address (a page for the form)", content((crate::infra::http::ProblemSchema = "application/problem+json"), (String = "text/html"))),
+        (status = 415, description = "Neither JSON nor a form", body = crate::infra::http::ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "Too many subscriptions from this address (a page for the form)",
+            content((crate::infra::http::ProblemSchema = "application/problem+json"), (String = "text/html")), headers(("Retry-After" = u64)))))]
 async fn subscribe(
     State(state): State<SubscriberState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -53,7 +53,12 @@ pub(crate) async fn install(
     let api = functions.merge(api::uploads(state));
     Ok(with.gateway.wrap(
         api,
-        ApiOptions { requires_key: false, max_body_bytes: with.functions.max_body_bytes, cache: None },
+        ApiOptions {
+            requires_key: false,
+            max_body_bytes: with.functions.max_body_bytes,
+            strict_query: true,
+            cache: None,
+        },
     ))
 }
 

@@ -67,6 +67,11 @@ pub(crate) fn install(
         .http_function(api::router(state), BodyLimit::new(config.max_body_bytes, Problem::body_refused));
     Ok(with.gateway.wrap(
         api,
-        ApiOptions { requires_key: true, max_body_bytes: config.max_body_bytes, cache: Some(Scope::Caller) },
+        ApiOptions {
+            requires_key: true,
+            max_body_bytes: config.max_body_bytes,
+            strict_query: true,
+            cache: Some(Scope::Caller),
+        },
     ))
 }

@@ -44,6 +44,9 @@ pub(crate) struct ApiOptions {
     /// The largest JSON body the gateway reads to check it against the document (the API's
     /// own limit: 413 beyond).
     pub max_body_bytes: usize,
+    /// Refuses query parameters the document does not list. Off for links that travel by
+    /// email, which mail systems decorate with parameters of their own.
+    pub strict_query: bool,
     /// Caches its GETs, forgetting on writes as the scope says; `None`: never cached.
     pub cache: Option<Scope>,
 }
@@ -95,7 +98,7 @@ impl Gateway {
     /// `/v1/ws`, behind the stage's throttles.
     pub(crate) fn websocket_api(self: &Arc<Self>) -> Router {
         let api = websocket::router(Arc::clone(&self.connections), Arc::clone(&self.authorizer));
-        self.wrap(api, ApiOptions { requires_key: false, max_body_bytes: 0, cache: None })
+        self.wrap(api, ApiOptions { requires_key: false, max_body_bytes: 0, strict_query: true, cache: None })
     }
 
     /// `/v1/api-keys`, for the admins group: a router to mount as an HTTP function.
@@ -250,7 +253,7 @@ async fn validated(
     let query = parts.uri.query();
     gateway
         .document
-        .check(&parts.method, route, &path_values, query, bytes.as_deref())
+        .check(&parts.method, route, &path_values, query, bytes.as_deref(), options.strict_query)
         .map_err(IntoResponse::into_response)?;
     Ok(Request::from_parts(parts, body))
 }
