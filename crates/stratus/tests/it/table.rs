@@ -14,13 +14,13 @@ use tempfile::TempDir;
 
 use crate::support::{Recorder, TestPlatform};
 
-struct SqliteFactory {
+pub struct SqliteFactory {
     _dir: TempDir,
     db: Arc<Database>,
 }
 
 impl SqliteFactory {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = TempDir::new().expect("temporary directory");
         let db = Database::open(&dir.path().join("stratus.db"), stratus::infra::sqlite::Synchronous::Normal)
             .expect("db");

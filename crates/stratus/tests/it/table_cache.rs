@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use stratus::infra::clock::{Clock, SystemClock};
-use stratus::infra::sqlite::Database;
 use stratus::item;
 use stratus::ports::events::BatchResponse;
 use stratus::ports::table::cached::{CacheSettings, CacheStats, CachedTable};
@@ -18,25 +17,20 @@ use stratus::ports::table::{
     Condition, Item, Page, Query, SetValue, Table, TableError, TableSpec, TransactOp, UpdateAction,
 };
 use stratus::services::functions::{Host, StreamTrigger};
-use tempfile::TempDir;
 use tokio::sync::Notify;
 
 use crate::support::TestPlatform;
+use crate::table::SqliteFactory;
 
 const SETTINGS: CacheSettings =
     CacheSettings { ttl: Duration::from_secs(300), item_bytes: 1 << 20, query_bytes: 1 << 20 };
 
-struct CachedFactory {
-    _dir: TempDir,
-    db: Arc<Database>,
-}
+/// The SQLite adapter's factory, each table behind the cache.
+struct CachedFactory(SqliteFactory);
 
 impl CachedFactory {
     fn new() -> Self {
-        let dir = TempDir::new().expect("temporary directory");
-        let db = Database::open(&dir.path().join("stratus.db"), stratus::infra::sqlite::Synchronous::Normal)
-            .expect("db");
-        Self { _dir: dir, db: Arc::new(db) }
+        Self(SqliteFactory::new())
     }
 }
 
@@ -44,9 +38,7 @@ impl CachedFactory {
 impl TableFactory for CachedFactory {
     async fn open(&self, spec: TableSpec) -> Arc<dyn Table> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let table =
-            SqliteTable::open(Arc::clone(&self.db), spec, Arc::clone(&clock), "us-east-1").expect("open");
-        Arc::new(CachedTable::new(Arc::new(table), clock, SETTINGS))
+        Arc::new(CachedTable::new(self.0.open(spec).await, clock, SETTINGS))
     }
 }
 
