@@ -8,7 +8,8 @@ table's read cache (response cache off), and the function over SQLite (both cach
 once more with a usage plan's API key on the cache-off path, for the gateway's overhead.
 
 Usage: python todos_vs_pocketbase.py path/to/stratus path/to/pocketbase
-Environment: THREADS, CONNECTIONS, DURATION (wrk's), as in the other benches.
+Environment: THREADS, CONNECTIONS, DURATION (wrk's), as in the other benches. The stage throttle is
+raised for the run: its default (10,000 requests/s, as on API Gateway) would cap the figures.
 """
 
 import json
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -37,8 +39,11 @@ TODOS = 20
 def request(method, url, body=None, headers=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req) as response:
-        return json.loads(response.read() or b"null")
+    try:
+        with urllib.request.urlopen(req) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raise AssertionError(f"{method} {url}: {error.code} {error.read().decode(errors='replace')}") from None
 
 
 def wrk(url, headers):
@@ -62,6 +67,9 @@ def stratus(binary, env):
         "STRATUS_LOG__FILTER": "off",
         # wrk's connections all come from 127.0.0.1.
         "STRATUS_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "4096",
+        # The stage throttle's default (API Gateway's 10,000 requests/s) would cap the figures.
+        "STRATUS_GATEWAY__RATE": "10000000",
+        "STRATUS_GATEWAY__BURST": "10000000",
         **env,
     })
     cognito = boto3.client("cognito-idp", endpoint_url=server.endpoint, region_name="us-east-1",
@@ -95,12 +103,15 @@ def measure_stratus(binary, label, env, with_key=False):
 
 
 def measure_pocketbase(binary):
-    directory = tempfile.mkdtemp(prefix="pocketbase-bench-")
+    workspace = tempfile.mkdtemp(prefix="pocketbase-bench-")
+    # Its data and migrations inside the run's own directory: PocketBase writes migrations
+    # beside its data directory, where a later run would find them.
+    where = ["--dir", f"{workspace}/pb_data", "--migrationsDir", f"{workspace}/pb_migrations", "--automigrate=false"]
     port = 18090 + os.getpid() % 1000
     base = f"http://127.0.0.1:{port}"
-    subprocess.run([binary, "superuser", "upsert", "admin@example.com", "bench-password-1", "--dir", directory],
+    subprocess.run([binary, "superuser", "upsert", "admin@example.com", "bench-password-1", *where],
                    check=True, capture_output=True)
-    process = subprocess.Popen([binary, "serve", "--http", f"127.0.0.1:{port}", "--dir", directory],
+    process = subprocess.Popen([binary, "serve", "--http", f"127.0.0.1:{port}", *where],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -144,7 +155,7 @@ def measure_pocketbase(binary):
     finally:
         process.terminate()
         process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def main(stratus_binary, pocketbase_binary):
@@ -162,7 +173,7 @@ def main(stratus_binary, pocketbase_binary):
     ]
     print(f"{'':38} {'GET one':>22} {'GET list of 20':>22}")
     for label, (one_rate, one_p99), (list_rate, list_p99) in rows:
-        print(f"{label:38} {one_rate:>10.0} req/s {one_p99:>6.2f} ms {list_rate:>10.0} req/s {list_p99:>6.2f} ms  (p99)")
+        print(f"{label:38} {one_rate:>10.0f} req/s {one_p99:>6.2f} ms {list_rate:>10.0f} req/s {list_p99:>6.2f} ms  (p99)")
     _, (peer_one, _), (peer_list, _) = peer
     print("ratios to PocketBase (req/s; goal ≥ 10× on the hit path, ≥ 3× on the miss path):")
     for label, (one_rate, _), (list_rate, _) in rows[:-1]:
