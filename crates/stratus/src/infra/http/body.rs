@@ -232,6 +232,22 @@ impl BodyLimit {
     fn too_large(self) -> Response {
         self.refuse(BodyRefusal::TooLarge { limit: self.max_bytes })
     }
+
+    /// Reads a request's whole body within the limit: the request again, its body in memory,
+    /// and the bytes; or the refusal to send (413, 408, 400, as the endpoint words them).
+    pub(crate) async fn read_whole(self, request: Request) -> Result<(Request, Bytes), Response> {
+        if self.declared_too_large(&request) {
+            return Err(self.too_large());
+        }
+        let (parts, body) = request.into_parts();
+        match Limited::new(body, self.max_bytes).collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
+            }
+            Err(error) => Err(self.refuse(BodyRefusal::of(error.as_ref(), self.max_bytes))),
+        }
+    }
 }
 
 /// Middleware that reads the whole body, within the limit, before the rest of the stack runs:
@@ -241,13 +257,9 @@ pub(crate) async fn read_whole_body(
     request: Request,
     next: Next,
 ) -> Response {
-    if limit.declared_too_large(&request) {
-        return limit.too_large();
-    }
-    let (parts, body) = request.into_parts();
-    match Limited::new(body, limit.max_bytes).collect().await {
-        Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
-        Err(error) => limit.refuse(BodyRefusal::of(error.as_ref(), limit.max_bytes)),
+    match limit.read_whole(request).await {
+        Ok((request, _)) => next.run(request).await,
+        Err(refusal) => refusal,
     }
 }
 

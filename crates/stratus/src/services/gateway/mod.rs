@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{FromRequestParts as _, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -34,6 +33,7 @@ use throttle::Throttles;
 
 use crate::infra::clock::Clock;
 use crate::infra::http::Problem;
+use crate::infra::http::body::BodyLimit;
 use crate::services::cognito::authorizer::Authorizer;
 
 /// How the gateway treats one API.
@@ -220,35 +220,25 @@ async fn validated(
     request: Request,
 ) -> Result<Request, Response> {
     let Some(route) = route else { return Ok(request) };
-    let (mut parts, body) = request.into_parts();
-    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
-        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
-        Err(_) => Vec::new(),
-    };
-    let json = parts
-        .headers
+    let json = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|media| media.trim() == "application/json" || media.trim().ends_with("+json"));
-    let (body, bytes) = if json && gateway.document.checks_body(&parts.method, route) {
-        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, options.max_body_bytes))
-            .await
-        {
-            Ok(collected) => {
-                let bytes = collected.to_bytes();
-                (Body::from(bytes.clone()), Some(bytes))
-            }
-            Err(_) => {
-                let problem = Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("The body is over {} bytes.", options.max_body_bytes),
-                );
-                return Err(problem.into_response());
-            }
-        }
+    // The body is read here, within the API's limit and the connection's pace, only when the
+    // document has a schema for it; refusals are the REST API's (413, 408, 400).
+    let (request, bytes) = if json && gateway.document.checks_body(request.method(), route) {
+        let limit = BodyLimit::new(options.max_body_bytes, Problem::body_refused);
+        let (request, bytes) = limit.read_whole(request).await?;
+        (request, Some(bytes))
     } else {
-        (body, None)
+        (request, None)
+    };
+    let (mut parts, body) = request.into_parts();
+    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+        Err(_) => Vec::new(),
     };
     let query = parts.uri.query();
     gateway
