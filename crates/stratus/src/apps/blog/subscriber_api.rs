@@ -167,8 +167,7 @@ async fn subscribe(
         }
     };
     if let Err(wait) = state.per_address.check(peer.ip()) {
-        // Whole seconds, rounded up: coming back at Retry-After must succeed.
-        let wait = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let wait = crate::infra::http::retry_after_seconds(wait);
         let mut response = audience.refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many subscriptions from this address; try again later.",

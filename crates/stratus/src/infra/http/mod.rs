@@ -20,3 +20,9 @@ pub use limit::AddressLimit;
 pub use page::page;
 pub use problem::{Problem, ProblemSchema, Violation};
 pub use request_id::RequestIds;
+
+/// A `Retry-After` value for a wait: whole seconds, rounded up and at least 1, so a client that
+/// comes back after it is admitted.
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}

@@ -266,9 +266,7 @@ fn refused(refusal: Refusal) -> Response {
     let headers = response.headers_mut();
     headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
     if let Some(wait) = retry_after {
-        // Whole seconds, rounded up: a client that waits that long is admitted.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(crate::infra::http::retry_after_seconds(wait)));
     }
     response
 }

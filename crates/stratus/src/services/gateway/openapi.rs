@@ -46,7 +46,8 @@ struct Operation {
 #[derive(Debug)]
 pub(crate) struct ApiDocument {
     json: Arc<Value>,
-    operations: HashMap<(Method, String), Operation>,
+    /// By route (as the router declares it), then method: looked up on every request.
+    operations: HashMap<String, HashMap<Method, Operation>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +110,7 @@ impl ApiDocument {
         body: Option<&[u8]>,
         strict_query: bool,
     ) -> Result<(), Problem> {
-        let Some(operation) = self.operations.get(&(method.clone(), route.to_owned())) else { return Ok(()) };
+        let Some(operation) = self.operation(method, route) else { return Ok(()) };
         let mut violations = Vec::new();
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
@@ -166,9 +167,11 @@ impl ApiDocument {
 
     /// Whether the operation takes a JSON body the gateway should read and check.
     pub(crate) fn checks_body(&self, method: &Method, route: &str) -> bool {
-        self.operations
-            .get(&(method.clone(), route.to_owned()))
-            .is_some_and(|operation| operation.body.is_some())
+        self.operation(method, route).is_some_and(|operation| operation.body.is_some())
+    }
+
+    fn operation(&self, method: &Method, route: &str) -> Option<&Operation> {
+        self.operations.get(route)?.get(method)
     }
 }
 
@@ -260,7 +263,7 @@ fn kind_of(document: &Value, schema: &Value) -> String {
     resolved.get("type").and_then(Value::as_str).unwrap_or("string").to_owned()
 }
 
-fn compile(document: &Value) -> Result<HashMap<(Method, String), Operation>, DocumentError> {
+fn compile(document: &Value) -> Result<HashMap<String, HashMap<Method, Operation>>, DocumentError> {
     let mut operations = HashMap::new();
     let Some(paths) = document["paths"].as_object() else { return Ok(operations) };
     for (path, item) in paths {
@@ -293,7 +296,10 @@ fn compile(document: &Value) -> Result<HashMap<(Method, String), Operation>, Doc
                     .map(|schema| (schema, operation["requestBody"]["required"].as_bool().unwrap_or(false))),
                 None => None,
             };
-            operations.insert((parsed, path.clone()), Operation { parameters, body });
+            operations
+                .entry(path.clone())
+                .or_insert_with(HashMap::new)
+                .insert(parsed, Operation { parameters, body });
         }
     }
     Ok(operations)
