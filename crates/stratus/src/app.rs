@@ -63,6 +63,8 @@ pub enum AppError {
     Tls(#[from] crate::infra::http::tls::TlsError),
     #[error("cannot build the HTTP client that fetches remote issuers' keys")]
     Authorizer(#[source] reqwest::Error),
+    #[error("[gateway.authorizers] name functions no one registered: {}", .0.join(", "))]
+    MissingAuthorizers(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -150,6 +152,14 @@ impl Application {
             &config.gateway,
             keys.clone(),
             Arc::clone(&authorizer),
+            crate::services::gateway::AuthorizerParts {
+                pools: Arc::clone(&identity_pools),
+                iam: Arc::clone(&iam),
+                functions: host.authorizers(),
+                region: config.region.clone(),
+                stage: config.stage.clone(),
+                clock: Arc::clone(&platform.clock),
+            },
             document,
             Arc::clone(&platform.clock),
         ));
@@ -335,6 +345,10 @@ impl Application {
     /// invocations finish and writes their checkpoints.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
         let config = self.config.clone();
+        let missing = self.gateway.missing_authorizer_functions();
+        if !missing.is_empty() {
+            return Err(AppError::MissingAuthorizers(missing));
+        }
         self.host.start()?;
         let background = CancellationToken::new();
         let sweeper = tokio::spawn(sweep_expired_items(

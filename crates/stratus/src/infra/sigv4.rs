@@ -139,7 +139,7 @@ fn string_to_sign(request: &SignedRequest<'_>, authorization: &Authorization, am
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         request.method,
-        if request.path.is_empty() { "/" } else { request.path },
+        canonical_path(request.path),
         canonical_query(request.query),
         canonical_headers,
         authorization.signed_headers.join(";"),
@@ -199,6 +199,19 @@ fn signing_key(secret: &str, authorization: &Authorization) -> hmac::Key {
     let service = sign(region.as_ref(), &authorization.service);
     let signing = sign(service.as_ref(), "aws4_request");
     hmac::Key::new(hmac::HMAC_SHA256, signing.as_ref())
+}
+
+/// Characters SigV4 leaves as they are in the canonical URI.
+const PATH_KEEP: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// The path as sent, URI-encoded once more: every service but S3 signs the path encoded twice
+/// (`/a%20b` is signed as `/a%2520b`).
+fn canonical_path(path: &str) -> String {
+    if path.is_empty() {
+        return "/".to_owned();
+    }
+    percent_encoding::utf8_percent_encode(path, PATH_KEEP).to_string()
 }
 
 /// Query parameters sorted by name then value, each already in its sent (encoded) form.

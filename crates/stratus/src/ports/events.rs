@@ -1,8 +1,10 @@
 //! The events functions receive, in the JSON shapes AWS Lambda delivers them (DynamoDB Streams
-//! records, S3 event notifications, batch responses), so a function written against these types
-//! runs unchanged under the local host and on Lambda. A table change is the table's own record
+//! records, S3 event notifications, batch responses, API Gateway's authorizer calls), so a
+//! function written against these types runs unchanged under the local host and on Lambda. A table change is the table's own record
 //! (`table::change`, written by its adapter in the same transaction as the item); it is offered
 //! here beside the others.
+
+use std::collections::BTreeMap;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -150,3 +152,104 @@ mod tests {
         assert_eq!(decode_event_key(&encoded), key);
     }
 }
+
+/// What an API Gateway Lambda authorizer receives: the caller's token (`TOKEN`), or the parts of
+/// the request its identity sources name (`REQUEST`), with the ARN of the method called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "UPPERCASE", rename_all_fields = "camelCase")]
+pub enum AuthorizerEvent {
+    Token { authorization_token: String, method_arn: String },
+    Request(Box<RequestAuthorizerEvent>),
+}
+
+impl AuthorizerEvent {
+    /// `arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`.
+    pub fn method_arn(&self) -> &str {
+        match self {
+            Self::Token { method_arn, .. } => method_arn,
+            Self::Request(request) => &request.method_arn,
+        }
+    }
+}
+
+/// A `REQUEST` authorizer's event: the request's headers, query and path parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestAuthorizerEvent {
+    pub method_arn: String,
+    /// The route as declared (`/v1/todos/{id}`).
+    pub resource: String,
+    pub path: String,
+    pub http_method: String,
+    pub headers: BTreeMap<String, String>,
+    pub query_string_parameters: BTreeMap<String, String>,
+    pub path_parameters: BTreeMap<String, String>,
+    pub request_context: AuthorizerRequestContext,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerRequestContext {
+    pub account_id: String,
+    pub api_id: String,
+    pub stage: String,
+    pub request_id: String,
+    pub resource_path: String,
+    pub http_method: String,
+    pub path: String,
+    pub identity: AuthorizerIdentity,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerIdentity {
+    pub source_ip: String,
+}
+
+/// A Lambda authorizer's answer: who the caller is, the IAM policy that says which methods they
+/// may invoke (evaluated for this call and, while it is cached, for later ones), and values for
+/// the function (`requestContext.authorizer`). To refuse a token, return [`Unauthorized`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerResponse {
+    pub principal_id: String,
+    pub policy_document: serde_json::Value,
+    /// Strings, numbers and booleans only, as on API Gateway.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, serde_json::Value>,
+}
+
+impl AuthorizerResponse {
+    /// Allows `principal_id` to invoke the methods `resource` matches (an ARN pattern, `*` for any).
+    pub fn allow(principal_id: impl Into<String>, resource: &str) -> Self {
+        Self::with_effect(principal_id, "Allow", resource)
+    }
+
+    /// Denies `principal_id` the methods `resource` matches.
+    pub fn deny(principal_id: impl Into<String>, resource: &str) -> Self {
+        Self::with_effect(principal_id, "Deny", resource)
+    }
+
+    fn with_effect(principal_id: impl Into<String>, effect: &str, resource: &str) -> Self {
+        Self {
+            principal_id: principal_id.into(),
+            policy_document: serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{ "Action": "execute-api:Invoke", "Effect": effect, "Resource": resource }],
+            }),
+            context: BTreeMap::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_context(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.context.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// The error an authorizer returns for a token it does not accept (Lambda's `"Unauthorized"`):
+/// the caller gets 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Unauthorized")]
+pub struct Unauthorized;

@@ -17,6 +17,7 @@ mod gateway;
 mod identity;
 mod mail;
 mod photos;
+mod route_authorizers;
 mod s3;
 mod serve;
 mod stream;

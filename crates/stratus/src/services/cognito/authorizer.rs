@@ -23,14 +23,28 @@ use crate::infra::http::Problem;
 use serde::{Deserialize, Serialize};
 
 /// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
+    /// The user-pool `sub` (or a function authorizer's `principalId`): whose data this is.
     pub sub: String,
     pub username: String,
     pub groups: Vec<String>,
     pub scopes: Vec<String>,
     pub issuer: String,
     pub client_id: String,
+    pub authorized_by: AuthorizedBy,
+}
+
+/// Which authorizer vouched for the caller (API Gateway's `requestContext.identity` and
+/// `requestContext.authorizer`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthorizedBy {
+    /// An access token of a user pool.
+    UserPool,
+    /// SigV4 with the temporary credentials of an identity signed in through a user pool.
+    Iam { identity_id: String, role_arn: String },
+    /// A function authorizer, with the context it returned.
+    Function { authorizer: String, context: std::collections::BTreeMap<String, serde_json::Value> },
 }
 
 impl Principal {
@@ -244,6 +258,7 @@ fn principal(claims: &AccessClaims) -> Principal {
         scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
         issuer: claims.iss.clone(),
         client_id: claims.client_id.clone(),
+        authorized_by: AuthorizedBy::UserPool,
     }
 }
 
@@ -268,6 +283,14 @@ where
         }
         let authorizer = Arc::<Authorizer>::from_ref(state);
         let value = parts.headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+        if value.is_some_and(|value| value.starts_with("AWS4-HMAC-SHA256 ")) {
+            // Allowed by IAM, but with credentials no user-pool user signed in for (a guest
+            // identity's, the operator's): there is no user whose data this would be.
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "These credentials are not a signed-in user's: use credentials an identity pool issued for a user-pool login.",
+            ));
+        }
         let Some(token) = value.and_then(|value| value.strip_prefix("Bearer ")) else {
             return Err(Problem::new(StatusCode::UNAUTHORIZED, "An access token is required.")
                 .with_header(header::WWW_AUTHENTICATE, "Bearer"));

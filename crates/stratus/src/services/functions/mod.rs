@@ -4,7 +4,9 @@
 //! (`slots`: HTTP and background pools). Shutdown lets in-flight invocations finish and their
 //! checkpoints land.
 
+mod authorizers;
 mod config;
+pub use authorizers::{AuthorizerFailure, AuthorizerFunctions};
 pub use config::FunctionsConfig;
 
 pub(crate) mod slots;
@@ -24,7 +26,7 @@ use tracing::Instrument as _;
 
 use crate::infra::http::body::{BodyLimit, read_whole_body};
 use crate::infra::telemetry::error_chain;
-use crate::ports::events::{BatchResponse, ObjectEvent, TableChange};
+use crate::ports::events::{AuthorizerEvent, AuthorizerResponse, BatchResponse, ObjectEvent, TableChange};
 use crate::ports::stream::StreamConfig;
 use crate::ports::stream::consumer::Consumer;
 use crate::ports::stream::{
@@ -155,6 +157,7 @@ pub struct Host {
     running: Vec<RunningConsumer>,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
+    authorizers: AuthorizerFunctions,
 }
 
 #[derive(Debug)]
@@ -185,6 +188,7 @@ impl Host {
         };
         Self {
             log,
+            authorizers: AuthorizerFunctions::new(limits.http.clone()),
             limits: Arc::new(limits),
             pending: Vec::new(),
             running: Vec::new(),
@@ -292,6 +296,25 @@ impl Host {
             .layer(axum::extract::DefaultBodyLimit::disable())
             .layer(axum::middleware::from_fn_with_state(self.limits.http.clone(), invoke_http))
             .layer(axum::middleware::from_fn_with_state(limit, read_whole_body))
+    }
+
+    /// Registers an authorizer function (API Gateway's Lambda authorizer), which the gateway calls
+    /// for the routes `[gateway.authorization]` gives to an authorizer naming it.
+    pub fn on_authorize<F, Fut>(&mut self, name: &str, function: F) -> Result<(), HostError>
+    where
+        F: Fn(Invocation, AuthorizerEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<AuthorizerResponse, FunctionError>> + Send + 'static,
+    {
+        if self.authorizers.register(name, function) {
+            Ok(())
+        } else {
+            Err(HostError::DuplicateFunction { name: name.to_owned() })
+        }
+    }
+
+    /// The registered authorizer functions, for the gateway.
+    pub fn authorizers(&self) -> AuthorizerFunctions {
+        self.authorizers.clone()
     }
 
     /// The HTTP and background pools, for metrics.

@@ -34,6 +34,75 @@ pub struct GatewayConfig {
     pub admins_group: String,
     /// The WebSocket API at `/v1/ws`.
     pub websocket: super::websocket::WebSocketConfig,
+    /// The API's id in the ARNs IAM policies name methods by:
+    /// `arn:aws:execute-api:<region>:<account>:<api_id>/<stage>/<METHOD>/<path>`.
+    pub api_id: String,
+    /// Which authorizer guards a route, by `"GET /v1/todos"` (`ANY` for every method):
+    /// `user_pool` (an access token, checked by the API — every route's default), `iam` (SigV4
+    /// with an identity's temporary credentials, allowed by `execute-api:Invoke`), or the name of
+    /// one of `authorizers`.
+    pub authorization: BTreeMap<String, String>,
+    /// Function authorizers (API Gateway's Lambda authorizers) by name.
+    pub authorizers: BTreeMap<String, FunctionAuthorizerConfig>,
+}
+
+/// A function authorizer: a function registered with the host answers who the caller is and
+/// which methods they may invoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionAuthorizerConfig {
+    /// The registered authorizer function.
+    pub function: String,
+    /// `token`: the function receives the one identity source's value; `request`: the request's
+    /// headers, query and path parameters.
+    #[serde(default)]
+    pub kind: AuthorizerKind,
+    /// Where the caller's identity is: `header.<Name>` or `query.<name>`. A request without
+    /// every one of them is refused (401) without asking the function; their values key the
+    /// cached answers.
+    #[serde(default = "default_identity_source")]
+    pub identity_source: Vec<String>,
+    /// How long an answer is reused for the same identity (`0s`: never; at most 1h).
+    #[serde(default = "default_authorizer_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerKind {
+    #[default]
+    Token,
+    Request,
+}
+
+/// Where an identity source is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IdentitySource {
+    Header(String),
+    Query(String),
+}
+
+impl IdentitySource {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text.split_once('.') {
+            Some(("header", name)) if !name.is_empty() => Some(Self::Header(name.to_ascii_lowercase())),
+            Some(("query", name)) if !name.is_empty() => Some(Self::Query(name.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// The names `[gateway.authorization]` gives the built-in authorizers.
+pub(crate) const USER_POOL: &str = "user_pool";
+pub(crate) const IAM: &str = "iam";
+
+fn default_identity_source() -> Vec<String> {
+    vec!["header.Authorization".into()]
+}
+
+/// API Gateway's default authorizer cache lifetime.
+fn default_authorizer_ttl() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// A duration in a map (`"30s"`).
@@ -83,6 +152,9 @@ impl Default for GatewayConfig {
             plans: BTreeMap::new(),
             admins_group: "admins".into(),
             websocket: super::websocket::WebSocketConfig::default(),
+            api_id: "stratus".into(),
+            authorization: BTreeMap::new(),
+            authorizers: BTreeMap::new(),
         }
     }
 }
@@ -100,7 +172,7 @@ impl GatewayConfig {
         if ttls.into_iter().any(|ttl| ttl > MAX_CACHE_TTL) {
             return invalid("gateway.cache_ttl", "must be at most 1h, as on API Gateway");
         }
-        for route in self.cache_ttls.keys().chain(self.methods.keys()) {
+        for route in self.cache_ttls.keys().chain(self.methods.keys()).chain(self.authorization.keys()) {
             let well_formed = route.split_once(' ').is_some_and(|(method, path)| {
                 method.chars().all(|c| c.is_ascii_uppercase()) && !method.is_empty() && path.starts_with('/')
             });
@@ -121,6 +193,7 @@ impl GatewayConfig {
         if self.admins_group.is_empty() {
             return invalid("gateway.admins_group", "must not be empty");
         }
+        self.validate_authorizers()?;
         check_throttle("gateway.rate", self.rate, self.burst)?;
         for throttle in self.methods.values() {
             check_throttle("gateway.methods", throttle.rate, throttle.burst)?;
@@ -129,6 +202,55 @@ impl GatewayConfig {
             check_throttle("gateway.plans", plan.rate, plan.burst)?;
             if plan.quota == Some(0) {
                 return invalid("gateway.plans", "a quota must be at least 1 (leave it out for none)");
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_authorizers(&self) -> Result<(), Invalid> {
+        if self.api_id.is_empty()
+            || !self.api_id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
+            return invalid("gateway.api_id", "must be lowercase letters and digits");
+        }
+        for (route, name) in &self.authorization {
+            if name != USER_POOL && name != IAM && !self.authorizers.contains_key(name) {
+                return invalid(
+                    "gateway.authorization",
+                    format!(
+                        "`{route}`: `{name}` is neither `user_pool`, `iam` nor one of [gateway.authorizers]"
+                    ),
+                );
+            }
+        }
+        for (name, authorizer) in &self.authorizers {
+            let key = "gateway.authorizers";
+            if name == USER_POOL || name == IAM {
+                return invalid(key, format!("`{name}` is the name of a built-in authorizer"));
+            }
+            if authorizer.function.is_empty() {
+                return invalid(
+                    key,
+                    format!("`{name}`: `function` must name a registered authorizer function"),
+                );
+            }
+            let sources: Option<Vec<IdentitySource>> =
+                authorizer.identity_source.iter().map(|source| IdentitySource::parse(source)).collect();
+            match (authorizer.kind, sources.as_deref()) {
+                (_, None | Some([])) => {
+                    return invalid(
+                        key,
+                        format!("`{name}`: identity_source entries are `header.<Name>` or `query.<name>`"),
+                    );
+                }
+                (AuthorizerKind::Token, Some([IdentitySource::Header(_)])) | (AuthorizerKind::Request, _) => {
+                }
+                (AuthorizerKind::Token, _) => {
+                    return invalid(key, format!("`{name}`: a token authorizer reads exactly one header"));
+                }
+            }
+            if authorizer.ttl > MAX_CACHE_TTL {
+                return invalid(key, format!("`{name}`: ttl must be at most 1h, as on API Gateway"));
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 //! function and takes no function slot.
 
 mod admin;
+mod authorizers;
 mod cache;
 mod config;
 mod keys;
@@ -13,7 +14,11 @@ mod plans;
 mod throttle;
 pub mod websocket;
 
-pub use config::{GatewayConfig, Lifetime, MAX_CACHE_TTL, PlanConfig, QuotaPeriod, Throttle};
+pub(crate) use authorizers::AuthorizerParts;
+pub use config::{
+    AuthorizerKind, FunctionAuthorizerConfig, GatewayConfig, Lifetime, MAX_CACHE_TTL, PlanConfig,
+    QuotaPeriod, Throttle,
+};
 pub use keys::{ApiKey, ApiKeys};
 pub use websocket::{Connections, PostError, WebSocketConfig};
 
@@ -21,11 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts as _, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use authorizers::{Guard, RouteAuthorizers};
 pub(crate) use cache::Scope;
 use cache::{Lookup, ResponseCache, cacheable, refresh_requested};
 use plans::{Refusal, UsagePlans};
@@ -57,6 +64,7 @@ pub(crate) struct Gateway {
     plans: Option<UsagePlans>,
     cache: Option<ResponseCache>,
     authorizer: Arc<Authorizer>,
+    authorizers: RouteAuthorizers,
     document: openapi::ApiDocument,
     connections: Arc<Connections>,
     config: GatewayConfig,
@@ -67,6 +75,7 @@ impl Gateway {
         config: &GatewayConfig,
         keys: ApiKeys,
         authorizer: Arc<Authorizer>,
+        authorizers: AuthorizerParts,
         document: openapi::ApiDocument,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -79,10 +88,16 @@ impl Gateway {
             plans,
             cache,
             authorizer,
+            authorizers: RouteAuthorizers::new(config, authorizers),
             document,
             connections: Arc::new(Connections::new(config.websocket.clone())),
             config: config.clone(),
         }
+    }
+
+    /// The function authorizers `[gateway.authorization]` uses whose function no one registered.
+    pub(crate) fn missing_authorizer_functions(&self) -> Vec<String> {
+        self.authorizers.missing_functions()
     }
 
     /// `/v1/openapi.json` and the docs page.
@@ -149,8 +164,9 @@ impl Gateway {
         self.config.cache_ttls.get(route).map_or(self.config.cache_ttl, |ttl| ttl.0)
     }
 
-    /// The caller a request speaks for: `Some("")` without credentials, the `sub` of a valid
-    /// access token, `None` for a token that does not verify (the function answers that).
+    /// The caller a request to a user-pool route speaks for: `Some("")` without credentials, the
+    /// `sub` of a valid access token, `None` for a token that does not verify (the function
+    /// answers that).
     async fn caller(&self, request: &mut Request) -> Option<String> {
         let Some(value) = request.headers().get(header::AUTHORIZATION) else { return Some(String::new()) };
         let token = value.to_str().ok()?.strip_prefix("Bearer ")?.trim().to_owned();
@@ -172,20 +188,59 @@ async fn handle(
     if let Err(retry_after) = gateway.throttles.admit(&route) {
         return refused(Refusal::Throttled { retry_after });
     }
+    let guard = gateway.authorizers.guard(request.method(), path.as_deref());
+    let (request, body) = match read_body(&gateway, &options, &guard, path.as_deref(), request).await {
+        Ok(read) => read,
+        Err(refusal) => return refusal,
+    };
+    let (mut parts, unread) = request.into_parts();
+    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+        Err(_) => Vec::new(),
+    };
+    let declared = path.as_deref().unwrap_or_default();
+    let signed_body = body.as_deref().unwrap_or_default();
+    let admitted = match gateway.authorizers.admit(&guard, &parts, declared, &path_values, signed_body).await
+    {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
     if let (true, Some(plans)) = (options.requires_key, &gateway.plans) {
-        let key = request.headers().get("x-api-key").and_then(|value| value.to_str().ok());
+        let key = parts.headers.get("x-api-key").and_then(|value| value.to_str().ok());
         if let Err(refusal) = plans.admit(key) {
             return refused(refusal);
         }
     }
-    let mut request = match validated(&gateway, &options, path.as_deref(), request).await {
-        Ok(request) => request,
-        Err(refusal) => return refusal,
-    };
+    if let Some(route) = path.as_deref() {
+        let checked_body = body.as_deref().filter(|_| is_json(&parts.headers));
+        let query = parts.uri.query();
+        if let Err(problem) = gateway.document.check(
+            &parts.method,
+            route,
+            &path_values,
+            query,
+            checked_body,
+            options.strict_query,
+        ) {
+            return problem.into_response();
+        }
+    }
+    // The function finds the caller an authorizer let in, and does not verify them again.
+    let caller = admitted.map(|admitted| {
+        if let Some(principal) = admitted.principal {
+            parts.extensions.insert(principal);
+        }
+        admitted.caller
+    });
+    let mut request = Request::from_parts(parts, unread);
     let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else { return next.run(request).await };
     if !cacheable(request.method(), request.headers()) {
         let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        let caller = if writes && scope == Scope::Caller { gateway.caller(&mut request).await } else { None };
+        let caller = match caller {
+            Some(caller) => Some(caller),
+            None if writes && scope == Scope::Caller => gateway.caller(&mut request).await,
+            None => None,
+        };
         let response = next.run(request).await;
         // A write through the gateway forgets at once; other writers' changes arrive through
         // the change stream.
@@ -198,7 +253,13 @@ async fn handle(
         }
         return response;
     }
-    let Some(caller) = gateway.caller(&mut request).await else { return next.run(request).await };
+    let caller = match caller {
+        Some(caller) => caller,
+        None => match gateway.caller(&mut request).await {
+            Some(caller) => caller,
+            None => return next.run(request).await,
+        },
+    };
     let target =
         request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
     match cache.lookup(&caller, &target, refresh_requested(request.headers())) {
@@ -211,41 +272,32 @@ async fn handle(
     }
 }
 
-/// The request, checked against its operation in the document (and its JSON body read for it),
-/// or the 400 (413 for a body over the API's limit) that lists what is wrong.
-async fn validated(
-    gateway: &Gateway,
-    options: &ApiOptions,
-    route: Option<&str>,
-    request: Request,
-) -> Result<Request, Response> {
-    let Some(route) = route else { return Ok(request) };
-    let json = request
-        .headers()
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim() == "application/json" || media.trim().ends_with("+json"));
-    // The body is read here, within the API's limit and the connection's pace, only when the
-    // document has a schema for it; refusals are the REST API's (413, 408, 400).
-    let (request, bytes) = if json && gateway.document.checks_body(request.method(), route) {
-        let limit = BodyLimit::new(options.max_body_bytes, Problem::body_refused);
-        let (request, bytes) = limit.read_whole(request).await?;
-        (request, Some(bytes))
-    } else {
-        (request, None)
-    };
-    let (mut parts, body) = request.into_parts();
-    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
-        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
-        Err(_) => Vec::new(),
-    };
-    let query = parts.uri.query();
-    gateway
-        .document
-        .check(&parts.method, route, &path_values, query, bytes.as_deref(), options.strict_query)
-        .map_err(IntoResponse::into_response)?;
-    Ok(Request::from_parts(parts, body))
+        .is_some_and(|media| media.trim() == "application/json" || media.trim().ends_with("+json"))
+}
+
+/// The request with its body read whole when something in front of the function needs it: a
+/// SigV4 signature covers it, the document has a schema for a JSON one. It is read within the
+/// API's limit and the connection's pace; refusals are the REST API's (413, 408, 400).
+async fn read_body(
+    gateway: &Gateway,
+    options: &ApiOptions,
+    guard: &Guard,
+    route: Option<&str>,
+    request: Request,
+) -> Result<(Request, Option<Bytes>), Response> {
+    let validated = route.is_some_and(|route| gateway.document.checks_body(request.method(), route));
+    let needed = RouteAuthorizers::reads_body(guard) || (validated && is_json(request.headers()));
+    if !needed {
+        return Ok((request, None));
+    }
+    let limit = BodyLimit::new(options.max_body_bytes, Problem::body_refused);
+    let (request, bytes) = limit.read_whole(request).await?;
+    Ok((request, Some(bytes)))
 }
 
 /// A refusal in API Gateway's words: `{"message": …}`, with `Retry-After` on a 429.

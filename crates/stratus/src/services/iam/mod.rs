@@ -29,6 +29,10 @@ pub const DEFAULT_AUTHENTICATED_ROLE: &str = "Cognito_DefaultAuthenticated";
 pub const DEFAULT_UNAUTHENTICATED_ROLE: &str = "Cognito_DefaultUnauthenticated";
 const OWN_FOLDER_POLICY: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/own-folder.json"));
+/// The todos API for routes `[gateway.authorization]` gives to `iam`; the API itself holds each
+/// user to their own todos.
+const INVOKE_TODOS_POLICY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/invoke-todos.json"));
 
 /// A role's policy file could not be used: start-up stops, naming the file and the statement.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +68,10 @@ impl Iam {
         let mut roles = BTreeMap::from([
             (
                 DEFAULT_AUTHENTICATED_ROLE.to_owned(),
-                vec![parse(DEFAULT_AUTHENTICATED_ROLE, "own-folder (built in)", OWN_FOLDER_POLICY)?],
+                vec![
+                    parse(DEFAULT_AUTHENTICATED_ROLE, "own-folder (built in)", OWN_FOLDER_POLICY)?,
+                    parse(DEFAULT_AUTHENTICATED_ROLE, "invoke-todos (built in)", INVOKE_TODOS_POLICY)?,
+                ],
             ),
             (DEFAULT_UNAUTHENTICATED_ROLE.to_owned(), Vec::new()),
         ]);
@@ -82,6 +89,17 @@ impl Iam {
             roles.insert(role.clone(), policies);
         }
         Ok(Self { account: config.account.clone(), roles })
+    }
+
+    /// The account in the stage's ARNs.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// What the policies of the role `role_arn` decide for `request`; a role this stage does not
+    /// have is allowed nothing.
+    pub fn decide(&self, role_arn: &str, request: Request<'_>) -> Decision {
+        evaluate(self.policies(role_arn).unwrap_or_default(), request)
     }
 
     /// The policies of the role an ARN names; `None` for a role this stage does not have.

@@ -16,36 +16,12 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use crate::infra::clock::Clock;
 use crate::infra::telemetry::error_chain;
-use crate::services::cognito::credentials::{CallerKind, CredentialError, CredentialStore, Grant};
-use crate::services::cognito::identity_pool::IdentityPools;
-use crate::services::iam::{self, Context, Decision, Iam};
+use crate::services::cognito::credentials::{CredentialError, CredentialStore};
+use crate::services::cognito::identity_pool::{IdentityPools, Signer};
+use crate::services::iam::{self, Decision, Iam};
 
 /// SigV4's limit on a presigned URL's lifetime: 7 days.
 const MAX_PRESIGNED_SECONDS: u64 = 7 * 24 * 3600;
-
-/// Who signed a request, as the gate found it; the operations read it from the request's
-/// extensions (DeleteObjects asks IAM once per key).
-#[derive(Debug, Clone)]
-pub(super) enum Principal {
-    Operator,
-    Role(Arc<Session>),
-}
-
-/// Temporary credentials' holder: the role whose policies apply, and the condition keys that
-/// describe them.
-#[derive(Debug)]
-pub(super) struct Session {
-    access_key_id: String,
-    identity_id: String,
-    role_arn: String,
-    context: Context,
-}
-
-impl Session {
-    pub(super) fn identity(&self) -> &str {
-        &self.identity_id
-    }
-}
 
 #[derive(Debug, Clone)]
 pub(super) struct Gate {
@@ -71,61 +47,25 @@ impl Gate {
         self.clock.now_millis().div_euclid(1000)
     }
 
-    fn principal(&self, access_key_id: &str, session_token: Option<&str>) -> S3Result<Principal> {
-        let caller = self.credentials.caller(access_key_id, session_token, self.now()).map_err(refusal)?;
-        let grant = match caller.kind {
-            CallerKind::Operator => return Ok(Principal::Operator),
-            CallerKind::Temporary { grant, .. } => grant,
-        };
-        if let Some(sign_in) = &grant.sign_in
-            && self.pools.sign_in_revoked(&sign_in.issuer, &sign_in.family)
-        {
-            return Err(refusal(CredentialError::Revoked));
-        }
-        let context = self.context(&grant);
-        Ok(Principal::Role(Arc::new(Session {
-            access_key_id: access_key_id.to_owned(),
-            identity_id: grant.identity_id,
-            role_arn: grant.role_arn,
-            context,
-        })))
-    }
-
-    /// The condition keys AWS sets for credentials from a Cognito identity pool.
-    fn context(&self, grant: &Grant) -> Context {
-        let mut context =
-            Context::default().with("cognito-identity.amazonaws.com:sub", grant.identity_id.clone());
-        if let Ok(identity) = self.pools.identity(&grant.identity_id) {
-            context = context.with("cognito-identity.amazonaws.com:aud", identity.pool_id);
-            let amr = match identity.login {
-                Some((provider, subject)) => {
-                    vec!["authenticated".to_owned(), provider.clone(), format!("{provider}:{subject}")]
-                }
-                None => vec!["unauthenticated".to_owned()],
-            };
-            context = context.with_set("cognito-identity.amazonaws.com:amr", amr);
-        }
-        if let Some(subject) = &grant.subject {
-            context = context.with("aws:PrincipalTag/username", subject.clone());
-        }
-        context
+    fn principal(&self, access_key_id: &str, session_token: Option<&str>) -> S3Result<Signer> {
+        Ok(self.pools.signer(access_key_id, session_token).map_err(refusal)?.signer)
     }
 
     /// IAM's answer for one action; a denial is `AccessDenied`, logged with what decided it.
     pub(super) fn authorize(
         &self,
-        principal: &Principal,
+        principal: &Signer,
         action: &str,
         resource: &str,
         extra: &[(&str, String)],
     ) -> S3Result<()> {
-        let Principal::Role(session) = principal else { return Ok(()) };
+        let Signer::Role(session) = principal else { return Ok(()) };
         let mut context = session.context.clone();
         for (key, value) in extra {
             context = context.with(key, value.clone());
         }
-        let policies = self.iam.policies(&session.role_arn).unwrap_or_default();
-        let decision = iam::evaluate(policies, iam::Request { action, resource, context: &context });
+        let decision =
+            self.iam.decide(&session.role_arn, iam::Request { action, resource, context: &context });
         let decided_by = match &decision {
             Decision::Allow(_) => return Ok(()),
             Decision::Deny(deciding) => format!("denied by {deciding}"),
@@ -142,12 +82,12 @@ impl Gate {
         Err(s3_error!(AccessDenied, "Access Denied"))
     }
 
-    fn operator_only(&self, principal: &Principal, path: &S3Path) -> S3Result<()> {
+    fn operator_only(&self, principal: &Signer, path: &S3Path) -> S3Result<()> {
         let bucket = match path {
             S3Path::Root => return Ok(()),
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
         };
-        if matches!(principal, Principal::Role(_)) && self.operator_only.contains(bucket.as_ref()) {
+        if matches!(principal, Signer::Role(_)) && self.operator_only.contains(bucket.as_ref()) {
             tracing::info!(bucket = %bucket, "S3 request denied: the bucket is reachable through the edge only");
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
@@ -195,7 +135,7 @@ impl S3Access for Gate {
             self.authorize(&principal, asked.action, &asked.resource, &asked.context)?;
         }
         if let Some(source) = copy_source(operation, cx.headers())? {
-            if let Principal::Role(_) = principal
+            if let Signer::Role(_) = principal
                 && self.operator_only.contains(source.bucket.as_str())
             {
                 return Err(s3_error!(AccessDenied, "Access Denied"));

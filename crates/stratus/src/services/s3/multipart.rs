@@ -22,7 +22,7 @@ use super::transfer::{self, PartFile, storage};
 use super::versions::Described;
 use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
 use crate::ports::blobs::Created;
-use crate::services::s3::access::Principal;
+use crate::services::cognito::identity_pool::Signer;
 
 const MAX_LISTED: usize = 1000;
 
@@ -37,10 +37,10 @@ fn part_path(upload_id: &str, part_number: i32) -> Path {
     Path::from(format!("{upload_id}/{part_number}"))
 }
 
-fn initiator(principal: &Principal) -> String {
+fn initiator(principal: &Signer) -> String {
     match principal {
-        Principal::Operator => "operator".to_owned(),
-        Principal::Role(session) => session.identity().to_owned(),
+        Signer::Operator => "operator".to_owned(),
+        Signer::Role(session) => session.identity_id.clone(),
     }
 }
 

@@ -10,13 +10,13 @@ use s3s::dto::{
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::access::Principal;
 use super::catalog::{Attributes, ObjectRow};
 use super::checksums::Expected;
 use super::transfer::{self, storage};
 use super::versions::{Described, Source};
 use super::{Endpoint, encryption, etag, key_path, set_checksum, timestamp};
 use crate::ports::blobs::{Created, EventedStore, Removed};
+use crate::services::cognito::identity_pool::Signer;
 
 /// S3's content type for an object written without one.
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
@@ -455,6 +455,6 @@ struct Deleted {
 }
 
 /// The principal the gate found for this request.
-pub(super) fn principal(extensions: &axum::http::Extensions) -> S3Result<Principal> {
-    extensions.get::<Principal>().cloned().ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))
+pub(super) fn principal(extensions: &axum::http::Extensions) -> S3Result<Signer> {
+    extensions.get::<Signer>().cloned().ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))
 }

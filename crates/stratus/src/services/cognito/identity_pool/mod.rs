@@ -13,6 +13,7 @@ mod config;
 mod install;
 mod openid;
 pub(crate) mod protocol;
+mod signers;
 mod store;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use config::{IdentityPoolConfig, IdentityPoolsConfig};
 pub use openid::{OpenIdClaims, OpenIdError, OpenIdIssuer};
+pub use signers::{RoleSession, SignedBy, SignedInUser, Signer};
 pub use store::{IdentityRecord, PoolRecord, Provider};
 
 use crate::infra::clock::Clock;
