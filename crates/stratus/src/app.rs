@@ -147,7 +147,12 @@ impl Application {
         let keys = crate::services::gateway::ApiKeys::open(Arc::clone(&platform.db))?;
         let mut apis = crate::apps::openapi();
         apis.push(crate::services::gateway::Gateway::admin_document());
-        let document = crate::services::gateway::openapi::ApiDocument::new(apis, &config.stage, &public_url)?;
+        let document = crate::services::gateway::openapi::ApiDocument::new(
+            apis,
+            &config.stage,
+            &public_url,
+            &config.gateway,
+        )?;
         let gateway = Arc::new(crate::services::gateway::Gateway::new(
             &config.gateway,
             keys.clone(),

@@ -59,11 +59,13 @@ pub enum DocumentError {
 }
 
 impl ApiDocument {
-    /// Merges the APIs' documents; `servers` name the stage.
+    /// Merges the APIs' documents; `servers` name the stage, and each operation's security
+    /// names the authorizer `[gateway.authorization]` gives its route.
     pub(crate) fn new(
         apis: Vec<utoipa::openapi::OpenApi>,
         stage: &str,
         public_url: &str,
+        gateway: &super::GatewayConfig,
     ) -> Result<Self, DocumentError> {
         let mut merged = utoipa::openapi::OpenApi::default();
         for api in apis {
@@ -85,6 +87,7 @@ impl ApiDocument {
             "api_key": { "type": "apiKey", "in": "header", "name": "x-api-key",
                 "description": "A usage plan's key (`stratus api-keys create`), where the stage has plans." },
         });
+        secure_routes(&mut json, gateway);
         let operations = compile(&json)?;
         Ok(Self { json: Arc::new(json), operations })
     }
@@ -172,6 +175,43 @@ impl ApiDocument {
 
     fn operation(&self, method: &Method, route: &str) -> Option<&Operation> {
         self.operations.get(route)?.get(method)
+    }
+}
+
+/// The security schemes of the IAM and function authorizers, and their routes' operations
+/// requiring them instead of the user pool's token.
+fn secure_routes(json: &mut Value, gateway: &super::GatewayConfig) {
+    use super::config::{IAM, IdentitySource, USER_POOL};
+    let schemes = &mut json["components"]["securitySchemes"];
+    for (name, authorizer) in &gateway.authorizers {
+        let (location, parameter) =
+            match authorizer.identity_source.first().and_then(|s| IdentitySource::parse(s)) {
+                Some(IdentitySource::Query(parameter)) => ("query", parameter),
+                Some(IdentitySource::Header(header)) => ("header", header),
+                None => continue,
+            };
+        schemes[name] = json!({
+            "type": "apiKey", "in": location, "name": parameter, "x-amazon-apigateway-authtype": "custom",
+            "description": format!("Checked by the authorizer function `{}`.", authorizer.function),
+        });
+    }
+    if gateway.authorization.values().any(|name| name == IAM) {
+        schemes[IAM] = json!({
+            "type": "apiKey", "in": "header", "name": "Authorization", "x-amazon-apigateway-authtype": "awsSigv4",
+            "description": "SigV4 for `execute-api`, with an identity pool's temporary credentials.",
+        });
+    }
+    for (route, name) in &gateway.authorization {
+        let Some((method, path)) = route.split_once(' ') else { continue };
+        let Some(operations) = json["paths"].get_mut(path).and_then(Value::as_object_mut) else { continue };
+        for (verb, operation) in operations.iter_mut() {
+            if method != "ANY" && !verb.eq_ignore_ascii_case(method) {
+                continue;
+            }
+            let Some(operation) = operation.as_object_mut() else { continue };
+            let security = if name == USER_POOL { json!([{ USER_POOL: [] }]) } else { json!([{ name: [] }]) };
+            operation.insert("security".into(), security);
+        }
     }
 }
 
