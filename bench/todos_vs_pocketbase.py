@@ -7,6 +7,10 @@ Stratus is measured on three paths: the gateway's response cache (hit), the func
 table's read cache (response cache off), and the function over SQLite (both caches off); and
 once more with a usage plan's API key on the cache-off path, for the gateway's overhead.
 
+The blog's list of 20 published posts (~4 KB of Markdown each) is measured on the miss path
+too, against a PocketBase `posts` collection with the same posts, listed publicly with the same
+fields (`perPage=20&skipTotal=1`, newest first).
+
 Usage: python todos_vs_pocketbase.py path/to/stratus path/to/pocketbase
 Environment: THREADS, CONNECTIONS, DURATION (wrk's), as in the other benches. The stage throttle is
 raised for the run: its default (10,000 requests/s, as on API Gateway) would cap the figures.
@@ -34,6 +38,15 @@ THREADS = os.environ.get("THREADS", "2")
 CONNECTIONS = os.environ.get("CONNECTIONS", "32")
 DURATION = os.environ.get("DURATION", "10s")
 TODOS = 20
+POSTS = 20
+PARAGRAPH = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut "
+             "labore et dolore magna aliqua. ") * 4
+
+
+def post(i):
+    return {"slug": f"post-{i}", "title": f"Post number {i}", "summary": PARAGRAPH[:200],
+            "body": f"# Post {i}\n\n" + "\n\n".join(PARAGRAPH for _ in range(8)),
+            "tags": ["travel", "photos", f"t{i % 3}"], "publish_date": f"2026-11-{i + 1:02d}T10:00:00Z"}
 
 
 def request(method, url, body=None, headers=None):
@@ -102,6 +115,50 @@ def measure_stratus(binary, label, env, with_key=False):
         server.stop()
 
 
+def measure_stratus_blog(binary):
+    env = {"STRATUS_GATEWAY__CACHE_TTL": "0s", "STRATUS_TABLE__CACHE_TTL": "0s"}
+    server, _ = stratus(binary, env)
+    try:
+        cognito = boto3.client("cognito-idp", endpoint_url=server.endpoint, region_name="us-east-1",
+                               aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
+        cognito.create_group(UserPoolId=server.pool_id, GroupName="authors")
+        cognito.admin_add_user_to_group(UserPoolId=server.pool_id, Username="bench", GroupName="authors")
+        token = cognito.initiate_auth(ClientId=server.client_id, AuthFlow="USER_PASSWORD_AUTH",
+                                      AuthParameters={"USERNAME": "bench", "PASSWORD": PASSWORD})
+        author = {"Authorization": f"Bearer {token['AuthenticationResult']['AccessToken']}"}
+        for i in range(POSTS):
+            request("POST", f"{server.endpoint}/v1/posts", {**post(i), "status": "published"}, author)
+        listing = f"{server.endpoint}/v1/posts?limit={POSTS}"
+        assert len(request("GET", listing)["items"]) == POSTS
+        return wrk(listing, {})
+    finally:
+        server.stop()
+
+
+def pocketbase_posts(request_as_admin, base):
+    """The blog's posts in PocketBase: a public `posts` collection, listed newest first with the
+    fields Stratus's listing shows."""
+    request_as_admin("POST", f"{base}/api/collections", {
+        "name": "posts", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [
+            {"name": "slug", "type": "text", "required": True},
+            {"name": "title", "type": "text", "required": True},
+            {"name": "summary", "type": "text"},
+            {"name": "body", "type": "text", "max": 100000},
+            {"name": "tags", "type": "json"},
+            {"name": "cover", "type": "text"},
+            {"name": "publish_date", "type": "date"},
+        ],
+        "indexes": ["CREATE INDEX idx_posts_date ON posts (publish_date)"],
+    })
+    for i in range(POSTS):
+        request_as_admin("POST", f"{base}/api/collections/posts/records", post(i))
+    listing = (f"{base}/api/collections/posts/records?perPage={POSTS}&skipTotal=1&sort=-publish_date"
+               "&fields=slug,title,summary,tags,cover,publish_date")
+    assert len(request("GET", listing)["items"]) == POSTS
+    return wrk(listing, {})
+
+
 def measure_pocketbase(binary):
     workspace = tempfile.mkdtemp(prefix="pocketbase-bench-")
     # Its data and migrations inside the run's own directory: PocketBase writes migrations
@@ -151,7 +208,8 @@ def measure_pocketbase(binary):
         assert len(request("GET", listing, headers=headers)["items"]) == TODOS
         one = wrk(f"{base}/api/collections/todos/records/{ids[7]}", headers)
         listed = wrk(listing, headers)
-        return "PocketBase 0.40 (API rules: owner only)", one, listed
+        posts = pocketbase_posts(lambda method, url, body: request(method, url, body, as_admin), base)
+        return ("PocketBase 0.40 (API rules: owner only)", one, listed), posts
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -160,7 +218,7 @@ def measure_pocketbase(binary):
 
 def main(stratus_binary, pocketbase_binary):
     print(f"wrk: {THREADS} threads, {CONNECTIONS} connections, {DURATION} per figure; {TODOS} todos per user")
-    peer = measure_pocketbase(pocketbase_binary)
+    peer, peer_posts = measure_pocketbase(pocketbase_binary)
     cache_off = {"STRATUS_GATEWAY__CACHE_TTL": "0s"}
     rows = [
         measure_stratus(stratus_binary, "Stratus: gateway cache hit", {}),
@@ -179,6 +237,9 @@ def main(stratus_binary, pocketbase_binary):
     for label, (one_rate, _), (list_rate, _) in rows[:-1]:
         print(f"  {label:36} GET one {one_rate / peer_one:5.1f}×   list {list_rate / peer_list:5.1f}×")
     (_, (bare_one, _), (bare_list, _)), (_, (keyed_one, _), (keyed_list, _)) = rows[1], rows[3]
+    posts = measure_stratus_blog(stratus_binary)
+    print(f"blog list of {POSTS} posts, miss path: Stratus {posts[0]:.0f} req/s (p99 {posts[1]:.2f} ms), "
+          f"PocketBase {peer_posts[0]:.0f} req/s (p99 {peer_posts[1]:.2f} ms): {posts[0] / peer_posts[0]:.1f}× (goal ≥ 3×)")
     print(f"gateway overhead of key + plan + quota on the cache-off path: GET one {100 * (1 - keyed_one / bare_one):+.1f} %, "
           f"list {100 * (1 - keyed_list / bare_list):+.1f} % (goal ≤ 10 %)")
 

@@ -295,6 +295,15 @@ impl Application {
         self.functions = std::mem::take(&mut self.functions).merge(function);
     }
 
+    /// Mounts an HTTP function behind the gateway, as the built-in APIs are: the stage's
+    /// throttles and route authorizers, the usage plans' keys when `options` requires one, and
+    /// the response cache of its GETs.
+    pub fn mount_api(&mut self, function: Router, options: crate::services::gateway::ApiOptions) {
+        let limit = BodyLimit::new(options.max_body_bytes, Problem::body_refused);
+        let function = self.gateway.wrap(self.host.http_function(function, limit), options);
+        self.functions = std::mem::take(&mut self.functions).merge(function);
+    }
+
     /// What `stratus serve` prints once it listens.
     pub fn banner(&self) -> String {
         use std::fmt::Write as _;

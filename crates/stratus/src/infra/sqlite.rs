@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::watch;
 
@@ -172,6 +173,10 @@ fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connection, 
     };
     connection.pragma_update(None, "synchronous", level).map_err(open_error)?;
     connection.set_prepared_statement_cache_capacity(64);
+    // Plans that do not depend on bound values: otherwise SQLite re-prepares a statement
+    // whenever a value its plan looked at is bound again — the LIMIT, the clock compared with
+    // the partial expiry index — which is every time it runs.
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(open_error)?;
     Ok(connection)
 }
 

@@ -140,8 +140,15 @@ async fn iam_routes_take_sigv4_calls_with_the_users_identity_pool_credentials() 
     assert!(status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST, "{status}");
 
     // The document says how the routes are signed.
-    let document: Value =
-        app.http.get(format!("{}/v1/openapi.json", app.base)).send().await.expect("get").json().await.expect("json");
+    let document: Value = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(document["paths"]["/v1/todos/{id}"]["patch"]["security"], json!([{"iam": []}]));
     assert_eq!(document["components"]["securitySchemes"]["iam"]["x-amazon-apigateway-authtype"], "awsSigv4");
     assert_eq!(document["paths"]["/v1/posts"]["post"]["security"], json!([{"user_pool": []}]));

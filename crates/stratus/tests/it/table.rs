@@ -8,7 +8,7 @@ use stratus::item;
 use stratus::ports::events::{BatchResponse, ChangeKind, TableChange};
 use stratus::ports::table::conformance::TableFactory;
 use stratus::ports::table::sqlite::SqliteTable;
-use stratus::ports::table::{KeyAttribute, Table, TableError, TableSpec};
+use stratus::ports::table::{IndexSpec, KeyAttribute, Query, Table, TableError, TableSpec};
 use stratus::services::functions::{Host, StreamTrigger};
 use tempfile::TempDir;
 
@@ -103,4 +103,54 @@ async fn acknowledged_writes_survive_a_restart() {
     let table = test.platform.table(spec).expect("table");
     let item = table.get(&item! { "pk" => "a", "sk" => "1" }).await.expect("get");
     assert_eq!(item, Some(item! { "pk" => "a", "sk" => "1", "v" => 1 }));
+}
+
+#[tokio::test]
+async fn a_database_from_before_projections_gets_projected_indexes_on_open() {
+    let dir = TempDir::new().expect("temporary directory");
+    let path = dir.path().join("stratus.db");
+    let db = Arc::new(Database::open(&path, stratus::infra::sqlite::Synchronous::Normal).expect("db"));
+    // The schema an earlier version made: index entries without a projected item.
+    db.migrate(
+        "CREATE TABLE table_specs (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+         CREATE TABLE items (tbl TEXT NOT NULL, pk BLOB NOT NULL, sk BLOB NOT NULL, item TEXT NOT NULL,
+             expires_at INTEGER, PRIMARY KEY (tbl, pk, sk)) WITHOUT ROWID;
+         CREATE TABLE index_entries (tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk BLOB NOT NULL, isk BLOB NOT NULL,
+             pk BLOB NOT NULL, sk BLOB NOT NULL, PRIMARY KEY (tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;",
+    )
+    .expect("old schema");
+    let whole = TableSpec::new("notes", KeyAttribute::string("pk"))
+        .sort_key(KeyAttribute::string("sk"))
+        .index(IndexSpec::new("titles", KeyAttribute::string("owner")));
+    let old_spec = serde_json::to_value(&whole).expect("spec");
+    let mut old_spec = old_spec.as_object().expect("object").clone();
+    for index in old_spec["indexes"].as_array_mut().expect("indexes") {
+        index.as_object_mut().expect("index").remove("projection");
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    {
+        let old =
+            SqliteTable::open(Arc::clone(&db), whole.clone(), Arc::clone(&clock), "us-east-1").expect("open");
+        old.put(
+            item! { "pk" => "u1", "sk" => "n1", "owner" => "ada", "title" => "first", "body" => "long" },
+            None,
+        )
+        .await
+        .expect("put");
+    }
+    // As an earlier version stored the spec: its indexes named no projection.
+    let old_spec = serde_json::Value::Object(old_spec).to_string();
+    db.write_blocking(|transaction| {
+        transaction.execute("UPDATE table_specs SET spec = ?1 WHERE name = 'notes'", [&old_spec])?;
+        Ok::<_, stratus::infra::sqlite::DbError>(())
+    })
+    .expect("old spec");
+    let projected = TableSpec {
+        indexes: vec![IndexSpec::new("titles", KeyAttribute::string("owner")).include(&["title"])],
+        ..whole
+    };
+    let table =
+        SqliteTable::open(Arc::clone(&db), projected, clock, "us-east-1").expect("reopen with a projection");
+    let items = table.query(Query::partition("ada").index("titles")).await.expect("query").items;
+    assert_eq!(items, [item! { "pk" => "u1", "sk" => "n1", "owner" => "ada", "title" => "first" }]);
 }

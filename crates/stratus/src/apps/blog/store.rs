@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | index `published` (`gsi1pk`, `gsi1sk`) |
 //! |---|---|---|---|
-//! | post | `POST#<slug>` | `POST` | `PUBLISHED`, `<publish date>#<slug>` — only while published |
+//! | post | `POST#<slug>` | `POST` | `PUBLISHED`, `<publish date>#<slug>` — only while published, and only the summary's attributes |
 //!
 //! Every post is also in the index `all_posts` (`gsi2pk = POSTS`, `gsi2sk = <slug>`), drafts
 //! included, for authors' listings.
@@ -26,11 +26,15 @@ pub const TABLE: &str = "blog";
 pub const PUBLISHED_INDEX: &str = "published";
 pub const ALL_POSTS_INDEX: &str = "all_posts";
 pub const SUBSCRIBERS_INDEX: &str = "subscribers";
+/// What a listed post shows ([`PostSummary`]).
+const SUMMARY_ATTRIBUTES: [&str; 6] = ["slug", "title", "summary", "tags", "cover", "publish_date"];
 
 /// The blog table's schema.
 pub fn table_spec() -> TableSpec {
+    // The listings read summaries: the index holds them and not the posts' bodies.
     let published = IndexSpec::new(PUBLISHED_INDEX, KeyAttribute::string("gsi1pk"))
-        .sort_key(KeyAttribute::string("gsi1sk"));
+        .sort_key(KeyAttribute::string("gsi1sk"))
+        .include(&SUMMARY_ATTRIBUTES);
     let all_posts = IndexSpec::new(ALL_POSTS_INDEX, KeyAttribute::string("gsi2pk"))
         .sort_key(KeyAttribute::string("gsi2sk"));
     let subscribers = IndexSpec::new(SUBSCRIBERS_INDEX, KeyAttribute::string("gsi3pk"))

@@ -42,6 +42,7 @@ macro_rules! table_conformance_tests {
             number_sort_keys_order_numerically,
             index_follows_item_changes,
             index_query_paginates,
+            projected_index_holds_only_its_attributes,
             transaction_applies_all_or_nothing,
             transaction_reports_each_failed_condition,
             transaction_refuses_duplicates_and_oversize,
@@ -65,13 +66,19 @@ macro_rules! table_conformance_tests {
 }
 
 /// A table with a string partition key `pk`, a string sort key `sk`, an index `by_status`
-/// (`status`, number `created`) and TTL attribute `expires`.
+/// (`status`, number `created`), an index `titles` (`owner`, number `created`) holding only
+/// `title` beside the keys, and TTL attribute `expires`.
 pub fn spec(name: &str) -> TableSpec {
     TableSpec::new(name, KeyAttribute::string("pk"))
         .sort_key(KeyAttribute::string("sk"))
         .index(
             IndexSpec::new("by_status", KeyAttribute::string("status"))
                 .sort_key(KeyAttribute::number("created")),
+        )
+        .index(
+            IndexSpec::new("titles", KeyAttribute::string("owner"))
+                .sort_key(KeyAttribute::number("created"))
+                .include(&["title"]),
         )
         .ttl_attribute("expires")
 }
@@ -440,6 +447,47 @@ pub async fn index_query_paginates(factory: &dyn TableFactory) {
     let mut reversed = forward.clone();
     reversed.reverse();
     assert_eq!(backward, reversed);
+}
+
+pub async fn projected_index_holds_only_its_attributes(factory: &dyn TableFactory) {
+    let table = open(factory).await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let note = |sk: &str, created: i64, title: &str| {
+        item! { "pk" => "user#1", "sk" => sk, "owner" => "ada", "created" => created, "title" => title, "body" => "long text" }
+    };
+    table.put(note("n1", 1, "first"), None).await.expect("put");
+    table.put(note("n2", 2, "second"), None).await.expect("put");
+    let titles = |table: Arc<dyn Table>| async move {
+        table.query(Query::partition("ada").index("titles")).await.expect("index query").items
+    };
+    let projected = |sk: &str, created: i64, title: &str| {
+        item! { "pk" => "user#1", "sk" => sk, "owner" => "ada", "created" => created, "title" => title }
+    };
+    assert_eq!(titles(Arc::clone(&table)).await, [projected("n1", 1, "first"), projected("n2", 2, "second")]);
+    // A projected attribute's change shows; another's leaves the entry as it was.
+    table.update(&key("user#1", "n1"), &[UpdateAction::set("title", "renamed")], None).await.expect("update");
+    table.update(&key("user#1", "n2"), &[UpdateAction::set("body", "edited")], None).await.expect("update");
+    assert_eq!(
+        titles(Arc::clone(&table)).await,
+        [projected("n1", 1, "renamed"), projected("n2", 2, "second")]
+    );
+    // A filter sees what the index holds.
+    let filtered = table
+        .query(Query::partition("ada").index("titles").filter(Condition::eq("title", "second")))
+        .await
+        .expect("query")
+        .items;
+    assert_eq!(filtered, [projected("n2", 2, "second")]);
+    // An item that expires, or leaves the index, is no longer in it.
+    table
+        .update(&key("user#1", "n1"), &[UpdateAction::set("expires", now - 60)], None)
+        .await
+        .expect("update");
+    table.update(&key("user#1", "n2"), &[UpdateAction::remove("owner")], None).await.expect("update");
+    assert!(titles(Arc::clone(&table)).await.is_empty());
+    // The table still holds the whole item.
+    let stored = table.get(&key("user#1", "n2")).await.expect("get").expect("item");
+    assert_eq!(stored.get("body"), Some(&"edited".into()));
 }
 
 pub async fn transaction_applies_all_or_nothing(factory: &dyn TableFactory) {

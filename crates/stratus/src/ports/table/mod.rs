@@ -112,23 +112,41 @@ impl KeyAttribute {
     }
 }
 
-/// A global secondary index projecting all attributes. Items lacking its key attributes are
-/// not in it (a sparse index).
+/// A global secondary index. Items lacking its key attributes are not in it (a sparse index).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexSpec {
     pub name: String,
     pub partition_key: KeyAttribute,
     pub sort_key: Option<KeyAttribute>,
+    #[serde(default)]
+    pub projection: Projection,
+}
+
+/// Which attributes an index holds (DynamoDB's projection): a query on it returns only these,
+/// always with the table's and the index's key attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Projection {
+    #[default]
+    All,
+    KeysOnly,
+    Include(Vec<String>),
 }
 
 impl IndexSpec {
     pub fn new(name: impl Into<String>, partition_key: KeyAttribute) -> Self {
-        Self { name: name.into(), partition_key, sort_key: None }
+        Self { name: name.into(), partition_key, sort_key: None, projection: Projection::All }
     }
 
     #[must_use]
     pub fn sort_key(mut self, sort_key: KeyAttribute) -> Self {
         self.sort_key = Some(sort_key);
+        self
+    }
+
+    /// Holds only the keys and `attributes` (`Projection::Include`).
+    #[must_use]
+    pub fn include(mut self, attributes: &[&str]) -> Self {
+        self.projection = Projection::Include(attributes.iter().map(|name| (*name).to_owned()).collect());
         self
     }
 }
@@ -266,6 +284,19 @@ impl TableSpec {
             None => Some((partition, None)),
             Some(sort) => Some((partition, Some(item.get(&sort.name)?))),
         }
+    }
+
+    /// What `index` holds of `item`: `None` when it holds the whole item (`Projection::All`).
+    pub fn projected(&self, index: &IndexSpec, item: &Item) -> Option<Item> {
+        let included: &[String] = match &index.projection {
+            Projection::All => return None,
+            Projection::KeysOnly => &[],
+            Projection::Include(attributes) => attributes,
+        };
+        let keys = self.key_attributes().map(|(attribute, _)| &attribute.name);
+        let index_keys = std::iter::once(&index.partition_key).chain(index.sort_key.iter()).map(|a| &a.name);
+        let names = keys.chain(index_keys).chain(included.iter());
+        Some(names.filter_map(|name| Some((name.clone(), item.get(name)?.clone()))).collect())
     }
 
     /// The item's expiry in epoch seconds, when the table has a TTL attribute and the item a

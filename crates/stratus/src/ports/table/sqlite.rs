@@ -39,8 +39,17 @@ CREATE TABLE IF NOT EXISTS index_entries (
     isk BLOB NOT NULL,
     pk BLOB NOT NULL,
     sk BLOB NOT NULL,
+    item TEXT,
+    expires_at INTEGER,
     PRIMARY KEY (tbl, idx, ipk, isk, pk, sk)
 ) WITHOUT ROWID;
+";
+
+/// Index entries of databases made before indexes had projections gain the projected item
+/// (`NULL`: the index holds whole items, read from `items`) and its expiry.
+const PROJECTION_COLUMNS: &str = "
+ALTER TABLE index_entries ADD COLUMN item TEXT;
+ALTER TABLE index_entries ADD COLUMN expires_at INTEGER;
 ";
 
 /// A table stored in the stage's SQLite database.
@@ -79,6 +88,14 @@ impl SqliteTable {
         crate::ports::stream::migrate(&db)?;
         let spec_json = serde_json::to_string(&spec).map_err(TableError::Corrupt)?;
         db.write_blocking(|transaction| {
+            let projected: i64 = transaction.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('index_entries') WHERE name = 'item'",
+                [],
+                |row| row.get(0),
+            )?;
+            if projected == 0 {
+                transaction.execute_batch(PROJECTION_COLUMNS)?;
+            }
             let stored: Option<String> = transaction
                 .query_row("SELECT spec FROM table_specs WHERE name = ?1", [&spec.name], |row| row.get(0))
                 .optional()?;
@@ -161,38 +178,43 @@ fn write_index_entries(
     new: Option<&Item>,
 ) -> Result<(), TableError> {
     for index in &spec.indexes {
-        let old_key = old.and_then(|item| spec.index_key(index, item));
-        let new_key = new.and_then(|item| spec.index_key(index, item));
-        if old_key == new_key {
+        // What the index holds of an item: its key there, the projected attributes (`None` for
+        // whole items, read from `items`) and the expiry queries check without reading `items`.
+        let entry = |item: &Item| {
+            let (partition, sort) = spec.index_key(index, item)?;
+            let key = (encode(partition), sort.map(encode).unwrap_or_default());
+            Some((key, spec.projected(index, item), spec.expiry_of(item)))
+        };
+        let (old_entry, new_entry) = (old.and_then(entry), new.and_then(entry));
+        if old_entry == new_entry {
             continue;
         }
-        if let Some((partition, sort)) = old_key {
+        if let Some(((partition, sort), ..)) = &old_entry
+            && new_entry
+                .as_ref()
+                .is_none_or(|((new_partition, new_sort), ..)| (new_partition, new_sort) != (partition, sort))
+        {
             transaction
                 .prepare_cached(
                     "DELETE FROM index_entries
                      WHERE tbl = ?1 AND idx = ?2 AND ipk = ?3 AND isk = ?4 AND pk = ?5 AND sk = ?6",
                 )?
-                .execute(params![
-                    spec.name,
-                    index.name,
-                    encode(partition),
-                    sort.map(encode).unwrap_or_default(),
-                    row_key.pk,
-                    row_key.sk
-                ])?;
+                .execute(params![spec.name, index.name, partition, sort, row_key.pk, row_key.sk])?;
         }
-        if let Some((partition, sort)) = new_key {
+        if let Some(((partition, sort), projected, expires_at)) = new_entry {
+            let projected = projected
+                .map(|item| serde_json::to_string(&item))
+                .transpose()
+                .map_err(TableError::Corrupt)?;
             transaction
                 .prepare_cached(
-                    "INSERT INTO index_entries (tbl, idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO index_entries (tbl, idx, ipk, isk, pk, sk, item, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (tbl, idx, ipk, isk, pk, sk)
+                     DO UPDATE SET item = excluded.item, expires_at = excluded.expires_at",
                 )?
                 .execute(params![
-                    spec.name,
-                    index.name,
-                    encode(partition),
-                    sort.map(encode).unwrap_or_default(),
-                    row_key.pk,
-                    row_key.sk
+                    spec.name, index.name, partition, sort, row_key.pk, row_key.sk, projected, expires_at
                 ])?;
         }
     }
@@ -546,11 +568,18 @@ impl QueryPlan {
                 sql.push_str(&format!(" AND {live} ORDER BY i.sk {direction}"));
             }
             Some(index) => {
-                sql = String::from(
-                    "SELECT i.item FROM index_entries e JOIN items i
-                     ON i.tbl = e.tbl AND i.pk = e.pk AND i.sk = e.sk
-                     WHERE e.tbl = ? AND e.idx = ? AND e.ipk = ?",
-                );
+                // A projecting index answers from its entries alone; one holding whole items
+                // reads them from `items`.
+                let (select, live) = if index.projection == super::Projection::All {
+                    (
+                        "SELECT i.item FROM index_entries e JOIN items i
+                         ON i.tbl = e.tbl AND i.pk = e.pk AND i.sk = e.sk",
+                        live,
+                    )
+                } else {
+                    ("SELECT e.item FROM index_entries e", "(e.expires_at IS NULL OR e.expires_at > ?)")
+                };
+                sql = format!("{select} WHERE e.tbl = ? AND e.idx = ? AND e.ipk = ?");
                 parameters.push(SqlValue::Text(index.name.clone()));
                 parameters.push(SqlValue::Blob(encode(&query.partition)));
                 push_range(&mut sql, &mut parameters, "e.isk", lower, upper);
@@ -582,7 +611,8 @@ impl QueryPlan {
         let mut statement = connection.prepare_cached(&self.sql)?;
         let mut rows = statement.query(params_from_iter(parameters))?;
         let (mut items, mut evaluated, mut bytes) = (Vec::new(), 0usize, 0usize);
-        let mut last: Option<Item> = None;
+        // The last item evaluated when a filter left it out; otherwise it is the last in `items`.
+        let mut filtered_out: Option<Item> = None;
         let mut more = false;
         while let Some(row) = rows.next()? {
             if evaluated == limit || bytes >= MAX_PAGE_BYTES {
@@ -594,12 +624,15 @@ impl QueryPlan {
             let item: Item = serde_json::from_str(&json).map_err(TableError::Corrupt)?;
             evaluated += 1;
             if query.filter.as_ref().is_none_or(|filter| filter.evaluate(Some(&item))) {
-                items.push(item.clone());
+                items.push(item);
+                filtered_out = None;
+            } else {
+                filtered_out = Some(item);
             }
-            last = Some(item);
         }
+        let last = filtered_out.as_ref().or(items.last());
         let next = match (more, last) {
-            (true, Some(item)) => Some(Cursor(self.cursor_key(&inner.spec, &item)?)),
+            (true, Some(item)) => Some(Cursor(self.cursor_key(&inner.spec, item)?)),
             _ => None,
         };
         Ok(Page { items, next })

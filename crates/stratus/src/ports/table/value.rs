@@ -241,11 +241,25 @@ pub enum NumberError {
 }
 
 const MAX_PRECISION: u64 = 38;
+
+/// Whether `text` is an integer exactly as normalisation writes it (`0`, `-12`, never `012`,
+/// `+1` or `-0`), within the precision: most numbers are, and they need no decimal arithmetic.
+fn is_canonical_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let bytes = digits.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_PRECISION as usize
+        && bytes.iter().all(u8::is_ascii_digit)
+        && (bytes[0] != b'0' || (bytes.len() == 1 && digits.len() == text.len()))
+}
 const MIN_EXPONENT: i64 = -130;
 const MAX_EXPONENT: i64 = 125;
 
 impl Number {
     pub fn parse(text: &str) -> Result<Self, NumberError> {
+        if is_canonical_integer(text) {
+            return Ok(Self(text.to_owned()));
+        }
         let trimmed = text.trim();
         let looks_numeric = !trimmed.is_empty()
             && trimmed.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
@@ -416,6 +430,20 @@ mod tests {
         assert_eq!(Number::parse(precise).unwrap().as_str(), precise);
         let sum = Number::parse("0.1").unwrap().checked_add(&Number::parse("0.2").unwrap()).unwrap();
         assert_eq!(sum.as_str(), "0.3");
+    }
+
+    #[test]
+    fn the_integer_shortcut_agrees_with_decimal_normalisation() {
+        let precise = "9".repeat(38);
+        let too_precise = "9".repeat(39);
+        for text in
+            ["0", "-0", "7", "-12", "007", "-007", "+5", "10", "1e2", precise.as_str(), too_precise.as_str()]
+        {
+            let slow = BigDecimal::from_str(text)
+                .map_err(|_| ())
+                .and_then(|d| Number::from_decimal(&d).map_err(|_| ()));
+            assert_eq!(Number::parse(text).map_err(|_| ()), slow, "{text}");
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ struct CallerEntries {
 
 /// Whose data a change or write touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub enum Scope {
     /// Everyone's view (the blog's posts): a write clears the whole cache.
     Public,
     /// The caller's own data (todos): a write forgets the caller's entries only.

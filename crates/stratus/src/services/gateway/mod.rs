@@ -33,7 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use authorizers::{Guard, RouteAuthorizers};
-pub(crate) use cache::Scope;
+pub use cache::Scope;
 use cache::{Lookup, ResponseCache, cacheable, refresh_requested};
 use plans::{Refusal, UsagePlans};
 use throttle::Throttles;
@@ -45,7 +45,7 @@ use crate::services::cognito::authorizer::Authorizer;
 
 /// How the gateway treats one API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ApiOptions {
+pub struct ApiOptions {
     /// Requires an API key of a usage plan, when the stage has plans.
     pub requires_key: bool,
     /// The largest JSON body the gateway reads to check it against the document (the API's
