@@ -45,6 +45,11 @@ impl Stamps {
         change();
     }
 
+    /// Bumps the key's stripe: what was read before no longer matches.
+    pub(crate) fn bump(&self, key: &impl Hash) {
+        *self.stripe(key).lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
     pub(crate) fn bump_all(&self) {
         for stripe in &self.stripes {
             *stripe.lock().unwrap_or_else(PoisonError::into_inner) += 1;

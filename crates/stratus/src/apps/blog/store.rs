@@ -128,7 +128,7 @@ impl PostStore {
     }
 
     pub async fn get(&self, slug: &Slug) -> Result<Option<Post>, PostError> {
-        let item = self.table.get(&post_key(slug)).await?;
+        let item = self.table.get_shared(&post_key(slug)).await?;
         item.map(|item| post_from_item(&item)).transpose()
     }
 

@@ -99,7 +99,7 @@ impl PhotoStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Photo>, PhotoError> {
-        Ok(self.table.get(&item! { "id" => id }).await?.map(|item| photo(&item)).transpose()?)
+        Ok(self.table.get_shared(&item! { "id" => id }).await?.map(|item| photo(&item)).transpose()?)
     }
 
     /// Forgets an upload that never completed.

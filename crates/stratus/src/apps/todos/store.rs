@@ -161,7 +161,7 @@ impl TodoStore {
     }
 
     pub async fn get(&self, owner: &Owner, id: &TodoId) -> Result<Option<Todo>, TodoError> {
-        let item = self.table.get(&todo_key(owner, id)).await?;
+        let item = self.table.get_shared(&todo_key(owner, id)).await?;
         Ok(item.map(|item| todo_from_item(&item)).transpose()?)
     }
 

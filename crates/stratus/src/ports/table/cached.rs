@@ -75,7 +75,7 @@ struct PartitionId {
 /// time to live, the same, only frees the memory.
 #[derive(Debug)]
 struct CachedItem {
-    item: Option<Item>,
+    item: Option<Arc<Item>>,
     read_at: i64,
 }
 
@@ -123,7 +123,7 @@ impl CachedTable {
         let items = moka::sync::Cache::builder()
             .max_capacity(settings.item_bytes)
             .weigher(|key: &ItemKey, cached: &Arc<CachedItem>| {
-                weight(key.0.len() + key.1.len() + cached.item.as_ref().map_or(0, item_size))
+                weight(key.0.len() + key.1.len() + cached.item.as_deref().map_or(0, item_size))
             })
             .time_to_live(settings.ttl)
             .build();
@@ -199,7 +199,7 @@ impl CachedTable {
         self.clock.now_millis().saturating_sub(read_at) < self.ttl_millis
     }
 
-    fn cached_item(&self, item: Option<Item>) -> Arc<CachedItem> {
+    fn cached_item(&self, item: Option<Arc<Item>>) -> Arc<CachedItem> {
         Arc::new(CachedItem { item, read_at: self.clock.now_millis() })
     }
 
@@ -209,7 +209,7 @@ impl CachedTable {
     }
 
     fn remember_item(&self, key: &ItemKey, item: Option<Item>) {
-        let cached = self.cached_item(item);
+        let cached = self.cached_item(item.map(Arc::new));
         self.item_stamps.change(key, || self.items.insert(key.clone(), cached));
     }
 
@@ -269,7 +269,7 @@ impl CachedTable {
     /// write does not say what it replaced and the item's index partitions may change.
     async fn before_write(&self, key: &Item, id: &ItemKey) -> Result<Option<Item>, TableError> {
         if let Some(cached) = self.lookup_item(id) {
-            return Ok(cached.item.clone());
+            return Ok(cached.item.as_deref().cloned());
         }
         self.inner.get_consistent(key).await
     }
@@ -340,15 +340,19 @@ impl Table for CachedTable {
     }
 
     async fn get(&self, key: &Item) -> Result<Option<Item>, TableError> {
+        Ok(self.get_shared(key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_shared(&self, key: &Item) -> Result<Option<Arc<Item>>, TableError> {
         self.spec().validate_key(key)?;
         let id = self.item_key(key);
         if let Some(cached) = self.lookup_item(&id) {
             count(&self.counters.item_hits);
-            return Ok(cached.item.as_ref().filter(|item| !self.expired(item)).cloned());
+            return Ok(cached.item.clone().filter(|item| !self.expired(item)));
         }
         count(&self.counters.item_misses);
         let stamp = self.item_stamps.current(&id);
-        let item = self.inner.get(key).await?;
+        let item = self.inner.get(key).await?.map(Arc::new);
         let cached = self.cached_item(item.clone());
         self.item_stamps.fill_if_unchanged(&id, stamp, || self.items.insert(id.clone(), cached));
         Ok(item)

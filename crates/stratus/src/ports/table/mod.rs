@@ -18,6 +18,7 @@ pub mod sqlite;
 mod value;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -47,6 +48,12 @@ pub trait Table: Send + Sync + Debug + 'static {
     /// consistently anyway, which is what this default says.
     async fn get_consistent(&self, key: &Item) -> Result<Option<Item>, TableError> {
         self.get(key).await
+    }
+
+    /// Like [`get`](Self::get), the item shared rather than copied, for readers that only look
+    /// at it: a cache in front hands out the item it holds.
+    async fn get_shared(&self, key: &Item) -> Result<Option<Arc<Item>>, TableError> {
+        Ok(self.get(key).await?.map(Arc::new))
     }
 
     /// Creates or replaces an item; returns the item it replaced.

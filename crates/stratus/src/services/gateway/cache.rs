@@ -5,8 +5,13 @@
 //! the API, or the change stream), or when the caller asks (`Cache-Control: max-age=0` or
 //! `no-cache` refreshes the caller's own entry). `Set-Cookie`, `private` and `no-store`
 //! responses and those over 1 MiB are never kept.
+//!
+//! Forgetting is by generation: each response is kept with the stamp its caller's stripe had
+//! when it was looked up, and answers only while the stripe still has it. A change bumps the
+//! stamp — one counter, whatever the number of entries — and what it made stale is evicted
+//! in time like any other entry. Callers sharing a stripe (1 in 1,024) forget together: a
+//! change may forget a little more than it must, never less.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +25,6 @@ use crate::infra::stamps::Stamps;
 
 /// Responses larger than this are not cached.
 pub(crate) const MAX_CACHED_RESPONSE: usize = 1024 * 1024;
-/// Responses kept per caller; past it the caller's entry starts over.
-const MAX_PER_CALLER: usize = 256;
 const ENTRY_OVERHEAD: usize = 512;
 
 #[derive(Debug)]
@@ -30,13 +33,18 @@ struct CachedResponse {
     body: Bytes,
     stored_at: i64,
     ttl_millis: i64,
+    /// The caller's stamp when the response was looked up: it answers while the stamp holds.
+    stamp: u64,
 }
 
-/// One caller's responses, by request target; replaced whole when one is added.
-#[derive(Debug, Default)]
-struct CallerEntries {
-    responses: HashMap<String, Arc<CachedResponse>>,
-    bytes: usize,
+/// A response's place: the caller, then the request target (path and query), with a byte no
+/// URI can hold between them.
+fn entry_key(caller: &str, target: &str) -> String {
+    let mut key = String::with_capacity(caller.len() + 1 + target.len());
+    key.push_str(caller);
+    key.push('\0');
+    key.push_str(target);
+    key
 }
 
 /// Whose data a change or write touches.
@@ -48,9 +56,21 @@ pub enum Scope {
     Caller,
 }
 
+/// A response's weight against `[gateway] cache_bytes`.
+#[derive(Debug, Clone, Copy)]
+struct ResponseWeight;
+
+impl quick_cache::Weighter<String, Arc<CachedResponse>> for ResponseWeight {
+    fn weight(&self, key: &String, response: &Arc<CachedResponse>) -> u64 {
+        (ENTRY_OVERHEAD + key.len() + response.body.len()) as u64
+    }
+}
+
+/// quick_cache rather than moka: moka's bookkeeping on every insert cost more than the rest of
+/// the gateway together. Lifetimes are checked here, on the stage's clock.
 #[derive(Debug)]
 pub(crate) struct ResponseCache {
-    callers: moka::sync::Cache<Arc<str>, Arc<CallerEntries>>,
+    responses: quick_cache::sync::Cache<String, Arc<CachedResponse>, ResponseWeight>,
     stamps: Stamps,
     clock: Arc<dyn Clock>,
 }
@@ -59,32 +79,35 @@ pub(crate) struct ResponseCache {
 pub(crate) enum Lookup {
     Hit(Response),
     /// Not cached (or a refresh was asked for): `fill` with the response, under this stamp.
-    Miss {
-        caller: Arc<str>,
-        target: String,
-        stamp: u64,
-    },
+    Miss(Miss),
+}
+
+/// A lookup that found nothing to answer with.
+#[derive(Debug)]
+pub(crate) struct Miss {
+    key: String,
+    stamp: u64,
 }
 
 impl ResponseCache {
-    pub(crate) fn new(capacity_bytes: u64, max_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
-        let callers = moka::sync::Cache::builder()
-            .max_capacity(capacity_bytes)
-            .weigher(|caller: &Arc<str>, entries: &Arc<CallerEntries>| {
-                u32::try_from(caller.len() + entries.bytes).unwrap_or(u32::MAX)
-            })
-            .time_to_live(max_ttl)
-            .build();
-        Self { callers, stamps: Stamps::new(), clock }
+    pub(crate) fn new(capacity_bytes: u64, clock: Arc<dyn Clock>) -> Self {
+        // Sized for responses of a few KiB; the weight, not the count, is the bound.
+        let estimated = usize::try_from(capacity_bytes / 4096).unwrap_or(usize::MAX).max(16);
+        let responses = quick_cache::sync::Cache::with_weighter(estimated, capacity_bytes, ResponseWeight);
+        Self { responses, stamps: Stamps::new(), clock }
     }
 
     /// Looks a GET up for `caller` (`""`: anonymous).
     pub(crate) fn lookup(&self, caller: &str, target: &str, refresh: bool) -> Lookup {
-        let caller: Arc<str> = Arc::from(caller);
+        let stamp = self.stamps.current(&caller);
+        let key = entry_key(caller, target);
         if !refresh {
             let now = self.clock.now_millis();
-            let hit = self.callers.get(&caller).and_then(|entries| entries.responses.get(target).cloned());
-            if let Some(hit) = hit.filter(|hit| now.saturating_sub(hit.stored_at) < hit.ttl_millis) {
+            let hit = self
+                .responses
+                .get(&key)
+                .filter(|hit| hit.stamp == stamp && now.saturating_sub(hit.stored_at) < hit.ttl_millis);
+            if let Some(hit) = hit {
                 return Lookup::Hit(respond(
                     StatusCode::OK,
                     hit.headers.clone(),
@@ -93,18 +116,13 @@ impl ResponseCache {
                 ));
             }
         }
-        let stamp = self.stamps.current(&caller);
-        Lookup::Miss { caller, target: target.to_owned(), stamp }
+        Lookup::Miss(Miss { key, stamp })
     }
 
-    /// Keeps a response the function gave after a miss, unless the caller's data changed
-    /// meanwhile or the response may not be kept; returns it to send, marked as a miss.
-    pub(crate) async fn fill(
-        &self,
-        miss: (Arc<str>, String, u64),
-        ttl: Duration,
-        response: Response,
-    ) -> Response {
+    /// Keeps a response the function gave after a miss, unless it may not be kept; returns it
+    /// to send, marked as a miss. A fill overtaken by a change to the caller's data carries the
+    /// stamp from before it, and so never answers.
+    pub(crate) async fn fill(&self, miss: Miss, ttl: Duration, response: Response) -> Response {
         if response.status() != StatusCode::OK || !storable(response.headers()) || ttl.is_zero() {
             return response;
         }
@@ -117,41 +135,26 @@ impl ResponseCache {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_CACHED_RESPONSE).await else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let (caller, target, stamp) = miss;
         let entry = Arc::new(CachedResponse {
             headers: parts.headers.clone(),
             body: bytes.clone(),
             stored_at: self.clock.now_millis(),
             ttl_millis: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            stamp: miss.stamp,
         });
-        self.stamps.fill_if_unchanged(&caller, stamp, || {
-            let current = self.callers.get(&caller);
-            let mut entries = match current.as_deref() {
-                Some(current) if current.responses.len() < MAX_PER_CALLER => {
-                    CallerEntries { responses: current.responses.clone(), bytes: current.bytes }
-                }
-                _ => CallerEntries::default(),
-            };
-            let size = ENTRY_OVERHEAD + target.len() + entry.body.len();
-            if let Some(replaced) = entries.responses.insert(target.clone(), Arc::clone(&entry)) {
-                entries.bytes -= (ENTRY_OVERHEAD + target.len() + replaced.body.len()).min(entries.bytes);
-            }
-            entries.bytes += size;
-            self.callers.insert(Arc::clone(&caller), Arc::new(entries));
-        });
+        self.responses.insert(miss.key, entry);
         respond(parts.status, parts.headers, bytes, "Miss from stratus-gateway")
     }
 
     /// Forgets one caller's responses (their data changed).
     pub(crate) fn forget(&self, caller: &str) {
-        let caller: Arc<str> = Arc::from(caller);
-        self.stamps.change(&caller, || self.callers.invalidate(&caller));
+        self.stamps.bump(&caller);
     }
 
     /// Forgets everything (public data changed).
     pub(crate) fn clear(&self) {
         self.stamps.bump_all();
-        self.callers.invalidate_all();
+        self.responses.clear();
     }
 }
 
@@ -193,11 +196,7 @@ mod tests {
     use crate::infra::clock::ManualClock;
 
     fn cache() -> ResponseCache {
-        ResponseCache::new(
-            1 << 24,
-            Duration::from_secs(3600),
-            Arc::new(ManualClock::new(std::time::SystemTime::now())),
-        )
+        ResponseCache::new(1 << 24, Arc::new(ManualClock::new(std::time::SystemTime::now())))
     }
 
     fn response(body: Vec<u8>, header: Option<(header::HeaderName, &'static str)>) -> Response {
@@ -209,11 +208,9 @@ mod tests {
     }
 
     async fn stored(cache: &ResponseCache, caller: &str, response: Response) -> bool {
-        let Lookup::Miss { caller, target, stamp } = cache.lookup(caller, "/x", false) else {
-            panic!("a hit")
-        };
-        cache.fill((caller.clone(), target, stamp), Duration::from_secs(60), response).await;
-        matches!(cache.lookup(&caller, "/x", false), Lookup::Hit(_))
+        let Lookup::Miss(miss) = cache.lookup(caller, "/x", false) else { panic!("a hit") };
+        cache.fill(miss, Duration::from_secs(60), response).await;
+        matches!(cache.lookup(caller, "/x", false), Lookup::Hit(_))
     }
 
     #[tokio::test]
@@ -228,20 +225,15 @@ mod tests {
                 .await
         );
         assert!(!stored(&cache, "erin", response(vec![b'x'; MAX_CACHED_RESPONSE + 1], None)).await);
-        assert!(
-            matches!(cache.lookup("bob", "/x", false), Lookup::Miss { .. }),
-            "alice's entry is hers alone"
-        );
+        assert!(matches!(cache.lookup("bob", "/x", false), Lookup::Miss(_)), "alice's entry is hers alone");
     }
 
     #[tokio::test]
     async fn a_fill_overtaken_by_a_change_to_the_callers_data_is_dropped() {
         let cache = cache();
-        let Lookup::Miss { caller, target, stamp } = cache.lookup("alice", "/x", false) else {
-            panic!("a hit")
-        };
+        let Lookup::Miss(miss) = cache.lookup("alice", "/x", false) else { panic!("a hit") };
         cache.forget("alice");
-        cache.fill((caller, target, stamp), Duration::from_secs(60), response(b"{}".to_vec(), None)).await;
-        assert!(matches!(cache.lookup("alice", "/x", false), Lookup::Miss { .. }));
+        cache.fill(miss, Duration::from_secs(60), response(b"{}".to_vec(), None)).await;
+        assert!(matches!(cache.lookup("alice", "/x", false), Lookup::Miss(_)));
     }
 }

@@ -82,7 +82,7 @@ impl Gateway {
         let plans =
             (!config.plans.is_empty()).then(|| UsagePlans::new(&config.plans, keys, Arc::clone(&clock)));
         let cache = (!config.cache_ttl.is_zero() || !config.cache_ttls.is_empty())
-            .then(|| ResponseCache::new(config.cache_bytes, MAX_CACHE_TTL, clock));
+            .then(|| ResponseCache::new(config.cache_bytes, clock));
         Self {
             throttles: Throttles::new(config.rate, config.burst, &config.methods),
             plans,
@@ -160,8 +160,11 @@ impl Gateway {
         }
     }
 
-    fn ttl(&self, route: &str) -> Duration {
-        self.config.cache_ttls.get(route).map_or(self.config.cache_ttl, |ttl| ttl.0)
+    fn ttl(&self, method: &Method, path: &str) -> Duration {
+        if self.config.cache_ttls.is_empty() {
+            return self.config.cache_ttl;
+        }
+        self.config.cache_ttls.get(&format!("{method} {path}")).map_or(self.config.cache_ttl, |ttl| ttl.0)
     }
 
     /// The caller a request to a user-pool route speaks for: `Some("")` without credentials, the
@@ -184,8 +187,9 @@ async fn handle(
     next: Next,
 ) -> Response {
     let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
-    let route = format!("{} {}", request.method(), path.as_deref().unwrap_or_else(|| request.uri().path()));
-    if let Err(retry_after) = gateway.throttles.admit(&route) {
+    let method = request.method().clone();
+    let declared = path.as_deref().unwrap_or_else(|| request.uri().path()).to_owned();
+    if let Err(retry_after) = gateway.throttles.admit(&method, &declared) {
         return refused(Refusal::Throttled { retry_after });
     }
     let guard = gateway.authorizers.guard(request.method(), path.as_deref());
@@ -198,9 +202,8 @@ async fn handle(
         Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
         Err(_) => Vec::new(),
     };
-    let declared = path.as_deref().unwrap_or_default();
     let signed_body = body.as_deref().unwrap_or_default();
-    let admitted = match gateway.authorizers.admit(&guard, &parts, declared, &path_values, signed_body).await
+    let admitted = match gateway.authorizers.admit(&guard, &parts, &declared, &path_values, signed_body).await
     {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
@@ -264,10 +267,10 @@ async fn handle(
         request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
     match cache.lookup(&caller, &target, refresh_requested(request.headers())) {
         Lookup::Hit(response) => response,
-        Lookup::Miss { caller, target, stamp } => {
-            let ttl = gateway.ttl(&route);
+        Lookup::Miss(miss) => {
+            let ttl = gateway.ttl(&method, &declared);
             let response = next.run(request).await;
-            cache.fill((caller, target, stamp), ttl, response).await
+            cache.fill(miss, ttl, response).await
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::infra::sqlite::DbError;
 /// key revoked by the CLI stops working within this.
 const KEY_RECHECK_MILLIS: i64 = 1000;
 /// Keys remembered at once (known or not): memory stays bounded whatever keys clients send.
-const REMEMBERED_KEYS: u64 = 200_000;
+const REMEMBERED_KEYS: usize = 200_000;
 
 /// Why a request was refused, as API Gateway answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ struct Plan {
 #[derive(Debug, Clone, Copy)]
 struct Usage {
     period_start: i64,
+    /// When the period ends (epoch seconds): until then the count goes on.
+    period_end: i64,
     used: u64,
     unwritten: u64,
 }
@@ -49,7 +51,7 @@ pub(crate) struct UsagePlans {
     plans: HashMap<String, Plan>,
     keys: ApiKeys,
     /// Keys as last read, and when.
-    known: moka::sync::Cache<KeyHash, (Option<Arc<ApiKey>>, i64)>,
+    known: quick_cache::sync::Cache<KeyHash, (Option<Arc<ApiKey>>, i64)>,
     usage: Mutex<HashMap<String, Usage>>,
     clock: Arc<dyn Clock>,
 }
@@ -105,13 +107,12 @@ impl UsagePlans {
                 (name.clone(), Plan { config: config.clone(), limiter })
             })
             .collect();
-        let known = moka::sync::Cache::builder().max_capacity(REMEMBERED_KEYS).build();
+        let known = quick_cache::sync::Cache::new(REMEMBERED_KEYS);
         Self { plans, keys, known, usage: Mutex::new(HashMap::new()), clock }
     }
 
-    fn key(&self, presented: &str) -> Result<Option<Arc<ApiKey>>, DbError> {
+    fn key(&self, presented: &str, now: i64) -> Result<Option<Arc<ApiKey>>, DbError> {
         let hash = hash_key(presented);
-        let now = self.clock.now_millis();
         if let Some((known, read_at)) = self.known.get(&hash)
             && now.saturating_sub(read_at) < KEY_RECHECK_MILLIS
         {
@@ -125,7 +126,8 @@ impl UsagePlans {
     /// Admits one request carrying `presented` (the `x-api-key` header), or says why not.
     pub(crate) fn admit(&self, presented: Option<&str>) -> Result<(), Refusal> {
         let presented = presented.filter(|key| !key.is_empty()).ok_or(Refusal::Forbidden)?;
-        let key = match self.key(presented) {
+        let now_millis = self.clock.now_millis();
+        let key = match self.key(presented, now_millis) {
             Ok(Some(key)) => key,
             Ok(None) => return Err(Refusal::Forbidden),
             Err(error) => {
@@ -139,22 +141,20 @@ impl UsagePlans {
             return Err(Refusal::Throttled { retry_after: super::throttle::wait(&not_until) });
         }
         let Some(quota) = plan.config.quota else { return Ok(()) };
-        let now = self.clock.now_millis().div_euclid(1000);
-        let (start, end) = period(plan.config.period, now);
+        let now = now_millis.div_euclid(1000);
         let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = match usage.get_mut(&key.id) {
-            Some(entry) if entry.period_start == start => entry,
+            Some(entry) if (entry.period_start..entry.period_end).contains(&now) => entry,
             _ => {
                 // First use this period in this process: what earlier processes counted.
+                let (start, end) = period(plan.config.period, now);
                 let used = self.keys.used(&key.id, start).unwrap_or_default();
-                usage
-                    .entry(key.id.clone())
-                    .insert_entry(Usage { period_start: start, used, unwritten: 0 })
-                    .into_mut()
+                let fresh = Usage { period_start: start, period_end: end, used, unwritten: 0 };
+                usage.entry(key.id.clone()).insert_entry(fresh).into_mut()
             }
         };
         if entry.used >= quota {
-            return Err(Refusal::LimitExceeded { retry_after: seconds(end - now) });
+            return Err(Refusal::LimitExceeded { retry_after: seconds(entry.period_end - now) });
         }
         entry.used += 1;
         entry.unwritten += 1;

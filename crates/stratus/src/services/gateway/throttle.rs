@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use axum::http::Method;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, NotUntil, RateLimiter};
 
@@ -39,11 +40,15 @@ impl Throttles {
         Self { stage: RateLimiter::direct(throttle_quota(rate, burst)), methods }
     }
 
-    /// Admits one request to `route` (`"GET /v1/todos"`), or says how long to wait. A request a
-    /// method's throttle refuses still counts against the stage's, as on API Gateway.
-    pub(crate) fn admit(&self, route: &str) -> Result<(), Duration> {
+    /// Admits one request to `path` (as the API declares it: `/v1/todos/{id}`), or says how long
+    /// to wait. A request a method's throttle refuses still counts against the stage's, as on
+    /// API Gateway.
+    pub(crate) fn admit(&self, method: &Method, path: &str) -> Result<(), Duration> {
         self.stage.check().map_err(|refused| wait(&refused))?;
-        match self.methods.get(route) {
+        if self.methods.is_empty() {
+            return Ok(());
+        }
+        match self.methods.get(&format!("{method} {path}")) {
             Some(method) => method.check().map_err(|refused| wait(&refused)),
             None => Ok(()),
         }
