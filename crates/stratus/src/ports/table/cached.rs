@@ -71,8 +71,8 @@ struct PartitionId {
 }
 
 /// An item (or its absence) and when it was read, in the clock's milliseconds. Lifetimes are
-/// checked against the table's clock, so they follow it in tests as in production; moka's own
-/// time to live, the same, only frees the memory.
+/// checked against the table's clock, so they follow it in tests as in production; entries past
+/// theirs are evicted like any other when room is needed.
 #[derive(Debug)]
 struct CachedItem {
     item: Option<Arc<Item>>,
@@ -106,8 +106,8 @@ struct Counters {
 pub struct CachedTable {
     inner: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
-    items: moka::sync::Cache<ItemKey, Arc<CachedItem>>,
-    queries: moka::sync::Cache<PartitionId, Arc<PartitionPages>>,
+    items: quick_cache::sync::Cache<ItemKey, Arc<CachedItem>, Weight>,
+    queries: quick_cache::sync::Cache<PartitionId, Arc<PartitionPages>, Weight>,
     item_stamps: Stamps,
     partition_stamps: Stamps,
     /// Writers of one stripe take turns, so the item cache ends with the last committed item.
@@ -120,18 +120,17 @@ pub struct CachedTable {
 
 impl CachedTable {
     pub fn new(inner: Arc<dyn Table>, clock: Arc<dyn Clock>, settings: CacheSettings) -> Self {
-        let items = moka::sync::Cache::builder()
-            .max_capacity(settings.item_bytes)
-            .weigher(|key: &ItemKey, cached: &Arc<CachedItem>| {
-                weight(key.0.len() + key.1.len() + cached.item.as_deref().map_or(0, item_size))
-            })
-            .time_to_live(settings.ttl)
-            .build();
-        let queries = moka::sync::Cache::builder()
-            .max_capacity(settings.query_bytes)
-            .weigher(|id: &PartitionId, pages: &Arc<PartitionPages>| weight(id.partition.len() + pages.bytes))
-            .time_to_live(settings.ttl)
-            .build();
+        let estimate = |bytes: u64, each: u64| usize::try_from(bytes / each).unwrap_or(usize::MAX).max(16);
+        let items = quick_cache::sync::Cache::with_weighter(
+            estimate(settings.item_bytes, 512),
+            settings.item_bytes,
+            Weight,
+        );
+        let queries = quick_cache::sync::Cache::with_weighter(
+            estimate(settings.query_bytes, 4096),
+            settings.query_bytes,
+            Weight,
+        );
         let index_names = inner.spec().indexes.iter().map(|index| Arc::from(index.name.as_str())).collect();
         Self {
             inner,
@@ -214,7 +213,9 @@ impl CachedTable {
     }
 
     fn forget_item(&self, key: &ItemKey) {
-        self.item_stamps.change(key, || self.items.invalidate(key));
+        self.item_stamps.change(key, || {
+            self.items.remove(key);
+        });
     }
 
     /// Every partition (the table's, each index's) these items are in.
@@ -239,13 +240,15 @@ impl CachedTable {
 
     fn forget_partitions<'a>(&'a self, items: impl IntoIterator<Item = &'a Item>) {
         for id in self.partitions_of(items) {
-            self.partition_stamps.change(&id, || self.queries.invalidate(&id));
+            self.partition_stamps.change(&id, || {
+                self.queries.remove(&id);
+            });
         }
     }
 
     fn forget_all_queries(&self) {
         self.partition_stamps.bump_all();
-        self.queries.invalidate_all();
+        self.queries.clear();
     }
 
     fn writer_stripe(&self, key: &ItemKey) -> usize {
@@ -319,8 +322,20 @@ impl CachedTable {
     }
 }
 
-fn weight(bytes: usize) -> u32 {
-    u32::try_from(bytes + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+/// What an entry costs against the cache's bytes.
+#[derive(Debug, Clone, Copy)]
+struct Weight;
+
+impl quick_cache::Weighter<ItemKey, Arc<CachedItem>> for Weight {
+    fn weight(&self, key: &ItemKey, cached: &Arc<CachedItem>) -> u64 {
+        (ENTRY_OVERHEAD + key.0.len() + key.1.len() + cached.item.as_deref().map_or(0, item_size)) as u64
+    }
+}
+
+impl quick_cache::Weighter<PartitionId, Arc<PartitionPages>> for Weight {
+    fn weight(&self, id: &PartitionId, pages: &Arc<PartitionPages>) -> u64 {
+        (ENTRY_OVERHEAD + id.partition.len() + pages.bytes) as u64
+    }
 }
 
 /// A query's shape apart from its partition: the key of its page within the partition's entry.
