@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox
+from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, signed_in_identity
 from stratus_server import StratusServer, run_checks
 
 CONFIG = """
@@ -43,21 +43,11 @@ def main(binary):
         service, endpoint_url=server.endpoint, region_name="us-east-1",
         aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
     idp, identity = client("cognito-idp"), client("cognito-identity")
-    provider = f"cognito-idp.us-east-1.amazonaws.com/{server.pool_id}"
     api = server.endpoint.rstrip("/")
     seen, users = set(), {}
 
     def credentials_of(name):
-        address = f"{name}@example.com"
-        idp.sign_up(ClientId=server.client_id, Username=name, Password=PASSWORD,
-                    UserAttributes=[{"Name": "email", "Value": address}])
-        idp.confirm_sign_up(ClientId=server.client_id, Username=name,
-                            ConfirmationCode=code_from_outbox(server, address, seen))
-        tokens = idp.initiate_auth(ClientId=server.client_id, AuthFlow="USER_PASSWORD_AUTH",
-                                   AuthParameters={"USERNAME": name, "PASSWORD": PASSWORD})["AuthenticationResult"]
-        logins = {provider: tokens["IdToken"]}
-        identity_id = identity.get_id(IdentityPoolId=server.identity_pool_id, Logins=logins)["IdentityId"]
-        issued = identity.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)["Credentials"]
+        _, _, issued = signed_in_identity(server, idp, identity, name, seen)
         return Credentials(issued["AccessKeyId"], issued["SecretKey"], issued["SessionToken"])
 
     def send(method, path, body=None, credentials=None, service="execute-api", headers=None, sent_body=None):

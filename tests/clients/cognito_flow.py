@@ -49,6 +49,22 @@ def expect_error(name, call):
     raise AssertionError(f"expected {name}")
 
 
+def signed_in_identity(server, idp, identity, name, seen):
+    """A new user-pool user signed up, confirmed and signed in, and their identity in the default
+    identity pool with its temporary credentials: (identity id, tokens, credentials)."""
+    address = f"{name}@example.com"
+    idp.sign_up(ClientId=server.client_id, Username=name, Password=PASSWORD,
+                UserAttributes=[{"Name": "email", "Value": address}])
+    idp.confirm_sign_up(ClientId=server.client_id, Username=name,
+                        ConfirmationCode=code_from_outbox(server, address, seen))
+    tokens = idp.initiate_auth(ClientId=server.client_id, AuthFlow="USER_PASSWORD_AUTH",
+                               AuthParameters={"USERNAME": name, "PASSWORD": PASSWORD})["AuthenticationResult"]
+    logins = {f"cognito-idp.us-east-1.amazonaws.com/{server.pool_id}": tokens["IdToken"]}
+    identity_id = identity.get_id(IdentityPoolId=server.identity_pool_id, Logins=logins)["IdentityId"]
+    credentials = identity.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)["Credentials"]
+    return identity_id, tokens, credentials
+
+
 def operator_server(binary, args=()):
     """`stratus serve` with known operator credentials, so botocore can sign Admin* calls."""
     return StratusServer(

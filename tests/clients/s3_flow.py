@@ -33,7 +33,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, PASSWORD, code_from_outbox, expect_error, operator_server
+from cognito_flow import OPERATOR_KEY, OPERATOR_SECRET, expect_error, operator_server, signed_in_identity
 from stratus_server import run_checks
 
 BUCKET = "user-files"
@@ -48,7 +48,6 @@ def main(binary):
         service, endpoint_url=server.endpoint, region_name="us-east-1", verify=server.ca,
         aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
     idp, identity = cognito("cognito-idp"), cognito("cognito-identity")
-    provider = f"cognito-idp.us-east-1.amazonaws.com/{server.pool_id}"
     operator = boto3.client("s3", endpoint_url=server.s3_endpoint, region_name="us-east-1", config=V4, verify=server.ca,
                             aws_access_key_id=OPERATOR_KEY, aws_secret_access_key=OPERATOR_SECRET)
     seen, users = set(), {}
@@ -60,16 +59,7 @@ def main(binary):
                             verify=server.ca, **keys)
 
     def user(name):
-        address = f"{name}@example.com"
-        idp.sign_up(ClientId=server.client_id, Username=name, Password=PASSWORD,
-                    UserAttributes=[{"Name": "email", "Value": address}])
-        idp.confirm_sign_up(ClientId=server.client_id, Username=name,
-                            ConfirmationCode=code_from_outbox(server, address, seen))
-        tokens = idp.initiate_auth(ClientId=server.client_id, AuthFlow="USER_PASSWORD_AUTH",
-                                   AuthParameters={"USERNAME": name, "PASSWORD": PASSWORD})["AuthenticationResult"]
-        logins = {provider: tokens["IdToken"]}
-        identity_id = identity.get_id(IdentityPoolId=server.identity_pool_id, Logins=logins)["IdentityId"]
-        credentials = identity.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)["Credentials"]
+        identity_id, tokens, credentials = signed_in_identity(server, idp, identity, name, seen)
         users[name] = {"id": identity_id, "tokens": tokens, "credentials": credentials, "s3": s3_for(credentials)}
 
     def own_folder_works_as_on_s3():
