@@ -220,7 +220,7 @@ pub fn verify<T: serde::de::DeserializeOwned>(
 /// full, which only costs some RSA checks again.
 #[derive(Default)]
 pub struct VerifiedTokens {
-    entries: std::sync::RwLock<std::collections::HashMap<String, (String, AccessClaims)>>,
+    entries: std::sync::RwLock<std::collections::HashMap<String, (String, std::sync::Arc<AccessClaims>)>>,
 }
 
 /// Tokens remembered at most; about 2 KB each.
@@ -234,7 +234,7 @@ impl std::fmt::Debug for VerifiedTokens {
 
 impl VerifiedTokens {
     /// The claims of a token verified before, unless it has expired since.
-    pub fn get(&self, token: &str, now_seconds: i64) -> Option<AccessClaims> {
+    pub fn get(&self, token: &str, now_seconds: i64) -> Option<std::sync::Arc<AccessClaims>> {
         let signature = signature_of(token)?;
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (verified_token, claims) = entries.get(signature)?;
@@ -248,7 +248,7 @@ impl VerifiedTokens {
         if entries.len() >= MAX_VERIFIED_TOKENS {
             entries.clear();
         }
-        entries.insert(signature.to_owned(), (token.to_owned(), claims.clone()));
+        entries.insert(signature.to_owned(), (token.to_owned(), std::sync::Arc::new(claims.clone())));
     }
 }
 

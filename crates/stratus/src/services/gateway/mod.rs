@@ -214,20 +214,6 @@ async fn handle(
             return refused(refusal);
         }
     }
-    if let Some(route) = path.as_deref() {
-        let checked_body = body.as_deref().filter(|_| is_json(&parts.headers));
-        let query = parts.uri.query();
-        if let Err(problem) = gateway.document.check(
-            &parts.method,
-            route,
-            &path_values,
-            query,
-            checked_body,
-            options.strict_query,
-        ) {
-            return problem.into_response();
-        }
-    }
     // The function finds the caller an authorizer let in, and does not verify them again.
     let caller = admitted.map(|admitted| {
         if let Some(principal) = admitted.principal {
@@ -236,8 +222,26 @@ async fn handle(
         admitted.caller
     });
     let mut request = Request::from_parts(parts, unread);
-    let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else { return next.run(request).await };
+    // Checked against the document before the function runs. A cache hit needs no check: it
+    // answers the same path and query that passed it when the entry was filled.
+    let invalid = |request: &Request| {
+        let route = path.as_deref()?;
+        let checked_body = body.as_deref().filter(|_| is_json(request.headers()));
+        let (method, query) = (request.method(), request.uri().query());
+        let checked =
+            gateway.document.check(method, route, &path_values, query, checked_body, options.strict_query);
+        checked.err().map(IntoResponse::into_response)
+    };
+    let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else {
+        return match invalid(&request) {
+            Some(problem) => problem,
+            None => next.run(request).await,
+        };
+    };
     if !cacheable(request.method(), request.headers()) {
+        if let Some(problem) = invalid(&request) {
+            return problem;
+        }
         let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         let caller = match caller {
             Some(caller) => Some(caller),
@@ -257,17 +261,24 @@ async fn handle(
         return response;
     }
     let caller = match caller {
-        Some(caller) => caller,
-        None => match gateway.caller(&mut request).await {
-            Some(caller) => caller,
-            None => return next.run(request).await,
-        },
+        Some(caller) => Some(caller),
+        None => gateway.caller(&mut request).await,
+    };
+    let Some(caller) = caller else {
+        // A token that does not verify: the function answers it.
+        return match invalid(&request) {
+            Some(problem) => problem,
+            None => next.run(request).await,
+        };
     };
     let target =
         request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
     match cache.lookup(&caller, &target, refresh_requested(request.headers())) {
         Lookup::Hit(response) => response,
         Lookup::Miss(miss) => {
+            if let Some(problem) = invalid(&request) {
+                return problem;
+            }
             let ttl = gateway.ttl(&method, &declared);
             let response = next.run(request).await;
             cache.fill(miss, ttl, response).await

@@ -147,7 +147,7 @@ impl UserPool {
     /// revocation.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let claims = match self.verified.get(token, self.now()) {
-            Some(claims) => claims,
+            Some(claims) => AccessClaims::clone(&claims),
             None => {
                 let claims = self.verify_signature_and_claims(token)?;
                 self.verified.insert(token, &claims);
