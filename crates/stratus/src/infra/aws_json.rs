@@ -48,17 +48,7 @@ impl JsonCall<'_> {
         secret_access_key: &str,
         now: std::time::SystemTime,
     ) -> Result<(), SignatureError> {
-        let request = SignedRequest {
-            method: self.method.as_str(),
-            path: self.uri.path(),
-            query: self.uri.query().unwrap_or_default(),
-            headers: self
-                .headers
-                .iter()
-                .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-                .collect(),
-            body: self.body,
-        };
+        let request = SignedRequest::of(self.method, self.uri, self.headers, self.body);
         sigv4::verify(&request, access_key_id, secret_access_key, now)
     }
 }

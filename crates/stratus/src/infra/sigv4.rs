@@ -36,6 +36,28 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> SignedRequest<'a> {
+    /// The signed parts of an HTTP request: its method, path and query as sent, the headers
+    /// that are text (a signature can only cover those) and the body.
+    pub fn of(
+        method: &'a axum::http::Method,
+        uri: &'a axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: &'a [u8],
+    ) -> Self {
+        Self {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or_default(),
+            headers: headers
+                .iter()
+                .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+                .collect(),
+            body,
+        }
+    }
+}
+
 /// Parsed `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {

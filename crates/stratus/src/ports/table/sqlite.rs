@@ -178,12 +178,15 @@ fn write_index_entries(
     new: Option<&Item>,
 ) -> Result<(), TableError> {
     for index in &spec.indexes {
-        // What the index holds of an item: its key there, the projected attributes (`None` for
-        // whole items, read from `items`) and the expiry queries check without reading `items`.
+        // What the index holds of an item: its key there and, for a projecting index, the
+        // projected attributes and the expiry its queries check without reading `items` (an
+        // index of whole items reads both from there).
         let entry = |item: &Item| {
             let (partition, sort) = spec.index_key(index, item)?;
             let key = (encode(partition), sort.map(encode).unwrap_or_default());
-            Some((key, spec.projected(index, item), spec.expiry_of(item)))
+            let projected = spec.projected(index, item);
+            let expires_at = projected.as_ref().and_then(|_| spec.expiry_of(item));
+            Some((key, projected, expires_at))
         };
         let (old_entry, new_entry) = (old.and_then(entry), new.and_then(entry));
         if old_entry == new_entry {

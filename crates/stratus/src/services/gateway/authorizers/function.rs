@@ -8,7 +8,6 @@
 //! 401. Its policy does not allow the method: 403. It fails or answers something that is not
 //! a policy: 500 `{"message": null}`, logged.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,8 +122,11 @@ impl FunctionAuthorizer {
 
     /// The identity sources' values, in order (the cache key); `None` when one is missing or empty.
     fn identity(&self, parts: &Parts) -> Option<String> {
-        let query: Vec<(String, String)> =
-            parts.uri.query().and_then(|query| serde_urlencoded::from_str(query).ok()).unwrap_or_default();
+        let reads_query = self.sources.iter().any(|source| matches!(source, IdentitySource::Query(_)));
+        let query: Vec<(String, String)> = match (reads_query, parts.uri.query()) {
+            (true, Some(query)) => serde_urlencoded::from_str(query).unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let mut values = Vec::with_capacity(self.sources.len());
         for source in &self.sources {
             let value = match source {
@@ -190,7 +192,7 @@ impl FunctionAuthorizer {
             client_id: String::new(),
             authorized_by: AuthorizedBy::Function {
                 authorizer: self.name.clone(),
-                context: response.context.clone().into_iter().collect::<BTreeMap<_, _>>(),
+                context: response.context.clone(),
             },
             sub: response.principal_id,
         };

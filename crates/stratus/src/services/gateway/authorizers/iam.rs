@@ -63,17 +63,7 @@ impl IamAuthorizer {
             .pools
             .signer(&authorization.access_key_id, token)
             .map_err(|error| credentials_refused(&error))?;
-        let request = SignedRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or_default(),
-            headers: parts
-                .headers
-                .iter()
-                .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-                .collect(),
-            body,
-        };
+        let request = SignedRequest::of(&parts.method, &parts.uri, &parts.headers, body);
         sigv4::verify(&request, &authorization.access_key_id, &signed_by.secret_access_key, self.clock.now())
             .map_err(|error| signature_refused(&error))?;
         let session = match signed_by.signer {

@@ -153,14 +153,14 @@ impl RouteAuthorizers {
         path_parameters: &[(String, String)],
         body: &[u8],
     ) -> Result<Option<Admitted>, Response> {
-        if matches!(guard, Guard::UserPool) {
-            return Ok(None);
-        }
-        let method_arn = self.method_arn(&parts.method, parts.uri.path());
+        let method_arn = || self.method_arn(&parts.method, parts.uri.path());
         match guard {
             Guard::UserPool => Ok(None),
-            Guard::Iam => self.iam.admit(parts, body, &method_arn).map(Some).map_err(Refusal::into_response),
+            Guard::Iam => {
+                self.iam.admit(parts, body, &method_arn()).map(Some).map_err(Refusal::into_response)
+            }
             Guard::Function(authorizer) => {
+                let method_arn = method_arn();
                 let request = function::Called {
                     parts,
                     route,
