@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stratus::config::Config;
-use stratus::services::gateway::{ApiKeys, PlanConfig, QuotaPeriod, Throttle};
+use stratus::services::gateway::{ApiKeys, MAX_CACHE_TTL, PlanConfig, QuotaPeriod, Throttle};
 
 use crate::support::TestApp;
 use crate::todos::{User, create, user};
@@ -219,6 +219,31 @@ async fn responses_are_cached_per_caller_and_forgotten_when_that_callers_data_ch
     // Lifetimes follow the stage's clock.
     app.clock.advance(Duration::from_secs(301));
     assert_eq!(x_cache(&get(&app, &alice, "/v1/todos", &[]).await), "Miss from stratus-gateway");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cached_response_is_not_served_to_a_token_signed_out_or_expired_since() {
+    let app = TestApp::spawn_with(|config| config.gateway.cache_ttl = MAX_CACHE_TTL, |_| {}).await;
+    let (alice, bob) = (user(&app, "alice").await, user(&app, "bob").await);
+    create(&app, &alice, json!({"title": "alice's"})).await;
+    create(&app, &bob, json!({"title": "bob's"})).await;
+    // Late in the tokens' hour, both lists cached for the longest lifetime there is.
+    app.clock.advance(Duration::from_secs(3000));
+    for user in [&alice, &bob] {
+        assert_eq!(x_cache(&get(&app, user, "/v1/todos", &[]).await), "Miss from stratus-gateway");
+        assert_eq!(x_cache(&get(&app, user, "/v1/todos", &[]).await), "Hit from stratus-gateway");
+    }
+
+    let (status, _) = app.cognito("GlobalSignOut", json!({"AccessToken": alice.token})).await;
+    assert_eq!(status, 200);
+    let signed_out = get(&app, &alice, "/v1/todos", &[]).await;
+    assert_eq!((signed_out.status, x_cache(&signed_out)), (StatusCode::UNAUTHORIZED, "none"));
+
+    // Bob's token outlives its hour and the leeway; his entry, 700 s old, would not have.
+    app.clock.advance(Duration::from_secs(700));
+    let expired = get(&app, &bob, "/v1/todos", &[]).await;
+    assert_eq!((expired.status, x_cache(&expired)), (StatusCode::UNAUTHORIZED, "none"));
     app.stop().await;
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 
@@ -26,9 +26,11 @@ use crate::infra::stamps::Stamps;
 /// Responses larger than this are not cached.
 pub(crate) const MAX_CACHED_RESPONSE: usize = 1024 * 1024;
 const ENTRY_OVERHEAD: usize = 512;
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 #[derive(Debug)]
 struct CachedResponse {
+    /// The function's headers, with `x-cache` already saying it is a hit.
     headers: HeaderMap,
     body: Bytes,
     stored_at: i64,
@@ -108,12 +110,9 @@ impl ResponseCache {
                 .get(&key)
                 .filter(|hit| hit.stamp == stamp && now.saturating_sub(hit.stored_at) < hit.ttl_millis);
             if let Some(hit) = hit {
-                return Lookup::Hit(respond(
-                    StatusCode::OK,
-                    hit.headers.clone(),
-                    hit.body.clone(),
-                    "Hit from stratus-gateway",
-                ));
+                let mut response = Response::new(Body::from(hit.body.clone()));
+                *response.headers_mut() = hit.headers.clone();
+                return Lookup::Hit(response);
             }
         }
         Lookup::Miss(Miss { key, stamp })
@@ -135,15 +134,19 @@ impl ResponseCache {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_CACHED_RESPONSE).await else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
+        let mut headers = parts.headers.clone();
+        headers.insert(X_CACHE, HeaderValue::from_static("Hit from stratus-gateway"));
         let entry = Arc::new(CachedResponse {
-            headers: parts.headers.clone(),
+            headers,
             body: bytes.clone(),
             stored_at: self.clock.now_millis(),
             ttl_millis: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             stamp: miss.stamp,
         });
         self.responses.insert(miss.key, entry);
-        respond(parts.status, parts.headers, bytes, "Miss from stratus-gateway")
+        let mut response = Response::from_parts(parts, Body::from(bytes));
+        response.headers_mut().insert(X_CACHE, HeaderValue::from_static("Miss from stratus-gateway"));
+        response
     }
 
     /// Forgets one caller's responses (their data changed).
@@ -180,14 +183,6 @@ fn storable(headers: &HeaderMap) -> bool {
             value.split(',').map(str::trim).any(|directive| matches!(directive, "private" | "no-store"))
         });
     !forbidden && !headers.contains_key(header::SET_COOKIE)
-}
-
-fn respond(status: StatusCode, mut headers: HeaderMap, body: Bytes, layer: &'static str) -> Response {
-    headers.insert("x-cache", HeaderValue::from_static(layer));
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod authorizers;
 mod cache;
 mod config;
 mod keys;
+mod layer;
 pub(crate) mod openapi;
 mod plans;
 mod throttle;
@@ -26,22 +27,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequestParts as _, MatchedPath, RawPathParams, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, header};
 
-use authorizers::{Guard, RouteAuthorizers};
+use authorizers::RouteAuthorizers;
+use cache::ResponseCache;
 pub use cache::Scope;
-use cache::{Lookup, ResponseCache, cacheable, refresh_requested};
-use plans::{Refusal, UsagePlans};
+use plans::UsagePlans;
 use throttle::Throttles;
 
 use crate::infra::clock::Clock;
-use crate::infra::http::Problem;
-use crate::infra::http::body::BodyLimit;
 use crate::services::cognito::authorizer::Authorizer;
+use crate::services::cognito::tokens::AccessClaims;
 
 /// How the gateway treats one API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +131,7 @@ impl Gateway {
 
     /// `api` behind the gateway.
     pub(crate) fn wrap(self: &Arc<Self>, api: Router, options: ApiOptions) -> Router {
-        api.layer(axum::middleware::from_fn_with_state((Arc::clone(self), options), handle))
+        api.layer(layer::GatewayLayer { gateway: Arc::clone(self), options })
     }
 
     /// Forgets a caller's cached responses: their data changed.
@@ -179,160 +176,27 @@ impl Gateway {
         request.extensions_mut().insert(principal);
         Some(sub)
     }
-}
 
-async fn handle(
-    State((gateway, options)): State<(Arc<Gateway>, ApiOptions)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
-    let method = request.method().clone();
-    let declared = path.as_deref().unwrap_or_else(|| request.uri().path()).to_owned();
-    if let Err(retry_after) = gateway.throttles.admit(&method, &declared) {
-        return refused(Refusal::Throttled { retry_after });
-    }
-    let guard = gateway.authorizers.guard(request.method(), path.as_deref());
-    let (request, body) = match read_body(&gateway, &options, &guard, path.as_deref(), request).await {
-        Ok(read) => read,
-        Err(refusal) => return refusal,
-    };
-    let (mut parts, unread) = request.into_parts();
-    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
-        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
-        Err(_) => Vec::new(),
-    };
-    let signed_body = body.as_deref().unwrap_or_default();
-    let admitted = match gateway.authorizers.admit(&guard, &parts, &declared, &path_values, signed_body).await
-    {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    if let (true, Some(plans)) = (options.requires_key, &gateway.plans) {
-        let key = parts.headers.get("x-api-key").and_then(|value| value.to_str().ok());
-        if let Err(refusal) = plans.admit(key) {
-            return refused(refusal);
-        }
-    }
-    // The function finds the caller an authorizer let in, and does not verify them again.
-    let caller = admitted.map(|admitted| {
-        if let Some(principal) = admitted.principal {
-            parts.extensions.insert(principal);
-        }
-        admitted.caller
-    });
-    let mut request = Request::from_parts(parts, unread);
-    // Checked against the document before the function runs. A cache hit needs no check: it
-    // answers the same path and query that passed it when the entry was filled.
-    let invalid = |request: &Request| {
-        let route = path.as_deref()?;
-        let checked_body = body.as_deref().filter(|_| is_json(request.headers()));
-        let (method, query) = (request.method(), request.uri().query());
-        let checked =
-            gateway.document.check(method, route, &path_values, query, checked_body, options.strict_query);
-        checked.err().map(IntoResponse::into_response)
-    };
-    let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else {
-        return match invalid(&request) {
-            Some(problem) => problem,
-            None => next.run(request).await,
-        };
-    };
-    if !cacheable(request.method(), request.headers()) {
-        if let Some(problem) = invalid(&request) {
-            return problem;
-        }
-        let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        let caller = match caller {
-            Some(caller) => Some(caller),
-            None if writes && scope == Scope::Caller => gateway.caller(&mut request).await,
-            None => None,
-        };
-        let response = next.run(request).await;
-        // A write through the gateway forgets at once; other writers' changes arrive through
-        // the change stream.
-        if writes && response.status().is_success() {
-            match (scope, caller) {
-                (Scope::Public, _) => cache.clear(),
-                (Scope::Caller, Some(caller)) => cache.forget(&caller),
-                (Scope::Caller, None) => {}
-            }
-        }
-        return response;
-    }
-    let caller = match caller {
-        Some(caller) => Some(caller),
-        None => gateway.caller(&mut request).await,
-    };
-    let Some(caller) = caller else {
-        // A token that does not verify: the function answers it.
-        return match invalid(&request) {
-            Some(problem) => problem,
-            None => next.run(request).await,
-        };
-    };
-    let target =
-        request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
-    match cache.lookup(&caller, &target, refresh_requested(request.headers())) {
-        Lookup::Hit(response) => response,
-        Lookup::Miss(miss) => {
-            if let Some(problem) = invalid(&request) {
-                return problem;
-            }
-            let ttl = gateway.ttl(&method, &declared);
-            let response = next.run(request).await;
-            cache.fill(miss, ttl, response).await
-        }
+    /// The caller when known without waiting: anonymous, or the holder of an access token
+    /// verified before. `None`: the token must be verified first (or does not verify).
+    fn caller_at_once(&self, headers: &HeaderMap) -> Option<Caller> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else { return Some(Caller::Anonymous) };
+        let token = value.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+        self.authorizer.verified_before(token).map(Caller::Token)
     }
 }
 
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim() == "application/json" || media.trim().ends_with("+json"))
+/// Whom the response cache keys a request by.
+enum Caller {
+    Anonymous,
+    Token(Arc<AccessClaims>),
 }
 
-/// The request with its body read whole when something in front of the function needs it: a
-/// SigV4 signature covers it, the document has a schema for a JSON one. It is read within the
-/// API's limit and the connection's pace; refusals are the REST API's (413, 408, 400).
-async fn read_body(
-    gateway: &Gateway,
-    options: &ApiOptions,
-    guard: &Guard,
-    route: Option<&str>,
-    request: Request,
-) -> Result<(Request, Option<Bytes>), Response> {
-    let validated = route.is_some_and(|route| gateway.document.checks_body(request.method(), route));
-    let needed = RouteAuthorizers::reads_body(guard) || (validated && is_json(request.headers()));
-    if !needed {
-        return Ok((request, None));
-    }
-    let limit = BodyLimit::new(options.max_body_bytes, Problem::body_refused);
-    let (request, bytes) = limit.read_whole(request).await?;
-    Ok((request, Some(bytes)))
-}
-
-/// A refusal in API Gateway's words: `{"message": …}`, with `Retry-After` on a 429.
-fn refused(refusal: Refusal) -> Response {
-    let (status, message, kind, retry_after) = match refusal {
-        Refusal::Forbidden => (StatusCode::FORBIDDEN, "Forbidden", "ForbiddenException", None),
-        Refusal::Throttled { retry_after } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too Many Requests",
-            "TooManyRequestsException",
-            Some(retry_after),
-        ),
-        Refusal::LimitExceeded { retry_after } => {
-            (StatusCode::TOO_MANY_REQUESTS, "Limit Exceeded", "LimitExceededException", Some(retry_after))
+impl Caller {
+    fn key(&self) -> &str {
+        match self {
+            Self::Anonymous => "",
+            Self::Token(claims) => &claims.sub,
         }
-    };
-    let mut response = (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
-    let headers = response.headers_mut();
-    headers.insert("x-amzn-errortype", HeaderValue::from_static(kind));
-    if let Some(wait) = retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(crate::infra::http::retry_after_seconds(wait)));
     }
-    response
 }
