@@ -9,11 +9,14 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts as _, MatchedPath, RawPathParams, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
+use futures::FutureExt as _;
 use futures::future::{BoxFuture, Either, Ready, ready};
 use tower::{Layer, Service, ServiceExt as _};
 
@@ -54,25 +57,35 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future =
-        Either<Ready<Result<Response, Infallible>>, BoxFuture<'static, Result<Response, Infallible>>>;
+    type Future = Either<
+        Ready<Result<Response, Infallible>>,
+        Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>,
+    >;
 
     fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // The inner service is a route, always ready: answering instead strands nothing.
         self.inner.poll_ready(context)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        match self.gateway.decide(&self.options, &mut request) {
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.gateway.decide(&self.options, request) {
             Decided::Answered(response) => Either::Left(ready(Ok(response))),
-            Decided::Pending(pending) => {
+            Decided::Call(request, None) => Either::Right(Either::Left(self.inner.call(request))),
+            Decided::Call(request, Some((miss, ttl))) => {
+                let (gateway, called) = (Arc::clone(&self.gateway), self.inner.call(request));
+                Either::Right(Either::Right(Box::pin(async move {
+                    let response = called.await?;
+                    Ok(gateway.fill(miss, ttl, response).await)
+                })))
+            }
+            Decided::Pending(request, pending) => {
                 // The readied service goes with the request; a clone stays for the next one.
                 let fresh = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, fresh);
                 let (gateway, options) = (Arc::clone(&self.gateway), self.options);
-                Either::Right(Box::pin(
-                    async move { Ok(finish(gateway, options, pending, request, inner).await) },
-                ))
+                Either::Right(Either::Right(Box::pin(async move {
+                    Ok(finish(gateway, options, pending, request, inner).await)
+                })))
             }
         }
     }
@@ -82,7 +95,11 @@ where
 enum Decided {
     /// Refused, or answered from the cache.
     Answered(Response),
-    Pending(Pending),
+    /// Admitted and checked: the function answers, and its response fills the cache after
+    /// this miss, for this long.
+    Call(Request, Option<(Miss, Duration)>),
+    /// Something must be waited for first.
+    Pending(Request, Pending),
 }
 
 /// What was decided about a request that must wait for something.
@@ -92,38 +109,43 @@ struct Pending {
     guard: Guard,
     /// Whether the usage plan has admitted the request's key already (or none is required).
     keyed: bool,
-    /// The cache's miss, when it was asked already.
-    missed: Option<Miss>,
 }
 
 impl Gateway {
-    /// The stage's throttles, the route's authorizer, and for a user-pool route the key and the
-    /// cache — in API Gateway's order, as far as it goes without waiting.
-    fn decide(&self, options: &ApiOptions, request: &mut Request) -> Decided {
+    /// The stage's throttles, the route's authorizer, and for a user-pool route the key, the
+    /// cache and the document's checks — in API Gateway's order, as far as it goes without
+    /// waiting.
+    fn decide(&self, options: &ApiOptions, mut request: Request) -> Decided {
         let route = request.extensions().get::<MatchedPath>().cloned();
         let declared = route.as_ref().map_or_else(|| request.uri().path(), MatchedPath::as_str);
         if let Err(retry_after) = self.throttles.admit(request.method(), declared) {
             return Decided::Answered(refused(Refusal::Throttled { retry_after }));
         }
         let guard = self.authorizers.guard(request.method(), route.as_ref().map(MatchedPath::as_str));
-        let pending = |keyed, missed| Pending { route: route.clone(), guard: guard.clone(), keyed, missed };
         // An IAM or function authorizer decides before the key is checked, as on API Gateway;
         // a user-pool route's token is checked after it, by the cache or the function.
         if !matches!(guard, Guard::UserPool) {
-            return Decided::Pending(pending(false, None));
+            return Decided::Pending(request, Pending { route, guard, keyed: false });
         }
         if let Err(refusal) = self.check_key(options, request.headers()) {
             return Decided::Answered(refused(refusal));
         }
+        if self.reads_body(&guard, route.as_ref(), &request) {
+            return Decided::Pending(request, Pending { route, guard, keyed: true });
+        }
         let (Some(cache), Some(_)) = (&self.cache, options.cache) else {
-            return Decided::Pending(pending(true, None));
+            return self.call_checked(options, route.as_ref(), request, None);
         };
-        if !cacheable(request.method(), request.headers()) || self.reads_body(&guard, route.as_ref(), request)
-        {
-            return Decided::Pending(pending(true, None));
+        if !cacheable(request.method(), request.headers()) {
+            return if is_read(request.method()) {
+                self.call_checked(options, route.as_ref(), request, None)
+            } else {
+                // A write forgets the caller's entries once it succeeds.
+                Decided::Pending(request, Pending { route, guard, keyed: true })
+            };
         }
         let Some(caller) = self.caller_at_once(request.headers()) else {
-            return Decided::Pending(pending(true, None));
+            return Decided::Pending(request, Pending { route, guard, keyed: true });
         };
         let target =
             request.uri().path_and_query().map_or_else(|| request.uri().path(), |target| target.as_str());
@@ -134,8 +156,58 @@ impl Gateway {
                 if let Caller::Token(claims) = caller {
                     request.extensions_mut().insert(principal(&claims));
                 }
-                Decided::Pending(pending(true, Some(miss)))
+                let ttl = self.ttl(request.method(), declared_route(route.as_ref(), &request));
+                self.call_checked(options, route.as_ref(), request, Some((miss, ttl)))
             }
+        }
+    }
+
+    fn call_checked(
+        &self,
+        options: &ApiOptions,
+        route: Option<&MatchedPath>,
+        request: Request,
+        fill: Option<(Miss, Duration)>,
+    ) -> Decided {
+        match self.check(options, route, request, None) {
+            Ok(request) => Decided::Call(request, fill),
+            Err(problem) => Decided::Answered(problem.into_response()),
+        }
+    }
+
+    /// The request checked against the document (path, query, and the JSON body when read)
+    /// before the function runs: a 400 listing each violation otherwise. A cache hit needs no
+    /// check: it answers the same path and query that passed when the entry was filled.
+    fn check(
+        &self,
+        options: &ApiOptions,
+        route: Option<&MatchedPath>,
+        request: Request,
+        body: Option<&[u8]>,
+    ) -> Result<Request, Problem> {
+        let Some(route) = route.map(MatchedPath::as_str) else { return Ok(request) };
+        if !self.document.describes(request.method(), route) {
+            return Ok(request);
+        }
+        let (mut parts, unread) = request.into_parts();
+        let values = path_values(&mut parts);
+        let body = body.filter(|_| is_json(&parts.headers));
+        let checked = self.document.check(
+            &parts.method,
+            route,
+            values.as_ref(),
+            parts.uri.query(),
+            body,
+            options.strict_query,
+        );
+        checked.map(|()| Request::from_parts(parts, unread))
+    }
+
+    /// Keeps the function's response after a miss, when it may be kept.
+    async fn fill(&self, miss: Miss, ttl: Duration, response: Response) -> Response {
+        match &self.cache {
+            Some(cache) => cache.fill(miss, ttl, response).await,
+            None => response,
         }
     }
 
@@ -158,7 +230,20 @@ impl Gateway {
     }
 }
 
-/// The rest of the way for a request [`Gateway::decide`] could not answer: the body when it
+fn declared_route<'a>(route: Option<&'a MatchedPath>, request: &'a Request) -> &'a str {
+    route.map_or_else(|| request.uri().path(), MatchedPath::as_str)
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The route's path parameters, which the router has already parsed (so this never waits).
+fn path_values(parts: &mut Parts) -> Option<RawPathParams> {
+    RawPathParams::from_request_parts(parts, &()).now_or_never().and_then(Result::ok)
+}
+
+/// The rest of the way for a request [`Gateway::decide`] could not settle: the body when it
 /// must be read, the IAM or function authorizer, the key after them, the caller when their
 /// token is new, the document's checks, the function, and the cache around it.
 async fn finish<S>(
@@ -171,24 +256,26 @@ async fn finish<S>(
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let Pending { route, guard, keyed, missed } = pending;
-    let path = route.as_ref().map(MatchedPath::as_str);
-    let declared = path.unwrap_or_else(|| request.uri().path()).to_owned();
+    let Pending { route, guard, keyed } = pending;
+    let declared = declared_route(route.as_ref(), &request).to_owned();
     let (request, body) = match read_body(&gateway, &options, &guard, route.as_ref(), request).await {
         Ok(read) => read,
         Err(refusal) => return refusal,
     };
     let (mut parts, unread) = request.into_parts();
-    let path_values: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
-        Ok(values) => values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
-        Err(_) => Vec::new(),
+    // A function authorizer's REQUEST event carries the path parameters.
+    let path_parameters: Vec<(String, String)> = match (&guard, path_values(&mut parts)) {
+        (Guard::Function(_), Some(values)) => {
+            values.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect()
+        }
+        _ => Vec::new(),
     };
     let signed_body = body.as_deref().unwrap_or_default();
-    let admitted = match gateway.authorizers.admit(&guard, &parts, &declared, &path_values, signed_body).await
-    {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
+    let admitted =
+        match gateway.authorizers.admit(&guard, &parts, &declared, &path_parameters, signed_body).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
     if !keyed && let Err(refusal) = gateway.check_key(&options, &parts.headers) {
         return refused(refusal);
     }
@@ -199,41 +286,25 @@ where
         }
         admitted.caller
     });
-    let mut request = Request::from_parts(parts, unread);
+    let request = Request::from_parts(parts, unread);
     let run = |request: Request| async move {
         match inner.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         }
     };
-    // Checked against the document before the function runs. A cache hit needs no check: it
-    // answers the same path and query that passed it when the entry was filled.
-    let invalid = |request: &Request| {
-        let route = path?;
-        let checked_body = body.as_deref().filter(|_| is_json(request.headers()));
-        let (method, query) = (request.method(), request.uri().query());
-        let checked =
-            gateway.document.check(method, route, &path_values, query, checked_body, options.strict_query);
-        checked.err().map(axum::response::IntoResponse::into_response)
-    };
     let (Some(cache), Some(scope)) = (&gateway.cache, options.cache) else {
-        return match invalid(&request) {
-            Some(problem) => problem,
-            None => run(request).await,
+        return match gateway.check(&options, route.as_ref(), request, body.as_deref()) {
+            Ok(request) => run(request).await,
+            Err(problem) => problem.into_response(),
         };
     };
-    let ttl = gateway.ttl(request.method(), &declared);
-    if let Some(miss) = missed {
-        if let Some(problem) = invalid(&request) {
-            return problem;
-        }
-        return cache.fill(miss, ttl, run(request).await).await;
-    }
+    let mut request = match gateway.check(&options, route.as_ref(), request, body.as_deref()) {
+        Ok(request) => request,
+        Err(problem) => return problem.into_response(),
+    };
     if !cacheable(request.method(), request.headers()) {
-        if let Some(problem) = invalid(&request) {
-            return problem;
-        }
-        let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let writes = !is_read(request.method());
         let caller = match caller {
             Some(caller) => Some(caller),
             None if writes && scope == Scope::Caller => gateway.caller(&mut request).await,
@@ -255,21 +326,14 @@ where
         Some(caller) => Some(caller),
         None => gateway.caller(&mut request).await,
     };
-    let Some(caller) = caller else {
-        // A token that does not verify: the function answers it.
-        return match invalid(&request) {
-            Some(problem) => problem,
-            None => run(request).await,
-        };
-    };
+    // A token that does not verify: the function answers it.
+    let Some(caller) = caller else { return run(request).await };
     let target =
         request.uri().path_and_query().map_or_else(|| request.uri().path(), |target| target.as_str());
     match cache.lookup(&caller, target, refresh_requested(request.headers())) {
         Lookup::Hit(response) => response,
         Lookup::Miss(miss) => {
-            if let Some(problem) = invalid(&request) {
-                return problem;
-            }
+            let ttl = gateway.ttl(request.method(), &declared);
             cache.fill(miss, ttl, run(request).await).await
         }
     }

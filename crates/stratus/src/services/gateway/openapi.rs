@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -108,7 +108,7 @@ impl ApiDocument {
         &self,
         method: &Method,
         route: &str,
-        path_values: &[(String, String)],
+        path_values: Option<&RawPathParams>,
         query: Option<&str>,
         body: Option<&[u8]>,
         strict_query: bool,
@@ -118,26 +118,25 @@ impl ApiDocument {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
         for parameter in &operation.parameters {
-            let (value, pointer) = match parameter.location {
-                Location::Query => (
-                    pairs.iter().find(|(name, _)| *name == parameter.name).map(|(_, value)| value.as_str()),
-                    format!("?{}", parameter.name),
-                ),
-                Location::Path => (
-                    path_values
-                        .iter()
-                        .find(|(name, _)| *name == parameter.name)
-                        .map(|(_, value)| value.as_str()),
-                    format!("{{{}}}", parameter.name),
-                ),
+            let value = match parameter.location {
+                Location::Query => {
+                    pairs.iter().find(|(name, _)| *name == parameter.name).map(|(_, value)| value.as_str())
+                }
+                Location::Path => path_values
+                    .and_then(|values| values.iter().find(|(name, _)| *name == parameter.name))
+                    .map(|(_, value)| value),
+            };
+            let pointer = || match parameter.location {
+                Location::Query => format!("?{}", parameter.name),
+                Location::Path => format!("{{{}}}", parameter.name),
             };
             match value {
-                None if parameter.required => violations.push(Violation::new(pointer, "is required")),
+                None if parameter.required => violations.push(Violation::new(pointer(), "is required")),
                 None => {}
                 Some(text) => {
                     let value = typed(text, &parameter.kind);
                     for error in parameter.schema.iter_errors(&value) {
-                        violations.push(Violation::new(pointer.clone(), error.to_string()));
+                        violations.push(Violation::new(pointer(), error.to_string()));
                     }
                 }
             }
@@ -166,6 +165,11 @@ impl ApiDocument {
             }
         }
         if violations.is_empty() { Ok(()) } else { Err(Problem::invalid(merged(violations))) }
+    }
+
+    /// Whether the document describes the operation, and so has something to check.
+    pub(crate) fn describes(&self, method: &Method, route: &str) -> bool {
+        self.operation(method, route).is_some()
     }
 
     /// Whether the operation takes a JSON body the gateway should read and check.
