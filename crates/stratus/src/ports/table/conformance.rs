@@ -565,6 +565,16 @@ pub async fn transaction_refuses_duplicates_and_oversize(factory: &dyn TableFact
     assert_eq!(table.query(Query::partition("x")).await.expect("query").items.len(), 100);
     let empty = table.transact_write(Vec::new()).await;
     assert!(matches!(empty, Err(TableError::TransactionSize { count: 0 })), "got {empty:?}");
+    // Eleven items of 390 KB are over the 4 MB a transaction may carry; ten are not.
+    let large = |i: usize| {
+        let mut item = entry("large", &i.to_string());
+        item.insert("blob".into(), AttributeValue::B(vec![1; 390 * 1024]));
+        TransactOp::Put { item, condition: None }
+    };
+    let result = table.transact_write((0..11).map(large).collect()).await;
+    assert!(matches!(result, Err(TableError::TransactionTooLarge { .. })), "got {result:?}");
+    assert!(table.query(Query::partition("large")).await.expect("query").items.is_empty());
+    table.transact_write((0..10).map(large).collect()).await.expect("3.9 MB");
 }
 
 pub async fn expired_items_are_not_returned(factory: &dyn TableFactory) {

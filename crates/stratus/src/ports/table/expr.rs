@@ -287,6 +287,19 @@ impl UpdateAction {
             Self::Set(path, _) | Self::Remove(path) | Self::Add(path, _) | Self::Delete(path, _) => path,
         }
     }
+
+    /// The bytes the action carries: its attribute's name and the values it writes.
+    pub fn size(&self) -> usize {
+        let values = match self {
+            Self::Set(_, SetValue::Value(value) | SetValue::IfNotExists(value))
+            | Self::Add(_, value)
+            | Self::Delete(_, value) => value.size(),
+            Self::Set(_, SetValue::Increment(number) | SetValue::Decrement(number)) => number.size(),
+            Self::Set(_, SetValue::ListAppend(values)) => values.iter().map(AttributeValue::size).sum(),
+            Self::Remove(_) => 0,
+        };
+        self.path().attribute().len() + values
+    }
 }
 
 /// The right-hand side of a `SET`.

@@ -33,6 +33,8 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
 pub const MAX_SORT_KEY_BYTES: usize = 1024;
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// The most a transaction's operations may carry together.
+pub const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// A query page stops after this many bytes of items, as DynamoDB's 1 MB pages do.
 pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
@@ -551,6 +553,33 @@ pub enum TransactOp {
     },
 }
 
+impl TransactOp {
+    /// The bytes the operation carries, by DynamoDB's accounting: the item a put writes, the
+    /// key and the values an update writes, the key a delete or a check names.
+    pub fn size(&self) -> usize {
+        match self {
+            Self::Put { item, .. } => item_size(item),
+            Self::Update { key, actions, .. } => {
+                item_size(key) + actions.iter().map(UpdateAction::size).sum::<usize>()
+            }
+            Self::Delete { key, .. } | Self::ConditionCheck { key, .. } => item_size(key),
+        }
+    }
+}
+
+/// What every adapter refuses before looking at any item: no operation, more than 100, or
+/// more than 4 MB together (DynamoDB's limits).
+pub fn check_transaction_size(operations: &[TransactOp]) -> Result<(), TableError> {
+    if operations.is_empty() || operations.len() > MAX_TRANSACTION_ITEMS {
+        return Err(TableError::TransactionSize { count: operations.len() });
+    }
+    let size = operations.iter().map(TransactOp::size).sum();
+    if size > MAX_TRANSACTION_BYTES {
+        return Err(TableError::TransactionTooLarge { size });
+    }
+    Ok(())
+}
+
 /// Why a transaction item cancelled the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancellationReason {
@@ -592,6 +621,8 @@ pub enum TableError {
     UnknownIndex { table: String, index: String },
     #[error("a transaction holds 1 to {MAX_TRANSACTION_ITEMS} operations, got {count}")]
     TransactionSize { count: usize },
+    #[error("a transaction's operations carry {size} bytes, over the 4 MB limit")]
+    TransactionTooLarge { size: usize },
     #[error("a transaction cannot include more than one operation on the same item")]
     DuplicateTransactionItem,
     #[error("invalid table `{table}`: {problem}")]

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 use super::change::{ChangeData, ChangeKind, TableChange, UserIdentity};
 use super::keys::{encode, prefix_successor};
 use super::{
-    CancellationReason, Condition, Cursor, Item, MAX_PAGE_BYTES, MAX_TRANSACTION_ITEMS, Page, Query,
-    SortCondition, Table, TableError, TableSpec, TransactOp, UpdateAction, expr, item_size,
+    CancellationReason, Condition, Cursor, Item, MAX_PAGE_BYTES, Page, Query, SortCondition, Table,
+    TableError, TableSpec, TransactOp, UpdateAction, expr, item_size,
 };
 use crate::infra::clock::Clock;
 use crate::infra::sqlite::{Database, DbError};
@@ -446,9 +446,7 @@ impl Table for SqliteTable {
     }
 
     async fn transact_write(&self, operations: Vec<TransactOp>) -> Result<(), TableError> {
-        if operations.is_empty() || operations.len() > MAX_TRANSACTION_ITEMS {
-            return Err(TableError::TransactionSize { count: operations.len() });
-        }
+        super::check_transaction_size(&operations)?;
         let mut seen = HashSet::new();
         for operation in &operations {
             let key = match operation {

@@ -331,7 +331,7 @@ impl Number {
     }
 
     /// DynamoDB's size rule: roughly one byte per two significant digits, plus one.
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         let (digits, _) = self.scientific_parts();
         digits.len().div_ceil(2) + 1 + usize::from(self.is_negative())
     }
