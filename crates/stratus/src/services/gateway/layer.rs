@@ -1,10 +1,10 @@
 //! The gateway as a tower layer on each route of an API. What can be decided without waiting —
-//! the throttles, the route's authorizer, a usage plan's key and, for a caller whose token was
-//! verified before, the response cache — is decided in `call` itself: a refusal or a cache hit
-//! boxes no future, clones no inner service and awaits nothing, so a hit costs little more than
-//! the HTTP exchange. Everything else (a body a signature covers, an authorizer function, a
-//! token seen for the first time, document validation, the function and the cache fill)
-//! continues in [`finish`].
+//! the throttles, the route's authorizer, a usage plan's key, the document's checks of path and
+//! query and, for a caller whose token was verified before, the response cache — is decided in
+//! `call` itself: a refusal or a cache hit boxes no future, clones no inner service and awaits
+//! nothing, and a request with nothing left to wait for calls the function from there. The rest
+//! (a body to read and check or to verify a signature over, an authorizer function, a token
+//! seen for the first time, a write that forgets the caller's entries) continues in [`finish`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -117,8 +117,9 @@ impl Gateway {
     /// waiting.
     fn decide(&self, options: &ApiOptions, mut request: Request) -> Decided {
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let declared = route.as_ref().map_or_else(|| request.uri().path(), MatchedPath::as_str);
-        if let Err(retry_after) = self.throttles.admit(request.method(), declared) {
+        if let Err(retry_after) =
+            self.throttles.admit(request.method(), declared_route(route.as_ref(), &request))
+        {
             return Decided::Answered(refused(Refusal::Throttled { retry_after }));
         }
         let guard = self.authorizers.guard(request.method(), route.as_ref().map(MatchedPath::as_str));
@@ -162,6 +163,7 @@ impl Gateway {
         }
     }
 
+    /// The function's turn, once the document has no objection.
     fn call_checked(
         &self,
         options: &ApiOptions,
@@ -230,6 +232,7 @@ impl Gateway {
     }
 }
 
+/// The route as declared (`/v1/todos/{id}`), or the path when no route matched.
 fn declared_route<'a>(route: Option<&'a MatchedPath>, request: &'a Request) -> &'a str {
     route.map_or_else(|| request.uri().path(), MatchedPath::as_str)
 }
