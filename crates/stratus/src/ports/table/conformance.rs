@@ -176,6 +176,8 @@ pub async fn conditions_compare_values(factory: &dyn TableFactory) {
         Condition::eq("name", "stratus").and(Condition::exists("count")),
         Condition::Or(vec![Condition::eq("name", "other"), Condition::not_exists("missing")]),
         Condition::Not(Box::new(Condition::eq("count", "5"))),
+        // A missing attribute equals nothing, so it is unequal to everything.
+        Condition::compare("missing", Comparison::Ne, 1),
     ];
     for condition in holds {
         table
@@ -188,7 +190,8 @@ pub async fn conditions_compare_values(factory: &dyn TableFactory) {
         Condition::compare("count", Comparison::Gt, "4"),
         Condition::begins_with("name", "cloud"),
         Condition::exists("missing"),
-        Condition::compare("missing", Comparison::Ne, 1),
+        Condition::compare("missing", Comparison::Gt, 1),
+        Condition::eq("missing", 1),
     ];
     for condition in fails {
         let result = table.put(item! { "pk" => "c", "sk" => "1" }, Some(condition.clone())).await;

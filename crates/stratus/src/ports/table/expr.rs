@@ -216,6 +216,9 @@ impl Condition {
         match self {
             Self::AttributeExists(path) => resolve(path).is_some(),
             Self::AttributeNotExists(path) => resolve(path).is_none(),
+            // As in DynamoDB, a missing attribute is unequal to every value, and neither less
+            // nor greater than any.
+            Self::Compare(path, Comparison::Ne, _) if resolve(path).is_none() => true,
             Self::Compare(path, op, value) => resolve(path).is_some_and(|actual| compare(actual, *op, value)),
             Self::Between(path, low, high) => resolve(path).is_some_and(|actual| {
                 compare(actual, Comparison::Ge, low) && compare(actual, Comparison::Le, high)
@@ -347,10 +350,26 @@ pub(crate) fn check_disjoint(actions: &[UpdateAction]) -> Result<(), UpdateError
     Ok(())
 }
 
+/// Checks that `ADD` and `DELETE` name top-level attributes, as DynamoDB requires.
+pub(crate) fn check_top_level(actions: &[UpdateAction]) -> Result<(), UpdateError> {
+    for action in actions {
+        let problem = match action {
+            UpdateAction::Add(..) => "ADD applies to top-level attributes only",
+            UpdateAction::Delete(..) => "DELETE applies to top-level attributes only",
+            _ => continue,
+        };
+        if !action.path().is_top_level() {
+            return Err(UpdateError::WrongOperand { path: action.path().to_string(), problem });
+        }
+    }
+    Ok(())
+}
+
 /// Applies `actions` to `item` in order; on error `item` may be partly changed, so callers
 /// apply to a copy.
 pub(crate) fn apply(item: &mut Item, actions: &[UpdateAction]) -> Result<(), UpdateError> {
     check_disjoint(actions)?;
+    check_top_level(actions)?;
     for action in actions {
         match action {
             UpdateAction::Set(path, value) => {
@@ -398,9 +417,6 @@ fn evaluate_set(item: &Item, path: &Path, value: &SetValue) -> Result<Option<Att
 
 fn apply_add(item: &mut Item, path: &Path, operand: &AttributeValue) -> Result<(), UpdateError> {
     let wrong = |problem| UpdateError::WrongOperand { path: path.to_string(), problem };
-    if !path.is_top_level() {
-        return Err(wrong("ADD applies to top-level attributes only"));
-    }
     let name = path.attribute().to_owned();
     let merged = match (item.get(&name), operand) {
         (
@@ -429,9 +445,6 @@ fn apply_add(item: &mut Item, path: &Path, operand: &AttributeValue) -> Result<(
 
 fn apply_delete(item: &mut Item, path: &Path, operand: &AttributeValue) -> Result<(), UpdateError> {
     let wrong = |problem| UpdateError::WrongOperand { path: path.to_string(), problem };
-    if !path.is_top_level() {
-        return Err(wrong("DELETE applies to top-level attributes only"));
-    }
     let name = path.attribute();
     let remaining = match (item.get(name), operand) {
         (None, AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_)) => return Ok(()),

@@ -265,7 +265,7 @@ impl TableSpec {
         self.key_of(item)?;
         let size = item_size(item);
         if size > MAX_ITEM_BYTES {
-            return Err(TableError::ItemTooLarge { size });
+            return Err(TableError::ItemTooLarge { size: Some(size) });
         }
         for index in &self.indexes {
             let attributes = std::iter::once(&index.partition_key).chain(index.sort_key.iter());
@@ -280,6 +280,38 @@ impl TableSpec {
             check_no_empty_sets(name, value)?;
         }
         Ok(())
+    }
+
+    /// What every adapter refuses in an update before looking at the item: a key attribute
+    /// changed, two actions on overlapping paths, `ADD`/`DELETE` below the top level.
+    pub fn validate_actions(&self, actions: &[UpdateAction]) -> Result<(), TableError> {
+        if let Some(action) = actions.iter().find(|action| self.is_key_attribute(action.path().attribute())) {
+            return Err(TableError::KeyUpdate { attribute: action.path().attribute().to_owned() });
+        }
+        expr::check_disjoint(actions)?;
+        expr::check_top_level(actions)?;
+        Ok(())
+    }
+
+    /// Checks that `cursor` is a key a query of `query`'s partition could have returned: the
+    /// table's key, plus the index's when it queries one. Returns the table key.
+    pub fn check_cursor(&self, query: &Query, cursor: &Cursor) -> Result<Item, TableError> {
+        let invalid = |problem: String| TableError::InvalidCursor { problem };
+        let key = cursor.key();
+        let table_key = self.key_of(key).map_err(|e| invalid(e.to_string()))?;
+        let partition = match &query.index {
+            None => table_key.get(&self.partition_key.name),
+            Some(name) => {
+                let index = self.find_index(name)?;
+                let (partition, _) =
+                    self.index_key(index, key).ok_or_else(|| invalid("it lacks the index key".into()))?;
+                Some(partition)
+            }
+        };
+        if partition != Some(&query.partition) {
+            return Err(invalid("it belongs to another partition".into()));
+        }
+        Ok(table_key)
     }
 
     /// The key of `item` in `index`, or `None` when the item lacks the index's attributes.
@@ -595,8 +627,9 @@ pub enum TableError {
     ConditionFailed,
     #[error("transaction cancelled: {}", describe_reasons(reasons))]
     TransactionCanceled { reasons: Vec<CancellationReason> },
-    #[error("item size {size} bytes exceeds the 400 KB limit")]
-    ItemTooLarge { size: usize },
+    /// `size` is unknown when the store refused an update's result without saying its size.
+    #[error("item size {} exceeds the 400 KB limit", size.map_or_else(|| "after the update".to_owned(), |size| format!("{size} bytes")))]
+    ItemTooLarge { size: Option<usize> },
     #[error("key attribute `{attribute}` is missing")]
     MissingKey { attribute: String },
     #[error("key attribute `{attribute}` must be of type {expected}, found {found}")]

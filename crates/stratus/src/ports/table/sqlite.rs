@@ -349,16 +349,6 @@ impl Inner {
         Ok(next)
     }
 
-    fn validate_actions(&self, actions: &[UpdateAction]) -> Result<(), TableError> {
-        if let Some(action) =
-            actions.iter().find(|action| self.spec.is_key_attribute(action.path().attribute()))
-        {
-            return Err(TableError::KeyUpdate { attribute: action.path().attribute().to_owned() });
-        }
-        expr::check_disjoint(actions)?;
-        Ok(())
-    }
-
     fn read_item(&self, connection: &Connection, row_key: &RowKey) -> Result<Option<Item>, TableError> {
         let json: Option<String> = connection
             .prepare_cached(
@@ -405,7 +395,7 @@ impl Table for SqliteTable {
         condition: Option<Condition>,
     ) -> Result<Item, TableError> {
         self.inner.spec.validate_key(key)?;
-        self.inner.validate_actions(actions)?;
+        self.inner.spec.validate_actions(actions)?;
         let inner = Arc::clone(&self.inner);
         let (key, actions) = (key.clone(), actions.to_vec());
         self.inner
@@ -456,7 +446,7 @@ impl Table for SqliteTable {
                 }
                 TransactOp::Update { key, actions, .. } => {
                     self.inner.spec.validate_key(key)?;
-                    self.inner.validate_actions(actions)?;
+                    self.inner.spec.validate_actions(actions)?;
                     key.clone()
                 }
                 TransactOp::Delete { key, .. } | TransactOp::ConditionCheck { key, .. } => {
@@ -722,35 +712,22 @@ fn push_range(
     }
 }
 
-fn invalid_cursor(problem: &str) -> TableError {
-    TableError::InvalidCursor { problem: problem.to_owned() }
-}
-
-/// The encoded sort key a base-table cursor resumes after; the cursor must be a key of the
-/// queried partition.
+/// The encoded sort key a base-table cursor resumes after.
 fn cursor_sort_key(spec: &TableSpec, query: &Query, cursor: &Cursor) -> Result<Vec<u8>, TableError> {
-    spec.validate_key(cursor.key()).map_err(|e| invalid_cursor(&e.to_string()))?;
-    if cursor.key().get(&spec.partition_key.name) != Some(&query.partition) {
-        return Err(invalid_cursor("it belongs to another partition"));
-    }
-    let sort = spec.sort_key.as_ref().and_then(|sort| cursor.key().get(&sort.name));
+    let table_key = spec.check_cursor(query, cursor)?;
+    let sort = spec.sort_key.as_ref().and_then(|sort| table_key.get(&sort.name));
     Ok(sort.map(encode).unwrap_or_default())
 }
 
+/// The encoded index sort key and table key an index cursor resumes after.
 fn cursor_index_key(
     spec: &TableSpec,
     index: &super::IndexSpec,
     query: &Query,
     cursor: &Cursor,
 ) -> Result<(Vec<u8>, RowKey), TableError> {
-    let key = cursor.key();
-    let table_key = spec.key_of(key).map_err(|e| invalid_cursor(&e.to_string()))?;
-    let Some((partition, sort)) = spec.index_key(index, key) else {
-        return Err(invalid_cursor("it lacks the index key"));
-    };
-    if *partition != query.partition {
-        return Err(invalid_cursor("it belongs to another partition"));
-    }
+    let table_key = spec.check_cursor(query, cursor)?;
+    let sort = spec.index_key(index, cursor.key()).and_then(|(_, sort)| sort);
     let pk = encode(&table_key[&spec.partition_key.name]);
     let sk = spec.sort_key.as_ref().map(|sort| encode(&table_key[&sort.name])).unwrap_or_default();
     Ok((sort.map(encode).unwrap_or_default(), RowKey { pk, sk }))

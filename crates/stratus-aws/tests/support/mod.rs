@@ -1,0 +1,26 @@
+//! What the tests against an AWS emulator share: the SDK configured for it. `scripts/test`
+//! starts moto's server on a free loopback port and names it in `STRATUS_TEST_AWS_ENDPOINT`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+pub(crate) async fn emulator() -> SdkConfig {
+    let endpoint = std::env::var("STRATUS_TEST_AWS_ENDPOINT").expect(
+        "STRATUS_TEST_AWS_ENDPOINT names the AWS emulator these tests run against; \
+         ./scripts/test starts moto's server and sets it",
+    );
+    stratus_aws::sdk::loader()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "stratus-tests"))
+        .load()
+        .await
+}
+
+/// A name no other test of this run uses, so each test case gets fresh tables and buckets.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
