@@ -2,4 +2,5 @@
 //! function code runs as Lambda functions when one machine is no longer enough.
 
 pub mod dynamodb;
+pub mod objects;
 pub mod sdk;

@@ -16,3 +16,10 @@ pub fn loader() -> ConfigLoader {
 pub async fn load() -> SdkConfig {
     loader().load().await
 }
+
+/// Makes ring rustls's process-wide provider, for the clients that take it from there
+/// (object_store's S3 client); idempotent.
+pub fn install_crypto() {
+    // Fails only when a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -6,13 +6,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
-pub(crate) async fn emulator() -> SdkConfig {
-    let endpoint = std::env::var("STRATUS_TEST_AWS_ENDPOINT").expect(
+/// The emulator's address.
+pub(crate) fn endpoint() -> String {
+    std::env::var("STRATUS_TEST_AWS_ENDPOINT").expect(
         "STRATUS_TEST_AWS_ENDPOINT names the AWS emulator these tests run against; \
          ./scripts/test starts moto's server and sets it",
-    );
+    )
+}
+
+/// The SDK configured for the emulator.
+#[allow(dead_code, reason = "not every test binary uses the SDK")]
+pub(crate) async fn emulator() -> SdkConfig {
     stratus_aws::sdk::loader()
-        .endpoint_url(endpoint)
+        .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "stratus-tests"))
         .load()

@@ -188,3 +188,26 @@ async fn local_notifications_have_the_fields_s3_sends() {
     object.retain(|field| field != "versionId");
     assert_eq!(fields(&written["s3"]["object"]), object);
 }
+
+/// The object-store conformance suite on the local buckets, plain and encrypted at rest.
+mod conformance {
+    use std::sync::Arc;
+
+    use object_store::ObjectStore;
+
+    use crate::support::TestPlatform;
+
+    async fn bucket(name: &str) -> (TestPlatform, Arc<dyn ObjectStore>) {
+        let test = TestPlatform::new();
+        let store: Arc<dyn ObjectStore> = test.platform.buckets.bucket(name).expect("bucket");
+        (test, store)
+    }
+
+    mod plain {
+        stratus::object_store_conformance_tests!(super::bucket("media"), supports_update: false);
+    }
+
+    mod encrypted {
+        stratus::object_store_conformance_tests!(super::bucket("user-files"), supports_update: false);
+    }
+}

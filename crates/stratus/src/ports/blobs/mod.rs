@@ -3,6 +3,8 @@
 //! validates keys by S3's rules (and refuses anything that could leave the bucket directory) and
 //! appends S3-shaped object events to the change stream once a write has landed.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod encrypted;
 mod evented;
 
