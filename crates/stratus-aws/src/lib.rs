@@ -2,5 +2,6 @@
 //! function code runs as Lambda functions when one machine is no longer enough.
 
 pub mod dynamodb;
+pub mod mail;
 pub mod objects;
 pub mod sdk;

@@ -1,14 +1,17 @@
 //! The mail port: send one email per idempotency key.
 //!
 //! Adapters: [`OutboxMailer`] (one RFC 5322 `.eml` file per message, the default) and
-//! [`SmtpMailer`] (any SMTP relay, via lettre). [`Deduplicated`] decorates either with a sent-log
-//! so a key that was already sent is not sent again; the key also fixes the Message-ID, so even
-//! a send repeated after a crash (between the relay's acknowledgement and the log write) carries
-//! the same Message-ID for receivers to recognise.
+//! [`SmtpMailer`] (any SMTP relay, via lettre); SES in `stratus-aws`. [`Deduplicated`] decorates
+//! any with a sent-log so a key that was already sent is not sent again (one process: a SQL
+//! table and a lock); [`Claimed`] does it across processes with a conditional put on a
+//! [`Table`](crate::ports::table::Table). The key also fixes the Message-ID, so even a send
+//! repeated after a crash (between the relay's acknowledgement and the log write) carries the
+//! same Message-ID for receivers to recognise.
 
 mod config;
 pub use config::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
 
+mod claimed;
 mod deduplicated;
 mod outbox;
 mod smtp;
@@ -22,6 +25,7 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
+pub use claimed::{Claimed, sent_log_spec};
 pub use deduplicated::Deduplicated;
 pub use outbox::{OutboxEntry, OutboxMailer};
 pub use smtp::SmtpMailer;
@@ -85,6 +89,12 @@ pub enum MailError {
     },
     #[error("the SMTP relay refused or failed")]
     Smtp(#[source] lettre::transport::smtp::Error),
+    /// Another process claimed this key and has not finished sending; retry later.
+    #[error("email `{key}` is being sent by another process")]
+    SendInProgress { key: String },
+    /// A mail service (SES) refused or failed; the source is its client's error.
+    #[error("the mail service refused or failed")]
+    Service(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The sent-log's storage failed; the source is the adapter's own error.
     #[error("storage failure")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -210,6 +210,17 @@ impl Condition {
         }
     }
 
+    #[must_use]
+    pub fn or(self, other: Condition) -> Self {
+        match self {
+            Self::Or(mut any) => {
+                any.push(other);
+                Self::Or(any)
+            }
+            first => Self::Or(vec![first, other]),
+        }
+    }
+
     /// Evaluates against the current item (`None` when it does not exist).
     pub fn evaluate(&self, item: Option<&Item>) -> bool {
         let resolve = |path: &Path| item.and_then(|item| path.resolve(item));
