@@ -10,15 +10,9 @@ use stratus::ports::mail::{Claimed, Email, MailError, Mailer, parse_sender, sent
 use stratus_aws::dynamodb::{DynamoTable, WhenMissing};
 use stratus_aws::mail::SesMailer;
 
-/// How many messages moto's SES has accepted in this region (SES v1's `GetSendQuota`; moto
-/// does not check the signature, only reads the service from it).
+/// How many messages moto's SES has accepted in this region (SES v1's `GetSendQuota`).
 async fn sent_so_far() -> f64 {
-    let response = reqwest_s3::Client::new()
-        .post(support::endpoint())
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ses/aws4_request, SignedHeaders=host, Signature=0",
-        )
+    let response = support::unsigned("ses")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("Action=GetSendQuota&Version=2010-12-01")
         .send()
@@ -42,7 +36,6 @@ fn welcome(key: &str) -> Email {
 
 #[tokio::test]
 async fn two_processes_handed_the_same_email_send_it_once_through_ses() {
-    stratus_aws::sdk::install_crypto();
     let config = support::emulator().await;
     let ses = aws_sdk_sesv2::Client::new(&config);
     let sender = format!("{}@example.com", support::unique_name("blog"));

@@ -11,9 +11,7 @@ use stratus_aws::objects::{S3Buckets, S3Settings};
 async fn bucket() -> ((), Arc<dyn ObjectStore>) {
     let endpoint = support::endpoint();
     let name = support::unique_name("bucket");
-    stratus_aws::sdk::install_crypto();
-    let created =
-        reqwest_s3::Client::new().put(format!("{endpoint}/{name}")).send().await.expect("create bucket");
+    let created = support::http().put(format!("{endpoint}/{name}")).send().await.expect("create bucket");
     assert!(created.status().is_success(), "create bucket: {}", created.status());
     let settings = S3Settings::compatible(&endpoint, "us-east-1", "testing", "testing").name("media", &name);
     ((), S3Buckets::new(settings).bucket("media").expect("open the bucket"))

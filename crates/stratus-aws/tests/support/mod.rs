@@ -30,3 +30,20 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A plain HTTP client for what the tests ask the emulator directly.
+#[allow(dead_code, reason = "not every test binary asks the emulator directly")]
+pub(crate) fn http() -> reqwest_s3::Client {
+    stratus_aws::sdk::install_crypto();
+    reqwest_s3::Client::new()
+}
+
+/// One call of an AWS JSON or query API on the emulator, which reads the service from the
+/// credential scope and does not check the signature.
+#[allow(dead_code, reason = "not every test binary asks the emulator directly")]
+pub(crate) fn unsigned(service: &str) -> reqwest_s3::RequestBuilder {
+    let scope = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    http().post(endpoint()).header("authorization", scope)
+}

@@ -219,6 +219,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
         config.identity.issuers = vec![stratus::services::cognito::authorizer::RemoteIssuer {
             issuer: issuer.clone(),
             client_ids: vec![remote_client],
+            discovery_url: None,
         }];
     })
     .await;
@@ -234,6 +235,7 @@ async fn tokens_of_a_remote_oidc_issuer_are_accepted_through_its_jwks() {
         config.identity.issuers = vec![stratus::services::cognito::authorizer::RemoteIssuer {
             issuer: issuer.clone(),
             client_ids: vec!["otherclient".into()],
+            discovery_url: None,
         }];
     })
     .await;

@@ -96,6 +96,10 @@ pub struct RemoteIssuer {
     pub issuer: String,
     /// App client ids whose tokens are accepted.
     pub client_ids: Vec<String>,
+    /// Where the discovery document is, when not at `<issuer>/.well-known/openid-configuration`
+    /// (a pool reached through a private endpoint, an emulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
 }
 
 #[derive(Debug)]
@@ -112,6 +116,7 @@ pub struct Authorizer {
 #[derive(Debug)]
 pub struct RemoteVerifier {
     issuer: String,
+    discovery_url: String,
     client_ids: Vec<String>,
     http: reqwest::Client,
     keys: tokio::sync::Mutex<RemoteKeys>,
@@ -192,8 +197,13 @@ impl Authorizer {
 
 impl RemoteVerifier {
     pub fn new(issuer: &RemoteIssuer, http: reqwest::Client) -> Self {
+        let trimmed = issuer.issuer.trim_end_matches('/');
         Self {
-            issuer: issuer.issuer.trim_end_matches('/').to_owned(),
+            issuer: trimmed.to_owned(),
+            discovery_url: issuer
+                .discovery_url
+                .clone()
+                .unwrap_or_else(|| format!("{trimmed}/.well-known/openid-configuration")),
             client_ids: issuer.client_ids.clone(),
             http,
             keys: tokio::sync::Mutex::new(RemoteKeys::default()),
@@ -220,14 +230,8 @@ impl RemoteVerifier {
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, FetchError> {
         let issuer = &self.issuer;
-        let discovery: serde_json::Value = self
-            .http
-            .get(format!("{issuer}/.well-known/openid-configuration"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let discovery: serde_json::Value =
+            self.http.get(&self.discovery_url).send().await?.error_for_status()?.json().await?;
         let jwks_uri = discovery.get("jwks_uri").and_then(|uri| uri.as_str()).ok_or(FetchError::NoJwksUri)?;
         let set: JwkSet = self.http.get(jwks_uri).send().await?.error_for_status()?.json().await?;
         let mut keys = HashMap::new();

@@ -91,9 +91,15 @@ pub struct AccessClaims {
     pub groups: Vec<String>,
     pub iss: String,
     pub client_id: String,
+    /// The sign-in the token belongs to (revoking it revokes the token). The claims below it
+    /// marked `default` are what every Stratus token carries and some issuers' tokens do not
+    /// (older pools, emulators): missing, they read as empty.
+    #[serde(default)]
     pub origin_jti: String,
+    #[serde(default)]
     pub event_id: String,
     pub token_use: String,
+    #[serde(default)]
     pub scope: String,
     pub auth_time: i64,
     pub exp: i64,
