@@ -2,6 +2,7 @@
 //! function code runs as Lambda functions when one machine is no longer enough.
 
 pub mod dynamodb;
+pub mod lambda;
 pub mod mail;
 pub mod objects;
 pub mod sdk;

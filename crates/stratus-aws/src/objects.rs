@@ -5,7 +5,7 @@
 //! Settings come from the environment as object_store reads it (`AWS_REGION`, credentials,
 //! `AWS_ENDPOINT_URL_S3`, `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` for S3-compatible
 //! engines that want path-style addresses), plus the bucket names the template chose:
-//! `STRATUS_BUCKET_<NAME>` (upper case, `-` as `_`) for the bucket the code calls `<name>`.
+//! `STRATUS_AWS_BUCKET_<NAME>` (upper case, `-` as `_`) for the bucket the code calls `<name>`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,7 +36,7 @@ impl S3Settings {
     pub fn from_env() -> Self {
         let names = std::env::vars()
             .filter_map(|(name, value)| {
-                let logical = name.strip_prefix("STRATUS_BUCKET_")?;
+                let logical = name.strip_prefix("STRATUS_AWS_BUCKET_")?;
                 Some((logical.to_ascii_lowercase().replace('_', "-"), value))
             })
             .collect();

@@ -2,6 +2,7 @@
 
 pub mod blog;
 pub mod media;
+pub mod registry;
 pub mod todos;
 
 /// Every application's REST APIs in the OpenAPI document.

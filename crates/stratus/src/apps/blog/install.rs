@@ -8,6 +8,7 @@ use axum::Router;
 use super::subscriber_api::{self, SubscriberState};
 use super::welcome::Welcome;
 use super::{Blog, BlogConfig, OpenError, api, site, store, subscribers};
+use crate::apps::registry::{SITE_GENERATOR, WELCOME_EMAIL};
 use crate::component::{ChangeHook, InstallError, Installer};
 use crate::infra::http::Problem;
 use crate::infra::http::body::BodyLimit;
@@ -41,10 +42,10 @@ pub(crate) async fn install(
     }
     let host = &mut *with.host;
     let only_posts =
-        EventFilter::parse(r#"{"dynamodb": {"Keys": {"sk": {"S": ["POST"]}}}}"#).map_err(HostError::from)?;
+        EventFilter::parse(SITE_GENERATOR.filter().unwrap_or_default()).map_err(HostError::from)?;
     let generator = Arc::clone(&blog.generator);
     host.on_table_change(
-        "site-generator",
+        SITE_GENERATOR.name,
         &blog.source,
         StreamTrigger::new(with.stream).filter(only_posts.clone()),
         move |_, changes| {
@@ -55,10 +56,8 @@ pub(crate) async fn install(
             }
         },
     )?;
-    let new_subscribers = EventFilter::parse(
-        r#"{"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": ["SUBSCRIBER"]}}}}"#,
-    )
-    .map_err(HostError::from)?;
+    let new_subscribers =
+        EventFilter::parse(WELCOME_EMAIL.filter().unwrap_or_default()).map_err(HostError::from)?;
     let welcome = Arc::new(Welcome::new(
         Arc::clone(&platform.mailer),
         blog.tokens.clone(),
@@ -67,7 +66,7 @@ pub(crate) async fn install(
         public_url,
     ));
     host.on_table_change(
-        "welcome-email",
+        WELCOME_EMAIL.name,
         &blog.source,
         StreamTrigger::new(with.stream).filter(new_subscribers),
         move |_, changes| {

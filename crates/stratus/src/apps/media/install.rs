@@ -8,6 +8,7 @@ use object_store::ObjectStore;
 
 use super::thumbnailer::Thumbnailer;
 use super::{Media, MediaConfig, MediaError, UPLOAD_AUDIENCE, api, photos};
+use crate::apps::registry::THUMBNAIL;
 use crate::component::{InstallError, Installer};
 use crate::infra::http::Problem;
 use crate::infra::http::body::BodyLimit;
@@ -28,9 +29,9 @@ pub(crate) async fn install(
     let host = &mut *with.host;
     let thumbnailer = Arc::new(Thumbnailer::new(Arc::clone(&media.bucket), media.photos.clone(), config));
     host.on_object_event(
-        "thumbnail",
+        THUMBNAIL.name,
         &media.source,
-        ObjectTrigger::created(with.stream).prefix("photos/"),
+        ObjectTrigger::created(with.stream).prefix(THUMBNAIL.prefix().unwrap_or_default()),
         move |invocation, event| {
             let thumbnailer = Arc::clone(&thumbnailer);
             async move {
