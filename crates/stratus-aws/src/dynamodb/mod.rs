@@ -33,7 +33,7 @@ use stratus::ports::table::{
     TableError, TableSpec, TransactOp, UpdateAction, UpdateError,
 };
 
-pub use schema::WhenMissing;
+pub use schema::{Shape, WhenMissing, shape_of_spec};
 
 use expression::Placeholders;
 use values::{SdkItem, item_from_sdk, item_to_sdk};

@@ -173,9 +173,10 @@ fn sdk_projection(projection: &Projection) -> SdkProjection {
 
 /// A table's key schema as comparable lines: `table HASH pk S`, `index by_status RANGE created N`,
 /// `index titles INCLUDE expires,title`.
-type Shape = BTreeSet<String>;
+pub type Shape = BTreeSet<String>;
 
-fn shape_of_spec(spec: &TableSpec) -> Shape {
+/// The key schema DynamoDB must have for `spec`, as the adapter compares it.
+pub fn shape_of_spec(spec: &TableSpec) -> Shape {
     let mut shape = Shape::new();
     let mut keys = |owner: &str, partition: &KeyAttribute, sort: Option<&KeyAttribute>| {
         shape.insert(format!("{owner} HASH {} {:?}", partition.name, partition.kind));

@@ -85,7 +85,9 @@ async fn api(ports: &Ports) -> Result<Handler, BuildError> {
         authorizer,
         config.clone(),
     ));
-    Ok(Handler::Http(posts_api.merge(subscriber_api)))
+    // Route 53's health check asks each region's API here.
+    let health = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    Ok(Handler::Http(posts_api.merge(subscriber_api).merge(health)))
 }
 
 async fn site_generator(ports: &Ports, spec: FunctionSpec) -> Result<Handler, BuildError> {
