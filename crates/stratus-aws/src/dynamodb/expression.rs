@@ -260,6 +260,18 @@ mod tests {
     }
 
     #[test]
+    fn ordered_comparisons_are_guarded_by_type_and_nested_ones_parenthesised_once() {
+        let mut placeholders = Placeholders::default();
+        let condition = Condition::compare("n", Comparison::Gt, 4).or(Condition::eq("s", "x"));
+        assert_eq!(
+            placeholders.condition(&Condition::Not(Box::new(condition))),
+            "NOT ((attribute_type(#n0, :v1) AND #n0 > :v0) OR #n1 = :v2)"
+        );
+        let (_, values) = placeholders.into_maps();
+        assert_eq!(values.expect("values")[":v1"], Sdk::S("N".into()));
+    }
+
+    #[test]
     fn key_conditions_and_constants_render_as_dynamodb_reads_them() {
         let mut placeholders = Placeholders::default();
         let between = SortCondition::Between("a".into(), "b".into());

@@ -105,7 +105,7 @@ impl DynamoTable {
         let live = self.expired().map(|expired| Condition::Not(Box::new(expired)));
         match (condition, live) {
             (Some(condition), Some(live)) => Some(condition.and(live)),
-            (condition, live) => condition.or(live),
+            (one, other) => one.or(other),
         }
     }
 
@@ -399,6 +399,7 @@ impl Table for DynamoTable {
             }
             keys.push(key);
         }
+        let mut reasons = Vec::new();
         for _ in 0..EXPIRED_RETRIES {
             let items =
                 operations.iter().map(|operation| self.transact_item(operation)).collect::<Result<_, _>>()?;
@@ -407,7 +408,7 @@ impl Table for DynamoTable {
                 Ok(_) => return Ok(()),
                 Err(error) => error,
             };
-            let reasons = match error.into_service_error() {
+            reasons = match error.into_service_error() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                     cancelled.cancellation_reasons
                 }
@@ -431,7 +432,8 @@ impl Table for DynamoTable {
                 self.delete_expired(key, &found).await?;
             }
         }
-        Err(TableError::ConditionFailed)
+        // Expired items kept reappearing (recreated by another writer each time).
+        Err(cancelled(&reasons))
     }
 }
 
