@@ -94,7 +94,7 @@ async fn main() {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("STRATUS_LOG", "warn")
+            .env("STRATUS_AWS_LOG", "warn")
             .env("STRATUS_AWS_TABLE_BLOG", &table)
             .stdout(Stdio::null())
             .kill_on_drop(true)

@@ -181,3 +181,29 @@ fn untagged(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+#[test]
+fn the_functions_environment_is_settings_stratus_accepts() {
+    let template = template();
+    let variables =
+        template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().expect("variables");
+    // Each value as a deployed stack would give it (references resolved to plausible values).
+    let env: std::collections::HashMap<String, String> = variables
+        .keys()
+        .map(|name| {
+            let name = name.as_str().expect("a name").to_owned();
+            let value = match name.as_str() {
+                "STRATUS_MAIL__FROM" => "blog@example.com",
+                "STRATUS_SERVER__PUBLIC_URL" => "https://blog.example.com",
+                "STRATUS_STAGE" => "prod",
+                _ => "value",
+            };
+            (name, value.to_owned())
+        })
+        .collect();
+    let sdk =
+        aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+    let settings = stratus_aws::objects::S3Settings::compatible("http://127.0.0.1:1", "us-east-1", "a", "b");
+    let ports = stratus_aws::lambda::Ports::new(&sdk, &env, settings);
+    assert!(ports.is_ok(), "{:?}", ports.err());
+}

@@ -6,7 +6,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("STRATUS_AWS_LOG").unwrap_or_else(|_| "info".into()),
         )
         .without_time()
         .with_ansi(false)
