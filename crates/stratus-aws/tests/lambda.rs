@@ -192,3 +192,16 @@ fn jpeg(width: u16, height: u16) -> Vec<u8> {
         .expect("encode");
     bytes
 }
+
+#[tokio::test]
+async fn a_stage_named_like_the_first_segment_of_a_path_is_not_taken_off_it() {
+    let echo = axum::Router::new().fallback(|uri: axum::http::Uri| async move { uri.path().to_owned() });
+    let mut event = json(REST_REQUEST);
+    event["requestContext"]["stage"] = "v1".into();
+    let request = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway REST event");
+    let (parts, body) = request.into_parts();
+    let request = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
+    let response = without_stage(echo).oneshot(request).await.expect("response");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 10).await.expect("body");
+    assert_eq!(&body[..], b"/v1/posts");
+}

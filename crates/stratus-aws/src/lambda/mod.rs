@@ -82,7 +82,13 @@ fn strip_stage<B>(mut request: Request<B>) -> Request<B> {
         Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
         _ => None,
     };
-    if let Some(stage) = stage.filter(|stage| stage != "$default") {
+    // lambda_http adds the stage unless told not to or unless the path (API Gateway's, kept
+    // as the raw path) starts with it already — a stage named `v1` with a path `/v1/posts`.
+    let told_not_to = std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some();
+    let added = |stage: &String| {
+        stage != "$default" && !told_not_to && !request.raw_http_path().starts_with(&format!("/{stage}/"))
+    };
+    if let Some(stage) = stage.filter(added) {
         let prefix = format!("/{stage}");
         let uri = request.uri();
         let rest = uri.path().strip_prefix(&prefix).filter(|rest| rest.is_empty() || rest.starts_with('/'));
