@@ -178,7 +178,7 @@ async fn a_malformed_event_is_an_error_and_an_unknown_handler_is_refused() {
     let result = invoke(&thumbnail, json(SUBSCRIBERS)).await;
     assert!(matches!(result, Err(InvokeError::Malformed { .. })), "got {result:?}");
     let unknown = build("nope", &deployment.ports()).await;
-    assert!(matches!(unknown, Err(BuildError::Unknown(_))), "got {unknown:?}");
+    assert!(matches!(unknown, Err(BuildError::Unknown { .. })), "got {unknown:?}");
 }
 
 /// A JPEG photo of `width` × `height`.

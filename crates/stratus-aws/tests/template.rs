@@ -52,6 +52,7 @@ fn every_function_of_the_registry_is_deployed_with_its_trigger() {
             resource["Properties"]["Events"].as_mapping().expect("events").values().collect();
         match function.trigger {
             Trigger::Http => {
+                assert!(!events.is_empty(), "{name}: no API event");
                 assert!(events.iter().all(|event| event["Type"].as_str() == Some("Api")), "{name}");
             }
             Trigger::TableChanges { table, filter } => {

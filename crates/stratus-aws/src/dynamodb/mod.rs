@@ -174,72 +174,65 @@ impl DynamoTable {
     }
 
     fn transact_item(&self, operation: &TransactOp) -> Result<TransactWriteItem, TableError> {
-        let mut placeholders = Placeholders::default();
-        let failure = ReturnValuesOnConditionCheckFailure::AllOld;
-        let item = match operation {
-            TransactOp::Put { item, condition } => {
-                let condition =
-                    condition.clone().map(|c| placeholders.condition(&self.as_if_expired_were_absent(c)));
-                let (names, values) = placeholders.into_maps();
-                let put = Put::builder()
-                    .table_name(&self.table_name)
-                    .set_item(Some(item_to_sdk(item)))
-                    .set_condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .return_values_on_condition_check_failure(failure)
-                    .build()
-                    .map_err(TableError::storage)?;
-                TransactWriteItem::builder().put(put).build()
+        // What each write is sent with: conditions that treat an expired item as absent, and
+        // for an update, the condition that it is not expired (see `update_condition`).
+        let condition = match operation {
+            TransactOp::Put { condition, .. } | TransactOp::Delete { condition, .. } => {
+                condition.clone().map(|c| self.as_if_expired_were_absent(c))
             }
-            TransactOp::Update { key, actions, condition } => {
-                // A transaction's update needs an expression, even one that only creates the item.
-                let update = placeholders.update(actions).unwrap_or_else(|| placeholders.no_op_update());
-                let condition = self.update_condition(condition.clone()).map(|c| placeholders.condition(&c));
-                let (names, values) = placeholders.into_maps();
-                let update = Update::builder()
-                    .table_name(&self.table_name)
-                    .set_key(Some(item_to_sdk(key)))
-                    .update_expression(update)
-                    .set_condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .return_values_on_condition_check_failure(failure)
-                    .build()
-                    .map_err(TableError::storage)?;
-                TransactWriteItem::builder().update(update).build()
-            }
-            TransactOp::Delete { key, condition } => {
-                let condition =
-                    condition.clone().map(|c| placeholders.condition(&self.as_if_expired_were_absent(c)));
-                let (names, values) = placeholders.into_maps();
-                let delete = Delete::builder()
-                    .table_name(&self.table_name)
-                    .set_key(Some(item_to_sdk(key)))
-                    .set_condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .return_values_on_condition_check_failure(failure)
-                    .build()
-                    .map_err(TableError::storage)?;
-                TransactWriteItem::builder().delete(delete).build()
-            }
-            TransactOp::ConditionCheck { key, condition } => {
-                let condition = placeholders.condition(&self.as_if_expired_were_absent(condition.clone()));
-                let (names, values) = placeholders.into_maps();
-                let check = ConditionCheck::builder()
-                    .table_name(&self.table_name)
-                    .set_key(Some(item_to_sdk(key)))
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .return_values_on_condition_check_failure(failure)
-                    .build()
-                    .map_err(TableError::storage)?;
-                TransactWriteItem::builder().condition_check(check).build()
+            TransactOp::Update { condition, .. } => self.update_condition(condition.clone()),
+            TransactOp::ConditionCheck { condition, .. } => {
+                Some(self.as_if_expired_were_absent(condition.clone()))
             }
         };
-        Ok(item)
+        let mut placeholders = Placeholders::default();
+        // A transaction's update needs an expression, even one that only creates the item.
+        let update = match operation {
+            TransactOp::Update { actions, .. } => {
+                Some(placeholders.update(actions).unwrap_or_else(|| placeholders.no_op_update()))
+            }
+            _ => None,
+        };
+        let condition = condition.map(|c| placeholders.condition(&c));
+        let (names, values) = placeholders.into_maps();
+        // The settings the four builders share (they are distinct types without a common trait).
+        macro_rules! expressions {
+            ($builder:expr) => {
+                $builder
+                    .table_name(&self.table_name)
+                    .set_condition_expression(condition)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            };
+        }
+        let item = TransactWriteItem::builder();
+        let item = match operation {
+            TransactOp::Put { item: written, .. } => item.put(
+                expressions!(Put::builder())
+                    .set_item(Some(item_to_sdk(written)))
+                    .build()
+                    .map_err(TableError::storage)?,
+            ),
+            TransactOp::Update { key, .. } => item.update(
+                expressions!(Update::builder())
+                    .set_key(Some(item_to_sdk(key)))
+                    .set_update_expression(update)
+                    .build()
+                    .map_err(TableError::storage)?,
+            ),
+            TransactOp::Delete { key, .. } => item.delete(
+                expressions!(Delete::builder())
+                    .set_key(Some(item_to_sdk(key)))
+                    .build()
+                    .map_err(TableError::storage)?,
+            ),
+            TransactOp::ConditionCheck { key, .. } => {
+                let check = expressions!(ConditionCheck::builder()).set_key(Some(item_to_sdk(key)));
+                item.condition_check(check.build().map_err(TableError::storage)?)
+            }
+        };
+        Ok(item.build())
     }
 }
 

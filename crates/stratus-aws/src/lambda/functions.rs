@@ -37,10 +37,10 @@ impl std::fmt::Debug for Handler {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error(
-        "no function is called `{0}` (the handler names one of: api, site-generator, welcome-email, thumbnail)"
-    )]
-    Unknown(String),
+    #[error("no function is called `{name}`; the handler names one of: {}", function_names())]
+    Unknown { name: String },
+    #[error("function `{0}` is in the registry but not built for Lambda yet")]
+    NotBuilt(&'static str),
     #[error(transparent)]
     Ports(#[from] PortsError),
     #[error("cannot prepare function `{function}`")]
@@ -51,19 +51,23 @@ pub enum BuildError {
     },
 }
 
-fn prepare(function: &'static str) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> BuildError {
-    move |source| BuildError::Prepare { function, source }
+fn function_names() -> String {
+    registry::FUNCTIONS.map(|function| function.name).join(", ")
+}
+
+fn prepare(function: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> BuildError {
+    BuildError::Prepare { function, source: Box::new(source) }
 }
 
 /// The function the handler setting names.
 pub async fn build(name: &str, ports: &Ports) -> Result<Handler, BuildError> {
-    let spec = registry::find(name).ok_or_else(|| BuildError::Unknown(name.to_owned()))?;
+    let spec = registry::find(name).ok_or_else(|| BuildError::Unknown { name: name.to_owned() })?;
     match spec {
         registry::API => api(ports).await,
         registry::SITE_GENERATOR => site_generator(ports, spec).await,
         registry::WELCOME_EMAIL => welcome_email(ports, spec).await,
         registry::THUMBNAIL => thumbnail(ports).await,
-        other => Err(BuildError::Unknown(other.name.to_owned())),
+        other => Err(BuildError::NotBuilt(other.name)),
     }
 }
 
@@ -75,7 +79,7 @@ async fn api(ports: &Ports) -> Result<Handler, BuildError> {
     let tokens =
         subscribers::UnsubscribeTokens::open(&table, Arc::clone(&clock), config.unsubscribe_link_ttl)
             .await
-            .map_err(|e| prepare("api")(Box::new(e)))?;
+            .map_err(|e| prepare("api", e))?;
     let posts = store::PostStore::new(Arc::clone(&table), Arc::clone(&clock));
     let subscribers = subscribers::SubscriberStore::new(table, clock);
     let posts_api = api::router(api::BlogState::new(posts, Arc::clone(&authorizer), config.clone()));
@@ -97,10 +101,10 @@ async fn site_generator(ports: &Ports, spec: FunctionSpec) -> Result<Handler, Bu
     // No template overrides on Lambda: the default theme is built in.
     let overrides = std::path::Path::new("/nonexistent/templates");
     let generator = site::SiteGenerator::new(posts, bucket, config, &ports.public_url, overrides)
-        .map_err(|e| prepare(spec.name)(Box::new(e)))?;
+        .map_err(|e| prepare(spec.name, e))?;
     // A new stack shows a site (an index saying "no posts yet") before its first post, as a
     // fresh `stratus serve` does.
-    generator.ensure_rendered().await.map_err(|e| prepare(spec.name)(Box::new(e)))?;
+    generator.ensure_rendered().await.map_err(|e| prepare(spec.name, e))?;
     let generator = Arc::new(generator);
     Ok(Handler::TableChanges(Arc::new(move |changes| {
         let generator = Arc::clone(&generator);
@@ -118,7 +122,7 @@ async fn welcome_email(ports: &Ports, spec: FunctionSpec) -> Result<Handler, Bui
     let tokens =
         subscribers::UnsubscribeTokens::open(&table, Arc::clone(&clock), config.unsubscribe_link_ttl)
             .await
-            .map_err(|e| prepare(spec.name)(Box::new(e)))?;
+            .map_err(|e| prepare(spec.name, e))?;
     let posts = store::PostStore::new(table, clock);
     let welcome = Arc::new(welcome::Welcome::new(
         ports.mailer().await?,
